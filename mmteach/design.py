@@ -1,0 +1,352 @@
+"""Model frames: from a data frame and a formula to the matrices every fit uses.
+
+The rules follow R's ``model.frame``/``model.matrix`` and lme4's ``mkReTrms``:
+
+* rows with a missing value in any variable of the formula are dropped (``na.omit``);
+* a variable is a factor when it is a grouping column, written ``factor(x)``, listed in
+  ``factors``, or not numeric; factor levels are sorted (numbers numerically, text
+  alphabetically) and unused levels are dropped;
+* factors get treatment contrasts (the first level is the reference) where R would use
+  contrasts, full indicator columns where R would (a factor in a term whose margin is absent);
+* columns are named as R names them (``treatment_idx2``, ``factor(z)2``, ``x:a2``);
+* columns that are linear combinations of earlier ones are dropped with a message, as lme4
+  drops them ("fixed-effect model matrix is rank deficient");
+* random-effect terms are ordered as lme4 orders them (more levels first, stable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mmteach.errors import DataError
+from mmteach.formula import Formula, RandomTerm, Term, Variable, parse_formula
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """One lme4 random-effects term, e.g. ``(1 + Days | Subject)``."""
+
+    group: str
+    codes: np.ndarray
+    levels: tuple[str, ...]
+    terms: tuple[str, ...]
+    Z: np.ndarray
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.terms)
+
+
+@dataclass(frozen=True)
+class ModelFrame:
+    """Everything a fit needs; see docs/DEVELOPING.md."""
+
+    formula: Formula
+    data: pd.DataFrame
+    y: np.ndarray
+    trials: np.ndarray | None
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    term_labels: tuple[str, ...]
+    assign: tuple[int, ...]
+    blocks: tuple[RandomBlock, ...]
+    n_dropped: int
+    messages: tuple[str, ...] = ()
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.y.shape[0])
+
+    def group_sizes(self) -> dict[str, int]:
+        """Number of levels per grouping factor, lme4's 'groups' line."""
+        out: dict[str, int] = {}
+        for b in self.blocks:
+            out.setdefault(b.group, b.n_levels)
+        return out
+
+
+def format_level(value: object) -> str:
+    """A factor level as R prints it (1 not 1.0; 15 significant digits)."""
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return str(int(v)) if v.is_integer() else f"{v:.15g}"
+    return str(value)
+
+
+def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer codes and sorted level labels of a column treated as a factor."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cats = [c for c in values.cat.categories if (values == c).any()]
+        labels = tuple(format_level(c) for c in cats)
+        lookup = {c: i for i, c in enumerate(cats)}
+        return np.array([lookup[v] for v in values], dtype=np.intp), labels
+    uniques = pd.unique(values)
+    try:
+        ordered = sorted(uniques)
+    except TypeError:  # mixed types: sort by their text
+        ordered = sorted(uniques, key=str)
+    labels_list = [format_level(u) for u in ordered]
+    if len(set(labels_list)) < len(labels_list):  # e.g. 1 and 1.0 in an object column
+        labels_list = [str(u) for u in ordered]
+    lookup = {u: i for i, u in enumerate(ordered)}
+    codes = np.array([lookup[v] for v in values], dtype=np.intp)
+    return codes, tuple(labels_list)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+class _Coder:
+    """Codes the variables of one data frame (shared by fixed and random parts)."""
+
+    def __init__(self, data: pd.DataFrame, factor_names: set[str]) -> None:
+        self.data = data
+        self.factor_names = factor_names
+        self._cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+
+    def is_factor(self, v: Variable) -> bool:
+        return v.as_factor or v.name in self.factor_names or not _is_numeric(self.data[v.name])
+
+    def codes(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
+        if name not in self._cache:
+            self._cache[name] = factor_codes(self.data[name])
+        return self._cache[name]
+
+    def variable_columns(
+        self, v: Variable, contrasts: bool
+    ) -> list[tuple[str, np.ndarray]]:
+        """Columns for one variable: numeric as is; a factor by contrasts or indicators."""
+        if not self.is_factor(v):
+            return [(v.label, self.data[v.name].to_numpy(dtype=float))]
+        codes, levels = self.codes(v.name)
+        start = 1 if contrasts else 0
+        return [
+            (f"{v.label}{levels[k]}", (codes == k).astype(float))
+            for k in range(start, len(levels))
+        ]
+
+    def term_columns(
+        self, term: Term, present: set[frozenset[tuple[str, bool]]]
+    ) -> list[tuple[str, np.ndarray]]:
+        """Columns of a term; R's rule: factor F uses contrasts iff term minus F is present."""
+        per_var = []
+        for v in term.variables:
+            margin = term.key() - {(v.name, v.as_factor)}
+            contrasts = (not self.is_factor(v)) or (margin in present)
+            per_var.append(self.variable_columns(v, contrasts))
+        cols: list[tuple[str, np.ndarray]] = [("", np.ones(len(self.data)))]
+        for var_cols in per_var:  # first variable varies fastest, as in R
+            cols = [
+                (f"{n1}:{n2}" if n1 else n2, c1 * c2)
+                for n2, c2 in var_cols
+                for n1, c1 in cols
+            ]
+        return cols
+
+
+def _drop_aliased(
+    columns: list[tuple[str, np.ndarray, int]],
+) -> tuple[list[tuple[str, np.ndarray, int]], list[str]]:
+    """Drop columns that are linear combinations of the earlier ones (as lme4 does)."""
+    kept: list[tuple[str, np.ndarray, int]] = []
+    dropped: list[str] = []
+    basis = np.zeros((columns[0][1].shape[0] if columns else 0, 0))
+    for name, col, a in columns:
+        if not np.any(col):
+            dropped.append(name)
+            continue
+        if basis.shape[1]:
+            coef, *_ = np.linalg.lstsq(basis, col, rcond=None)
+            resid = col - basis @ coef
+        else:
+            resid = col
+        if np.linalg.norm(resid) <= 1e-7 * max(np.linalg.norm(col), 1.0):
+            dropped.append(name)
+            continue
+        kept.append((name, col, a))
+        basis = np.column_stack([basis, resid / np.linalg.norm(resid)])
+    return kept, dropped
+
+
+def _check_columns(data: pd.DataFrame, names: Iterable[str], what: str) -> None:
+    missing = [n for n in names if n not in data.columns]
+    if missing:
+        raise DataError(
+            f"The {what} {', '.join(repr(m) for m in missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not in the data. Columns are: "
+            f"{', '.join(map(str, data.columns))}."
+        )
+
+
+def _response(data: pd.DataFrame, formula: Formula) -> tuple[np.ndarray, np.ndarray | None]:
+    resp = formula.response
+    for name in resp.columns():
+        col = data[name]
+        if pd.api.types.is_bool_dtype(col):
+            continue
+        if not _is_numeric(col):
+            example = next((v for v in col if not _looks_numeric(v)), col.iloc[0])
+            raise DataError(
+                f"The response column {name!r} must be numeric, but it holds text such as "
+                f"{example!r}. Pick a numeric column as the response, or fix the file."
+            )
+    y = data[resp.name].to_numpy(dtype=float)
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"The response {resp.name!r} has infinite values; remove those rows.")
+    if resp.kind == "column":
+        return y, None
+    if resp.failures:
+        trials = y + data[resp.failures].to_numpy(dtype=float)
+    else:
+        trials = data[resp.total].to_numpy(dtype=float)
+    if np.any(y < 0) or np.any(trials < y) or np.any(trials <= 0):
+        raise DataError(
+            f"In {resp.label} successes must be between 0 and the number of trials, and every "
+            "row needs at least one trial."
+        )
+    return y, trials
+
+
+def _looks_numeric(v: object) -> bool:
+    try:
+        float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def build_model(
+    data: pd.DataFrame,
+    formula: str | Formula,
+    factors: Sequence[str] = (),
+) -> ModelFrame:
+    """Build y, X and the random-effect blocks of a formula on a data frame.
+
+    Parameters
+    ----------
+    data : DataFrame
+    formula : str or Formula
+        lme4 syntax, e.g. ``"res ~ treatment_idx + (1 | midx)"``.
+    factors : sequence of str
+        Columns to treat as factors even though they are numeric (``--factor``).
+
+    Returns
+    -------
+    ModelFrame
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"y": [1.0, 2, 3, 4], "t": [1, 2, 1, 2], "m": [1, 1, 2, 2]})
+    >>> mf = build_model(d, "y ~ t + (1 | m)", factors=["t"])
+    >>> mf.fixed_names, mf.blocks[0].group, mf.blocks[0].levels
+    (('(Intercept)', 't2'), 'm', ('1', '2'))
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError("The data must be a table (a pandas DataFrame).")
+    data = data.rename(columns=str)
+    if isinstance(formula, str):
+        formula = parse_formula(formula, list(data.columns))
+    _check_columns(data, formula.variables(), "column")
+    _check_columns(data, factors, "factor column")
+    used = formula.variables()
+    if len(data) == 0:
+        raise DataError("The data have no rows.")
+    complete = data[used].notna().all(axis=1)
+    n_dropped = int((~complete).sum())
+    frame = data.loc[complete].reset_index(drop=True)
+    if len(frame) == 0:
+        raise DataError(
+            "Every row has a missing value in one of the columns "
+            f"{', '.join(used)}; there is nothing left to fit."
+        )
+    y, trials = _response(frame, formula)
+
+    factor_names = set(factors) | set(formula.grouping_columns())
+    coder = _Coder(frame, factor_names)
+
+    # --- fixed effects ---------------------------------------------------------------
+    present: set[frozenset[tuple[str, bool]]] = {t.key() for t in formula.fixed}
+    if formula.intercept:
+        present.add(frozenset())
+    columns: list[tuple[str, np.ndarray, int]] = []
+    if formula.intercept:
+        columns.append(("(Intercept)", np.ones(len(frame)), 0))
+    for k, term in enumerate(formula.fixed, start=1):
+        for name, col in coder.term_columns(term, present):
+            columns.append((name, col, k))
+        if len(term.variables) == 1 and coder.is_factor(term.variables[0]):
+            present.add(frozenset())  # a fully coded factor spans the intercept, as in R
+    messages: list[str] = []
+    kept, dropped = _drop_aliased(columns)
+    if dropped:
+        messages.append(
+            f"The fixed-effect columns {', '.join(dropped)} are linear combinations of other "
+            "columns (for example a mouse-level covariate together with mouse as a fixed "
+            "factor) and were dropped, as lme4 drops them."
+        )
+    X = (
+        np.column_stack([c for _, c, _ in kept])
+        if kept
+        else np.zeros((len(frame), 0))
+    )
+
+    # --- random effects --------------------------------------------------------------
+    blocks = [_random_block(coder, frame, r) for r in formula.random]
+    order = sorted(range(len(blocks)), key=lambda i: -blocks[i].n_levels)
+    blocks = [blocks[i] for i in order]
+
+    return ModelFrame(
+        formula=formula,
+        data=frame,
+        y=y,
+        trials=trials,
+        X=X,
+        fixed_names=tuple(n for n, _, _ in kept),
+        term_labels=tuple(t.label for t in formula.fixed),
+        assign=tuple(a for _, _, a in kept),
+        blocks=tuple(blocks),
+        n_dropped=n_dropped,
+        messages=tuple(messages),
+    )
+
+
+def _random_block(coder: _Coder, frame: pd.DataFrame, r: RandomTerm) -> RandomBlock:
+    if len(r.group) == 1:
+        codes, levels = coder.codes(r.group[0])
+    else:
+        parts = [coder.codes(g) for g in r.group]
+        # Combined level per row; order levels by the outer factor first, like R.
+        keys = list(zip(*[c for c, _ in parts]))
+        uniq = sorted(set(keys), key=lambda k: tuple(reversed(k)))
+        lookup = {k: i for i, k in enumerate(uniq)}
+        codes = np.array([lookup[k] for k in keys], dtype=np.intp)
+        levels = tuple(":".join(parts[j][1][k[j]] for j in range(len(k))) for k in uniq)
+    present: set[frozenset[tuple[str, bool]]] = {t.key() for t in r.terms}
+    cols: list[tuple[str, np.ndarray]] = []
+    if r.intercept:
+        present.add(frozenset())
+        cols.append(("(Intercept)", np.ones(len(frame))))
+    for term in r.terms:
+        cols += coder.term_columns(term, present)
+        if len(term.variables) == 1 and coder.is_factor(term.variables[0]):
+            present.add(frozenset())
+    return RandomBlock(
+        group=r.group_label,
+        codes=codes,
+        levels=tuple(levels),
+        terms=tuple(n for n, _ in cols),
+        Z=np.column_stack([c for _, c in cols]),
+    )
