@@ -37,9 +37,10 @@ def format_table(df: pd.DataFrame) -> str:
     """A plain fixed-width table (like R's print of a matrix)."""
     cells = [[str(c) for c in df.columns]] + [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
     widths = [max(len(r[j]) for r in cells) for j in range(len(cells[0]))]
+    numeric = [j > 0 and pd.api.types.is_numeric_dtype(df.iloc[:, j]) for j in range(df.shape[1])]
     lines = []
     for i, row in enumerate(cells):
-        lines.append("  ".join(v.ljust(w) if j == 0 else v.rjust(w) for j, (v, w) in enumerate(zip(row, widths))))
+        lines.append("  ".join(v.rjust(w) if numeric[j] else v.ljust(w) for j, (v, w) in enumerate(zip(row, widths))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -95,7 +96,8 @@ def _load(data: str) -> tuple[pd.DataFrame, str]:
     from mmteach.datasets import resolve_data
 
     frame = resolve_data(data)
-    return frame, str(frame.attrs.get("source_label", ""))
+    label = str(frame.attrs.get("source_label", ""))
+    return frame, f"{data} ({label})" if label else str(data)
 
 
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any] | str:
@@ -180,7 +182,7 @@ def _cmd_datasets(args: argparse.Namespace) -> dict[str, Any] | str:
     table = list_datasets()
     if args.json:
         return {"datasets": table.to_dict(orient="records")}
-    return format_table(table)
+    return format_table(table[["name", "title", "label"]])
 
 
 def build_parser() -> argparse.ArgumentParser:
