@@ -25,6 +25,36 @@ def _registry() -> list[Benchmark]:
     """The benchmarks, imported lazily so ``bench`` only loads what it runs."""
     entries: list[Benchmark] = []
     # --- add entries below (one per line or small block), each owner its own -----------
+    # lme (issue 2): one REML random-intercept fit + Satterthwaite df; goal <= 12 ms
+    # (a quarter of lme4 + lmerTest's ~47 ms for the same fit and summary).
+    def _lme_ca():
+        from mmteach.datasets import load_dataset
+        from mmteach.lme import fit_lme
+        d = load_dataset("ca_frequency")
+        return lambda: fit_lme(d, "res ~ treatment_idx + (1 | midx)", factors=["treatment_idx"])
+
+    entries.append(Benchmark("lme_fit_ca_frequency", _lme_ca, repeat=20))
+
+    # simulation (issue 6): 1,000 replicates each, goal <= 10 s on 2 cores.
+    def _report():
+        from mmteach.simulate import simulate_report
+        return lambda: simulate_report(reps=1000, seed=1)
+
+    def _typeI():
+        from mmteach.simulate import simulate_type1
+        return lambda: simulate_type1(reps=1000, seed=1)
+
+    entries.append(Benchmark("montecarlo_report_1000", _report, repeat=3))
+    entries.append(Benchmark("typeI_1000", _typeI, repeat=3))
+
+    # app (issue 5): slowest page rerun after a control change, warm caches; goal <= 1 s.
+    # The Streamlit side lives in ui_common.py at the repo root (mmteach never imports it).
+    def _page_rerun():
+        import importlib
+
+        return importlib.import_module("ui_common").make_page_rerun_bench()
+
+    entries.append(Benchmark("page_rerun_max", _page_rerun, repeat=5))
     return entries
 
 

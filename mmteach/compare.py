@@ -1,0 +1,331 @@
+"""Comparing nested mixed models: likelihood-ratio tests and F tests of fixed terms.
+
+* :func:`compare_models`: ``anova(reduced, full)`` as lme4 does it (REML fits are refitted by
+  ML first), with the chi-bar-square boundary p-value when a variance is tested, and an
+  optional parametric bootstrap of the LRT.
+* :func:`f_test`: type III F test of a fixed term with Satterthwaite or Kenward-Roger
+  denominator df (``anova(fit, ddf = ...)`` in lmerTest).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mmteach.design import ModelFrame, build_model
+from mmteach.dfmethods import kenward_roger, satterthwaite_f
+from mmteach.errors import ModelError
+from mmteach.formula import Formula, parse_formula
+from mmteach.lm import r_data_prep
+from mmteach.lme import fit_frame, normalise_df_method
+from mmteach.lme_core import LmeFit, LmeProblem
+from mmteach.results import Comparison
+
+BOUNDARY_NOTE = (
+    "The reduced model sets a variance to zero, which is the edge of its allowed range; the "
+    "usual chi-square reference then makes the LRT p-value conservative (too large). With one "
+    "variance tested (together with its covariances) the null distribution is a 50:50 mixture "
+    "of chi-square with df and df - 1 degrees of freedom (Self & Liang 1987; Stram & Lee "
+    "1994), which gives the smaller boundary p-value."
+)
+
+
+def _ml_fit(mf: ModelFrame, allow_unidentifiable: bool) -> tuple[float, int, LmeFit | None]:
+    """(ML log-likelihood, number of parameters, engine fit or None for a plain LM)."""
+    if not mf.blocks:
+        n, p = mf.X.shape
+        beta, *_ = np.linalg.lstsq(mf.X, mf.y, rcond=None)
+        rss = float(np.sum((mf.y - mf.X @ beta) ** 2))
+        return -0.5 * n * (math.log(2 * math.pi * rss / n) + 1), p + 1, None
+    fit = fit_frame(mf, reml=False, allow_unidentifiable=allow_unidentifiable)
+    return fit.loglik, fit.n_par, fit
+
+
+def _variances(mf: ModelFrame) -> set[tuple[str, str]]:
+    return {(b.group, t) for b in mf.blocks for t in b.terms}
+
+
+def boundary_p_value(chisq: float, df: int) -> float:
+    """50:50 chi-bar-square p-value ``0.5 P(chi2_df > x) + 0.5 P(chi2_{df-1} > x)``.
+
+    This is the null distribution of the LRT when the reduced model drops exactly one
+    random-effect variance (plus that effect's covariances with the others that remain), the
+    fixed effects being the same; chi2_0 is a point mass at 0.
+
+    Examples
+    --------
+    >>> round(boundary_p_value(2.706, 1), 3)  # half of the usual 0.1
+    0.05
+    """
+    x = max(float(chisq), 0.0)
+    upper = float(stats.chi2.sf(x, df))
+    lower = float(stats.chi2.sf(x, df - 1)) if df > 1 else (1.0 if x <= 0 else 0.0)
+    return 0.5 * upper + 0.5 * lower
+
+
+def compare_models(
+    data: pd.DataFrame,
+    full: str | Formula,
+    reduced: str | Formula,
+    *,
+    factors: Sequence[str] = (),
+    family: str | None = None,
+    bootstrap: int = 0,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    allow_unidentifiable: bool = False,
+) -> Comparison:
+    """Likelihood-ratio test of a reduced model against a fuller one (lme4's ``anova``).
+
+    Both models are fitted by maximum likelihood (lme4 refits REML fits by ML before
+    comparing, since REML likelihoods of models with different fixed effects are not
+    comparable). If the reduced model drops exactly one random-effect variance and keeps the
+    fixed effects, ``p_value_boundary`` gives the 50:50 chi-bar-square p-value (see
+    :func:`boundary_p_value`); whenever variances are dropped, ``boundary_note`` explains
+    why the plain p-value is conservative. The reduced model may have no random term (then
+    it is the pooled linear model, as ``anova(lmer_fit, lm_fit)``).
+
+    Parameters
+    ----------
+    data : DataFrame
+    full, reduced : str
+        lme4 formulas; the reduced one must be nested in the full one.
+    factors : sequence of str
+        Numeric columns to treat as factors.
+    family : str, optional
+        A GLMM family ("binomial", "poisson"): the comparison is done by
+        ``mmteach.glmm.compare_glmm``.
+    bootstrap : int
+        Number of parametric bootstrap samples simulated from the reduced model (0: none).
+    seed : int, optional
+    progress : callable, optional
+        Called as ``progress(done, total)`` during the bootstrap.
+    allow_unidentifiable : bool
+        Passed to the fits (see :func:`mmteach.lme.fit_lme`).
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(5)
+    >>> m = np.repeat(np.arange(8), 10)
+    >>> d = pd.DataFrame({"m": m, "x": rng.normal(size=80)})
+    >>> d["y"] = d.x + rng.normal(size=8)[m] + rng.normal(size=80)
+    >>> cmp = compare_models(d, "y ~ x + (1 | m)", "y ~ 1 + (1 | m)")
+    >>> cmp.df, cmp.p_value < 0.05
+    (1, True)
+    """
+    if family is not None:
+        from mmteach import glmm  # lazy: the GLMM engine is heavier and owned separately
+
+        return glmm.compare_glmm(data, full, reduced, family=family, factors=factors,
+                                 bootstrap=bootstrap, seed=seed, progress=progress)
+    cols = [str(c) for c in data.columns]
+    f_full = parse_formula(full, cols) if isinstance(full, str) else full
+    f_red = parse_formula(reduced, cols) if isinstance(reduced, str) else reduced
+    # one row set for both models, as anova() requires
+    used = list(dict.fromkeys(f_full.variables() + f_red.variables()))
+    rows = data.dropna(subset=used) if used else data
+    mf1 = build_model(rows, f_full, factors=factors)
+    mf0 = build_model(rows, f_red, factors=factors)
+    if not mf1.blocks:
+        raise ModelError("The full model has no random-effects term; compare linear models "
+                         "with an F test instead.")
+    ll1, k1, fit1 = _ml_fit(mf1, allow_unidentifiable)
+    ll0, k0, fit0 = _ml_fit(mf0, allow_unidentifiable)
+    df = k1 - k0
+    if df <= 0:
+        raise ModelError(
+            f"The 'full' model has {k1} parameters and the 'reduced' one {k0}: the full model "
+            "must have more parameters, and the reduced model must be a special case of it "
+            "(nested), for a likelihood-ratio test to make sense."
+        )
+    chisq = 2.0 * (ll1 - ll0)
+    p = float(stats.chi2.sf(max(chisq, 0.0), df))
+    dropped = _variances(mf1) - _variances(mf0)
+    same_fixed = tuple(mf1.fixed_names) == tuple(mf0.fixed_names)
+    p_b = math.nan
+    note = ""
+    if dropped:
+        note = BOUNDARY_NOTE
+        if len(dropped) == 1 and same_fixed:
+            p_b = boundary_p_value(chisq, df)
+        else:
+            note += (" Here more than one variance (or also fixed effects) changes, so no "
+                     "simple mixture applies: read the p-value as an upper bound, or use the "
+                     "parametric bootstrap.")
+    messages: list[str] = []
+    for fit, label in ((fit1, "full"), (fit0, "reduced")):
+        if fit is not None and fit.singular:
+            messages.append(f"The {label} model's ML fit is singular (a variance at zero).")
+        if fit is not None and not fit.converged:
+            messages.append(f"The {label} model's ML fit did not converge cleanly.")
+    boot_p, n_ok, n_fail = math.nan, 0, 0
+    if bootstrap and bootstrap > 0:
+        boot_p, n_ok, n_fail = _bootstrap(mf1, mf0, fit0, chisq, int(bootstrap), seed, progress)
+    fac = [f for f in factors if f in used]
+    r_call = (r_data_prep("d", fac)
+              + f"fit1 <- lme4::lmer({f_full.to_r()}, data = d, REML = FALSE)\n"
+              + (f"fit0 <- lme4::lmer({f_red.to_r()}, data = d, REML = FALSE)\n" if mf0.blocks
+                 else f"fit0 <- lm({f_red.to_r()}, data = d)\n")
+              + "anova(fit1, fit0)")
+    if bootstrap:
+        r_call += f"\npbkrtest::PBmodcomp(fit1, fit0, nsim = {int(bootstrap)})"
+    return Comparison(
+        full=f_full.to_r(), reduced=f_red.to_r(), chisq=chisq, df=int(df), p_value=p,
+        loglik_full=ll1, loglik_reduced=ll0,
+        aic_full=-2 * ll1 + 2 * k1, aic_reduced=-2 * ll0 + 2 * k0,
+        bic_full=-2 * ll1 + k1 * math.log(mf1.n_obs),
+        bic_reduced=-2 * ll0 + k0 * math.log(mf0.n_obs),
+        p_value_boundary=p_b, boundary_note=note,
+        bootstrap_p_value=boot_p, bootstrap_samples=n_ok, bootstrap_failed=n_fail,
+        messages=tuple(messages), r_call=r_call,
+    )
+
+
+def _simulate(mf: ModelFrame, fit: LmeFit | None, rng: np.random.Generator) -> np.ndarray:
+    """One response vector simulated from an ML fit (``simulate()`` on the reduced model)."""
+    n = mf.n_obs
+    if fit is None:
+        beta, *_ = np.linalg.lstsq(mf.X, mf.y, rcond=None)
+        rss = float(np.sum((mf.y - mf.X @ beta) ** 2))
+        return mf.X @ beta + rng.normal(scale=math.sqrt(rss / n), size=n)
+    y = mf.X @ fit.beta + rng.normal(scale=fit.sigma, size=n)
+    for i, b in enumerate(mf.blocks):
+        T = fit.problem.block_T(fit.theta, i)
+        u = rng.normal(size=(b.n_levels, b.n_terms)) @ T.T * fit.sigma
+        y = y + np.einsum("nk,nk->n", np.asarray(b.Z, dtype=float), u[np.asarray(b.codes)])
+    return y
+
+
+def _ml_loglik(mf: ModelFrame, y: np.ndarray, theta0: np.ndarray | None) -> float:
+    if not mf.blocks:
+        beta, *_ = np.linalg.lstsq(mf.X, y, rcond=None)
+        rss = float(np.sum((y - mf.X @ beta) ** 2))
+        n = y.size
+        return -0.5 * n * (math.log(2 * math.pi * rss / n) + 1)
+    from mmteach.lme import problem_from_frame
+
+    base = problem_from_frame(mf)
+    pr = LmeProblem(y, base.X, base.blocks)
+    return pr.fit(reml=False, theta0=theta0).loglik
+
+
+def _bootstrap(mf1, mf0, fit0, observed, nsim, seed, progress):
+    """Parametric bootstrap p-value of the LRT, (1 + #{LRT* >= LRT}) / (1 + nsim)."""
+    rng = np.random.default_rng(seed)
+    stats_ok = []
+    failed = 0
+    for i in range(nsim):
+        y = _simulate(mf0, fit0, rng)
+        try:
+            l1 = _ml_loglik(mf1, y, None)
+            l0 = _ml_loglik(mf0, y, None)
+            stats_ok.append(2 * (l1 - l0))
+        except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+            failed += 1
+        if progress is not None:
+            progress(i + 1, nsim)
+    ref = np.asarray(stats_ok)
+    if ref.size == 0:
+        return math.nan, 0, failed
+    return float((1 + np.sum(ref >= observed)) / (1 + ref.size)), int(ref.size), failed
+
+
+def _term_L(mf: ModelFrame, term: str) -> np.ndarray:
+    labels = list(mf.term_labels)
+    if term not in labels:
+        raise ModelError(f"'{term}' is not a fixed term of this model; the terms are: "
+                         f"{', '.join(labels) or '(none)'}.")
+    k = labels.index(term) + 1
+    key = mf.formula.fixed[k - 1].key()
+    for other in mf.formula.fixed:
+        if key < other.key():
+            raise ModelError(
+                f"The term '{term}' is part of the interaction '{other.label}'. A type III "
+                "test of a main effect in the presence of its interaction depends on the "
+                "coding of the factors and is not computed here; test the interaction first, "
+                "or fit the model without it."
+            )
+    cols = [j for j, a in enumerate(mf.assign) if a == k]
+    if not cols:
+        raise ModelError(f"All columns of '{term}' were dropped as linear combinations of others.")
+    if len(labels) <= 1:
+        # lmerTest falls back to type I contrasts for a one-term model: rows of the unit
+        # upper-triangular Doolittle factor of X'X. The Satterthwaite ddf of a multi-df F
+        # depends on this basis, so follow it exactly.
+        C = np.linalg.cholesky(mf.X.T @ mf.X)
+        U = (C / np.diag(C)).T
+        return U[cols]
+    L = np.zeros((len(cols), mf.X.shape[1]))
+    for r, j in enumerate(cols):
+        L[r, j] = 1.0
+    return L
+
+
+def f_test(
+    data: pd.DataFrame,
+    formula: str | Formula,
+    term: str | None = None,
+    *,
+    factors: Sequence[str] = (),
+    df_method: str = "satterthwaite",
+    reml: bool = True,
+) -> pd.DataFrame:
+    """Type III F test of fixed terms, as lmerTest's ``anova(fit, ddf = ...)``.
+
+    Parameters
+    ----------
+    data : DataFrame
+    formula : str
+    term : str, optional
+        The term label (e.g. ``"treatment_idx"``); all terms when omitted.
+    factors : sequence of str
+    df_method : {"satterthwaite", "kenward-roger"}
+    reml : bool
+
+    Returns
+    -------
+    DataFrame with columns ``term, F, num_df, den_df, p_value``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(6)
+    >>> m = np.repeat(np.arange(9), 10)
+    >>> d = pd.DataFrame({"m": m, "g": m % 3})
+    >>> d["y"] = d.g + rng.normal(size=9)[m] + rng.normal(size=90)
+    >>> f_test(d, "y ~ g + (1 | m)", "g", factors=["g"])[["term", "num_df"]].values.tolist()
+    [['g', 2]]
+    """
+    method = normalise_df_method(df_method)
+    if method not in ("satterthwaite", "kenward-roger"):
+        raise ModelError("F tests are available with 'satterthwaite' or 'kenward-roger' df.")
+    if isinstance(formula, str):
+        formula = parse_formula(formula, [str(c) for c in data.columns])
+    mf = build_model(data, formula, factors=factors)
+    if method == "kenward-roger" and not reml:
+        raise ModelError("Kenward-Roger F tests need a REML fit (reml=True).")
+    fit = fit_frame(mf, reml=reml)
+    terms = list(mf.term_labels) if term is None else [term]
+    kr = kenward_roger(fit) if method == "kenward-roger" else None
+    rows = []
+    info = None
+    for t in terms:
+        L = _term_L(mf, t)
+        if kr is not None:
+            F, q, ddf = kr.f_test(L, fit.beta)
+        else:
+            if info is None:
+                from mmteach.dfmethods import satterthwaite_info
+
+                info = satterthwaite_info(fit)
+            F, q, ddf = satterthwaite_f(fit, L, info)
+        rows.append({"term": t, "F": float(F), "num_df": int(q), "den_df": float(ddf),
+                     "p_value": float(stats.f.sf(F, q, ddf))})
+    return pd.DataFrame(rows, columns=["term", "F", "num_df", "den_df", "p_value"])
