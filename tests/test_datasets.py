@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from conftest import DATA, ROOT, load_reference
 
+from conftest import DATA, ROOT, load_reference
 from mmteach.datasets import (
     dataset_label,
     list_datasets,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DATA, load_reference
 
+from conftest import DATA, load_reference
 from mmteach.design import build_model
 from mmteach.errors import DataError
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
