@@ -35,6 +35,18 @@ def _registry() -> list[Benchmark]:
 
     entries.append(Benchmark("lme_fit_ca_frequency", _lme_ca, repeat=20))
 
+    # glmm (issue 4): 1,000-sample parametric bootstrap of dff on water_lick (PBmodcomp);
+    # goal <= 10 s on 2 cores.
+    def _glmm_boot():
+        from mmteach.datasets import load_dataset
+        from mmteach.glmm import compare_glmm
+        d = load_dataset("water_lick")
+        return lambda: compare_glmm(d, "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)",
+                                    family="binomial", factors=["mouseID"], bootstrap=1000,
+                                    seed=1)
+
+    entries.append(Benchmark("glmm_bootstrap_1000", _glmm_boot, repeat=1))
+
     # simulation (issue 6): 1,000 replicates each, goal <= 10 s on 2 cores.
     def _report():
         from mmteach.simulate import simulate_report

@@ -1,0 +1,327 @@
+"""Alternatives to the GLMM on the same binary or count data, in FitResult form.
+
+* :func:`fit_glm` - the pooled GLM that ignores the mice (what *not* to do: its standard
+  errors treat every trial as independent).
+* :func:`fit_gee` - a GEE with an exchangeable working correlation and robust (sandwich)
+  standard errors: a population-averaged effect that accounts for clustering.
+* :func:`proportion_t_test` - the naive-but-honest route: reduce each mouse to one number
+  and run a t-test across mice.
+* :func:`fit_bayes_glmm` - a Bayesian GLMM by variational Bayes (statsmodels), an
+  approximation to the posterior, not MCMC.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mmteach.design import ModelFrame, build_model
+from mmteach.errors import DataError, ModelError
+from mmteach.formula import Formula, parse_formula
+from mmteach.glmm import _family_r, check_response
+from mmteach.glmm_core import check_family
+from mmteach.lm import r_data_prep
+from mmteach.results import Coef, FitResult, VarComp
+
+
+def _formula(data: pd.DataFrame, formula: str | Formula) -> Formula:
+    if isinstance(formula, Formula):
+        return formula
+    return parse_formula(formula, [str(c) for c in data.columns])
+
+
+def _sm_family(family: str, link: str):
+    import statsmodels.api as sm
+
+    if family == "binomial":
+        lk = sm.families.links.Probit() if link == "probit" else sm.families.links.Logit()
+        return sm.families.Binomial(link=lk)
+    return sm.families.Poisson()
+
+
+def _endog(mf: ModelFrame, family: str) -> np.ndarray:
+    y, trials = check_response(mf, family)
+    if family == "binomial" and mf.trials is not None:
+        return np.column_stack([y, trials - y])  # statsmodels' (successes, failures)
+    return y
+
+
+def _coefs(names, est, se, df=math.inf) -> tuple[Coef, ...]:
+    out = []
+    crit = stats.norm.ppf(0.975) if math.isinf(df) else stats.t.ppf(0.975, df)
+    for n, b, s in zip(names, est, se):
+        z = b / s if s > 0 else math.nan
+        p = 2 * (stats.norm.sf(abs(z)) if math.isinf(df) else stats.t.sf(abs(z), df))
+        out.append(Coef(n, float(b), float(s), df, float(z), float(p), float(b - crit * s),
+                        float(b + crit * s)))
+    return tuple(out)
+
+
+def fit_glm(
+    data: pd.DataFrame,
+    formula: str | Formula,
+    *,
+    family: str = "binomial",
+    link: str | None = None,
+    factors: Sequence[str] = (),
+) -> FitResult:
+    """Pooled GLM (``glm(...)``): the random-effect terms of the formula are dropped.
+
+    Every trial is treated as independent, so with many trials from few mice the
+    standard errors are too small; shown for contrast with the GLMM.
+
+    Examples
+    --------
+    >>> d = pd.DataFrame({"y": [0, 1, 1, 0, 1, 1], "x": [1., 2, 3, 1, 2, 5],
+    ...                   "g": list("aabbcc")})
+    >>> fit_glm(d, "y ~ x + (1 | g)").r_call.splitlines()[0]
+    'fit <- glm(y ~ x, data = d, family = binomial)'
+    """
+    import statsmodels.api as sm
+
+    fam, lk = check_family(family, link)
+    f = _formula(data, formula).without_random()
+    mf = build_model(data, f, factors=factors)
+    endog = _endog(mf, fam)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = sm.GLM(endog, mf.X, family=_sm_family(fam, lk)).fit()
+    k = mf.X.shape[1]
+    ll = float(res.llf)
+    n = mf.n_obs
+    prep = r_data_prep("d", [c for c in factors if c in f.variables()])
+    return FitResult(
+        model="glm", formula=mf.formula.text, method="ML (IRLS)", df_method="z",
+        coefficients=_coefs(mf.fixed_names, res.params, res.bse), n_obs=n,
+        loglik=ll, deviance=float(res.deviance), aic=-2 * ll + 2 * k,
+        bic=-2 * ll + math.log(n) * k, converged=bool(res.converged),
+        messages=("This pooled GLM treats every row as independent and ignores which "
+                  "mouse it came from; its standard errors are too small when rows from "
+                  "the same mouse are correlated.",),
+        r_call=prep + f"fit <- glm({f.to_r()}, data = d, family = {_family_r(fam, lk)})\n"
+                      "summary(fit)",
+        extras={"vcov": np.asarray(res.cov_params())},
+    )
+
+
+def fit_gee(
+    data: pd.DataFrame,
+    formula: str | Formula,
+    group: str,
+    *,
+    family: str = "binomial",
+    link: str | None = None,
+    factors: Sequence[str] = (),
+) -> FitResult:
+    """GEE with an exchangeable working correlation and robust SEs (``geepack::geeglm``).
+
+    The coefficients are population-averaged (marginal) effects: for a logit link they are
+    smaller in size than the GLMM's subject-specific effects. Random-effect terms of the
+    formula are ignored; ``group`` names the cluster (e.g. the mouse).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> d = pd.DataFrame({"y": rng.integers(0, 2, 60), "x": rng.normal(size=60),
+    ...                   "g": np.repeat(list("abcdef"), 10)})
+    >>> fit_gee(d, "y ~ x", "g").method
+    'GEE (exchangeable)'
+    """
+    import statsmodels.api as sm
+
+    fam, lk = check_family(family, link)
+    f = _formula(data, formula).without_random()
+    if group not in data.columns:
+        raise DataError(f"The cluster column '{group}' is not in the data; name the column "
+                        "that identifies the mouse (or other cluster).")
+    mf = build_model(data, f, factors=factors)
+    groups = mf.data[group].astype(str).to_numpy()
+    ng = len(np.unique(groups))
+    if ng < 2:
+        raise DataError("A GEE needs several clusters (mice); this data set has only one.")
+    endog = _endog(mf, fam)
+    if endog.ndim == 2:
+        raise ModelError("fit_gee takes a 0/1 or count response; expand cbind() data to one "
+                         "row per trial first.")
+    # geepack orders observations by cluster; statsmodels only needs the labels.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = sm.GEE(endog, mf.X, groups=groups, family=_sm_family(fam, lk),
+                       cov_struct=sm.cov_struct.Exchangeable())
+        res = model.fit()
+    alpha = float(model.cov_struct.dep_params)
+    prep = r_data_prep("d", [c for c in factors if c in f.variables()])
+    msgs = (
+        f"Population-averaged (marginal) effects with a working exchangeable correlation "
+        f"(alpha = {alpha:.3f}) and robust sandwich SEs from {ng} clusters. With few "
+        "clusters robust SEs are too small; treat p-values with caution.",
+    )
+    return FitResult(
+        model="gee", formula=mf.formula.text, method="GEE (exchangeable)", df_method="z",
+        coefficients=_coefs(mf.fixed_names, res.params, res.bse), n_obs=mf.n_obs,
+        groups=((group, ng),), converged=True, messages=msgs,
+        r_call=prep + f"d <- d[order(d${group}), ]\n"
+                      f"fit <- geepack::geeglm({f.to_r()}, id = {group}, data = d, "
+                      f"family = {_family_r(fam, lk)}, corstr = \"exchangeable\")\n"
+                      "summary(fit)",
+        extras={"alpha": alpha, "scale": float(res.scale),
+                "vcov": np.asarray(res.cov_params())},
+    )
+
+
+def proportion_t_test(
+    data: pd.DataFrame,
+    response: str,
+    group: str,
+    predictor: str,
+) -> FitResult:
+    """Paired t-test across mice of per-mouse proportions in high vs low predictor trials.
+
+    For each mouse, trials are split at that mouse's median of ``predictor`` (e.g. dF/F):
+    the proportion of ``response == 1`` among trials above the median minus the proportion
+    among the others is one number per mouse. A one-sample t-test of these differences
+    (df = mice - 1) asks whether the response is more frequent in high-activity trials. It
+    ignores trial-level detail but is honest about the sample size: one value per mouse.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> d = pd.DataFrame({"lick": rng.integers(0, 2, 80), "dff": rng.normal(size=80),
+    ...                   "m": np.repeat(list("abcd"), 20)})
+    >>> proportion_t_test(d, "lick", "m", "dff").coefficients[0].df
+    3.0
+    """
+    for c in (response, group, predictor):
+        if c not in data.columns:
+            raise DataError(f"The column '{c}' is not in the data.")
+    d = data[[response, group, predictor]].dropna()
+    y = pd.to_numeric(d[response], errors="coerce")
+    if not y.isin([0, 1]).all():
+        raise DataError(f"The per-mouse proportion test needs a 0/1 response; '{response}' "
+                        "has other values. Code success as 1 and failure as 0.")
+    x = pd.to_numeric(d[predictor], errors="coerce")
+    if x.isna().any():
+        raise DataError(f"The predictor '{predictor}' must be numeric.")
+    rows, skipped = [], []
+    for g, idx in d.groupby(group, sort=True).groups.items():
+        xv, yv = x.loc[idx].to_numpy(), y.loc[idx].to_numpy()
+        high = xv > np.median(xv)
+        if high.all() or (~high).all():
+            skipped.append(str(g))
+            continue
+        rows.append({"group": str(g), "n": len(xv), "p_high": yv[high].mean(),
+                     "p_low": yv[~high].mean()})
+    per = pd.DataFrame(rows, columns=["group", "n", "p_high", "p_low"])
+    if len(per) < 2:
+        raise DataError("At least two mice with trials on both sides of their median are "
+                        "needed for a t-test across mice.")
+    diff = (per["p_high"] - per["p_low"]).to_numpy()
+    m = len(diff)
+    est, se = float(diff.mean()), float(diff.std(ddof=1) / math.sqrt(m))
+    coef = _coefs(["p_high - p_low"], [est], [se], df=float(m - 1))
+    msgs = [f"One value per mouse ({m} mice): the t-test has {m - 1} df, however many "
+            "trials each mouse did."]
+    if skipped:
+        msgs.append(f"Mice without trials on both sides of their median were left out: "
+                    f"{', '.join(skipped)}.")
+    r_call = (f"p <- do.call(rbind, lapply(split(d, d${group}), function(s) {{\n"
+              f"  hi <- s${predictor} > median(s${predictor})\n"
+              f"  c(high = mean(s${response}[hi]), low = mean(s${response}[!hi]))}}))\n"
+              "t.test(p[, \"high\"], p[, \"low\"], paired = TRUE)")
+    return FitResult(
+        model="ttest", formula=f"{response} ~ {predictor} | {group}",
+        method="paired t-test of per-mouse proportions", df_method="residual",
+        coefficients=coef, n_obs=int(len(d)), groups=((group, m),), messages=tuple(msgs),
+        r_call=r_call, extras={"per_group": per},
+    )
+
+
+def fit_bayes_glmm(
+    data: pd.DataFrame,
+    formula: str | Formula,
+    *,
+    family: str = "binomial",
+    factors: Sequence[str] = (),
+    fe_prior_sd: float = 2.0,
+    vc_prior_sd: float = 1.0,
+) -> FitResult:
+    """Bayesian GLMM by variational Bayes (statsmodels ``BinomialBayesMixedGLM.fit_vb``).
+
+    A mean-field Gaussian approximation to the posterior, not MCMC (brms on the slides
+    uses MCMC): posterior means are usually close to the glmer estimates but posterior SDs
+    can be too small. Priors: fixed effects N(0, ``fe_prior_sd``^2); log random-effect SDs
+    N(0, ``vc_prior_sd``^2). Random slopes are fitted without correlations.
+    ``estimate`` is the posterior mean, ``std_error`` the posterior SD, and
+    ``conf_low``/``conf_high`` a 95% credible interval (mean +- 1.96 SD).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(6), 30)
+    >>> d = pd.DataFrame({"y": rng.integers(0, 2, 180), "x": rng.normal(size=180), "g": g})
+    >>> fit_bayes_glmm(d, "y ~ x + (1 | g)", factors=["g"]).method
+    'VB (variational Bayes)'
+    """
+    from statsmodels.genmod.bayes_mixed_glm import (
+        BinomialBayesMixedGLM,
+        PoissonBayesMixedGLM,
+    )
+
+    fam, _ = check_family(family, None)
+    mf = build_model(data, formula, factors=factors)
+    if not mf.blocks:
+        raise ModelError("A Bayesian GLMM needs a random-effects term such as (1 | mouse).")
+    y, _trials = check_response(mf, fam)
+    if fam == "binomial" and mf.trials is not None:
+        raise ModelError("The variational Bayes fit takes a 0/1 response; expand cbind() "
+                         "data to one row per trial first.")
+    cols, ident, names = [], [], []
+    for b in mf.blocks:
+        ind = np.zeros((mf.n_obs, len(b.levels)))
+        ind[np.arange(mf.n_obs), b.codes] = 1.0
+        for j, term in enumerate(b.terms):
+            cols.append(ind * np.asarray(b.Z)[:, [j]])
+            ident.extend([len(names)] * len(b.levels))
+            names.append((b.group, term))
+    exog_vc = np.hstack(cols)
+    cls = BinomialBayesMixedGLM if fam == "binomial" else PoissonBayesMixedGLM
+    model = cls(y, mf.X, exog_vc, np.asarray(ident), vcp_p=vc_prior_sd, fe_p=fe_prior_sd,
+                fep_names=list(mf.fixed_names),
+                vcp_names=[f"{g}:{t}" for g, t in names])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = model.fit_vb()
+    mean, sd = np.asarray(res.fe_mean), np.asarray(res.fe_sd)
+    coefs = []
+    for n, m_, s in zip(mf.fixed_names, mean, sd):
+        z = m_ / s
+        coefs.append(Coef(n, float(m_), float(s), math.inf, float(z),
+                          float(2 * stats.norm.sf(abs(z))), float(m_ - 1.96 * s),
+                          float(m_ + 1.96 * s)))
+    vcs = []
+    for i, (g, t) in enumerate(names):
+        sd_re = float(np.exp(res.vcp_mean[i]))  # posterior mean of log SD, exponentiated
+        vcs.append(VarComp(g, t, sd_re**2, sd_re))
+    msgs = (
+        "Variational Bayes approximation (statsmodels fit_vb), not MCMC: posterior means "
+        "are close to the maximum-likelihood GLMM, posterior SDs may be too small. "
+        "'p_value' is a normal-approximation value given for comparison only; read the "
+        "95% credible interval instead.",
+        f"Priors: fixed effects N(0, {fe_prior_sd:g}^2); log random-effect SDs "
+        f"N(0, {vc_prior_sd:g}^2).",
+    )
+    bf = "bernoulli" if fam == "binomial" else "poisson"
+    return FitResult(
+        model="bayes", formula=mf.formula.text, method="VB (variational Bayes)",
+        df_method="z", coefficients=tuple(coefs), n_obs=mf.n_obs, varcomps=tuple(vcs),
+        groups=tuple(mf.group_sizes().items()), messages=msgs,
+        r_call=f"fit <- brms::brm({mf.formula.to_r()}, data = d, family = {bf}())\n"
+               "summary(fit)",
+        extras={"vcp_mean_log_sd": np.asarray(res.vcp_mean), "vcp_sd_log_sd":
+                np.asarray(res.vcp_sd)},
+    )

@@ -1,0 +1,418 @@
+"""Generalized linear mixed models for binary and count outcomes, as ``lme4::glmer``.
+
+``fit_glmm`` fits a binomial (0/1 or ``cbind(successes, failures)``) or Poisson GLMM by
+maximum likelihood (Laplace approximation, or adaptive Gauss-Hermite quadrature with
+``nagq > 1``) and returns a :class:`mmteach.results.FitResult` with Wald z tests.
+``compare_glmm`` is the likelihood-ratio test of two nested GLMMs with an optional
+parametric bootstrap (``pbkrtest::PBmodcomp``). The numerics live in
+:mod:`mmteach.glmm_core`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from mmteach import glmm_core as core
+from mmteach.design import ModelFrame, build_model
+from mmteach.errors import DataError, ModelError
+from mmteach.formula import Formula
+from mmteach.lm import r_data_prep
+from mmteach.results import Coef, Comparison, Correlation, FitResult, RanefValue, VarComp
+
+CONVERGENCE_ADVICE = (
+    "GLMMs are harder to fit than linear mixed models. Try, in this order: more "
+    "iterations, a different optimizer (in R: glmerControl(optimizer = \"bobyqa\")), "
+    "rescaling continuous predictors, or a simpler model with fewer random effects."
+)
+SINGULAR_ADVICE = (
+    "The fit is singular: a random-effect variance is estimated as (nearly) zero or a "
+    "correlation as +-1, so the data cannot support this random-effects structure. "
+    "Consider removing that random effect (fewer random effects), or accept that the "
+    "grouping adds little variation here."
+)
+
+
+def _frame(data: pd.DataFrame, formula: str | Formula, factors: Sequence[str]) -> ModelFrame:
+    return build_model(data, formula, factors=factors)
+
+
+def check_response(mf: ModelFrame, family: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate the response for the family and return ``(y, trials)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> d = pd.DataFrame({"y": [0, 1, 1, 0], "g": list("aabb")})
+    >>> mf = build_model(d, "y ~ 1 + (1 | g)")
+    >>> check_response(mf, "binomial")[0].tolist()
+    [0.0, 1.0, 1.0, 0.0]
+    """
+    y = np.asarray(mf.y, dtype=float)
+    name = mf.formula.response.label
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"The response {name} has missing or infinite values; remove them.")
+    if family == "binomial":
+        if mf.trials is None:
+            bad = ~np.isin(y, (0.0, 1.0))
+            if bad.any():
+                raise DataError(
+                    f"A binomial GLMM needs a 0/1 response, but {name} has values such as "
+                    f"{y[bad][0]:g}. Code the outcome as 1 (success, e.g. a correct lick) and "
+                    "0 (failure), or give successes and failures as cbind(successes, "
+                    "failures)."
+                )
+            return y, np.ones_like(y)
+        n = np.asarray(mf.trials, dtype=float)
+        if np.any(y < 0) or np.any(n - y < 0) or np.any(y != np.round(y)) or np.any(
+                n != np.round(n)):
+            raise DataError(
+                f"In {name} successes and failures must be non-negative whole numbers; "
+                "check that the second column is failures (or total - successes)."
+            )
+        if np.any(n == 0):
+            raise DataError(
+                f"Some rows of {name} have zero trials; they carry no information, drop them."
+            )
+        return y, n
+    if np.any(y < 0) or np.any(y != np.round(y)):
+        raise DataError(
+            f"A Poisson GLMM models counts, but {name} has negative or non-integer values. "
+            "Use counts (0, 1, 2, ...) or choose another model (a linear mixed model for "
+            "continuous outcomes)."
+        )
+    return y, np.ones_like(y)
+
+
+def _family_r(family: str, link: str) -> str:
+    default = core.FAMILY_LINKS[family][0]
+    return family if link == default else f'{family}(link = "{link}")'
+
+
+def _r_call(mf: ModelFrame, family: str, link: str, nagq: int, factors: Sequence[str]) -> str:
+    prep = r_data_prep("d", [f for f in factors if f in mf.formula.variables()])
+    extra = f", nAGQ = {nagq}" if nagq > 1 else ""
+    return (prep + f"fit <- lme4::glmer({mf.formula.to_r()}, data = d, "
+            f"family = {_family_r(family, link)}{extra})\nsummary(fit)")
+
+
+def _suffixes(mf: ModelFrame) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for b in mf.blocks:
+        c = seen.get(b.group, 0)
+        out.append(b.group if c == 0 else f"{b.group}.{c}")
+        seen[b.group] = c + 1
+    return out
+
+
+def _prepare(data, formula, family, link, nagq, factors):
+    fam, lk = core.check_family(family, link)
+    mf = _frame(data, formula, factors)
+    if not mf.blocks:
+        raise ModelError(
+            "This formula has no random-effects term such as (1 | mouseID). A GLMM needs "
+            "one to account for trials from the same mouse; for the pooled model use "
+            "mmteach.alternatives.fit_glm."
+        )
+    y, trials = check_response(mf, fam)
+    spec = core.make_spec(mf.X, mf.blocks, family=fam, link=lk, trials=trials)
+    nagq = int(nagq)
+    if nagq < 1:
+        raise ModelError("nagq must be 1 (Laplace) or more quadrature points (up to 25).")
+    return mf, fam, lk, y, spec, nagq
+
+
+def fit_glmm(
+    data: pd.DataFrame,
+    formula: str | Formula,
+    *,
+    family: str = "binomial",
+    link: str | None = None,
+    nagq: int = 1,
+    factors: Sequence[str] = (),
+) -> FitResult:
+    """Fit a GLMM by maximum likelihood, as ``lme4::glmer``.
+
+    Parameters
+    ----------
+    data : DataFrame
+    formula : str
+        lme4 syntax, e.g. ``"lick ~ dff + (1 | mouseID)"`` or
+        ``"cbind(incidence, size - incidence) ~ period + (1 | herd)"``.
+    family : {"binomial", "poisson"}
+    link : str, optional
+        "logit" (default) or "probit" for binomial; "log" for Poisson.
+    nagq : int
+        1 = Laplace approximation; > 1 = adaptive Gauss-Hermite quadrature points
+        (single random intercept only).
+    factors : sequence of str
+        Numeric columns to treat as factors (e.g. a numeric mouse ID).
+
+    Returns
+    -------
+    FitResult
+        ``model="glmm"``, Wald z table (df = inf), variance components, loglik, AIC, BIC,
+        deviance (-2 loglik as lme4's summary prints), convergence and singularity flags.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(8), 60); x = rng.normal(5, 5, 480)
+    >>> p = 1 / (1 + np.exp(-(-0.5 + 0.06 * x + rng.normal(0, 0.5, 8)[g])))
+    >>> d = pd.DataFrame({"lick": rng.binomial(1, p), "dff": x, "mouseID": g})
+    >>> fit = fit_glmm(d, "lick ~ dff + (1 | mouseID)", factors=["mouseID"])
+    >>> fit.tidy()["term"].tolist()
+    ['(Intercept)', 'dff']
+    """
+    mf, fam, lk, y, spec, nagq = _prepare(data, formula, family, link, nagq, factors)
+    cf = core.fit_core(spec, y, nagq=nagq)
+    return _result(mf, spec, cf, fam, lk, nagq, factors)
+
+
+def _result(mf, spec, cf, fam, lk, nagq, factors) -> FitResult:
+    se = np.sqrt(np.diag(cf.vcov))
+    z975 = stats.norm.ppf(0.975)
+    coefs = []
+    for name, b, s in zip(mf.fixed_names, cf.beta, se):
+        zval = b / s
+        coefs.append(Coef(name, float(b), float(s), math.inf, float(zval),
+                          float(2 * stats.norm.sf(abs(zval))), float(b - z975 * s),
+                          float(b + z975 * s)))
+    varcomps, cors, ranefs = [], [], []
+    for t, gname, j in zip(spec.terms, _suffixes(mf), range(len(spec.terms))):
+        T = t.T(cf.theta)
+        cov = T @ T.T
+        sd = np.sqrt(np.diag(cov))
+        for i, term in enumerate(t.terms):
+            varcomps.append(VarComp(gname, term, float(cov[i, i]), float(sd[i])))
+        for i in range(t.k):
+            for k2 in range(i + 1, t.k):
+                c = cov[i, k2] / (sd[i] * sd[k2]) if sd[i] > 0 and sd[k2] > 0 else math.nan
+                cors.append(Correlation(gname, t.terms[i], t.terms[k2], float(c)))
+        u = cf.u.reshape(t.m, t.k) if spec.single else cf.u[spec.offset[j]:spec.offset[j + 1]
+                                                                ].reshape(t.m, t.k)
+        b = u @ T.T  # conditional modes on the original scale: b_j = T u_j
+        for lv, row in zip(t.levels, b):
+            for term, v in zip(t.terms, row):
+                ranefs.append(RanefValue(t.group, lv, term, float(v)))
+    npar = spec.n_theta + len(cf.beta)
+    n = mf.n_obs
+    ll = cf.loglik
+    messages = list(mf.messages)
+    if nagq > 1:
+        messages.append(
+            f"Adaptive Gauss-Hermite quadrature with {nagq} points. As in lme4, the "
+            "log-likelihood is on a different scale than the Laplace one: compare models "
+            "fitted with the same nAGQ only."
+        )
+    if cf.singular:
+        messages.append(SINGULAR_ADVICE)
+    if not cf.converged:
+        messages.append("The optimizer did not converge. " + CONVERGENCE_ADVICE)
+    groups = tuple(mf.group_sizes().items())
+    return FitResult(
+        model="glmm",
+        formula=mf.formula.text,
+        method="Laplace" if nagq == 1 else f"AGQ({nagq})",
+        df_method="z",
+        coefficients=tuple(coefs),
+        n_obs=n,
+        varcomps=tuple(varcomps),
+        correlations=tuple(cors),
+        groups=groups,
+        loglik=ll,
+        deviance=-2 * ll,
+        aic=-2 * ll + 2 * npar,
+        bic=-2 * ll + math.log(n) * npar,
+        converged=cf.converged,
+        singular=cf.singular,
+        messages=tuple(messages),
+        r_call=_r_call(mf, fam, lk, nagq, factors),
+        ranef_values=tuple(ranefs),
+        extras={"vcov": cf.vcov, "theta": cf.theta, "family": fam, "link": lk,
+                "npar": npar, "nagq": nagq, "hessian": cf.hessian},
+    )
+
+
+def odds_ratio_table(result: FitResult) -> pd.DataFrame:
+    """Odds ratios and the lecture's percent change in odds with a 95% Wald CI.
+
+    ``percent_change = exp(b) - 1``; CI ``exp(b -+ 1.96 SE) - 1`` (as on the slides:
+    +6.4%, 95% CI +2.4% to +10.7% per 1% dF/F in the water-lick task). For a Poisson
+    model the same numbers are rate ratios.
+
+    Examples
+    --------
+    >>> from mmteach.results import Coef
+    >>> r = FitResult("glmm", "", "Laplace", "z",
+    ...               (Coef("dff", 0.06235, 0.01986, math.inf, 3.14, 0.0017, 0, 0),), 512)
+    >>> round(float(odds_ratio_table(r).loc[0, "percent_change"]), 3)
+    6.433
+    """
+    rows = []
+    for c in result.coefficients:
+        lo, hi = c.estimate - 1.96 * c.std_error, c.estimate + 1.96 * c.std_error
+        rows.append({
+            "term": c.term,
+            "odds_ratio": math.exp(c.estimate),
+            "or_low": math.exp(lo),
+            "or_high": math.exp(hi),
+            "percent_change": 100 * (math.exp(c.estimate) - 1),
+            "percent_low": 100 * (math.exp(lo) - 1),
+            "percent_high": 100 * (math.exp(hi) - 1),
+        })
+    return pd.DataFrame(rows)
+
+
+def compare_glmm(
+    data: pd.DataFrame,
+    full: str | Formula,
+    reduced: str | Formula,
+    *,
+    family: str,
+    link: str | None = None,
+    nagq: int = 1,
+    factors: Sequence[str] = (),
+    bootstrap: int = 0,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Comparison:
+    """Likelihood-ratio test of nested GLMMs, with an optional parametric bootstrap.
+
+    ``chisq = 2 (loglik_full - loglik_reduced)`` on the difference in parameter counts
+    (``anova(full, reduced)``). With ``bootstrap = B > 0``, B responses are simulated from
+    the reduced fit with new random effects (``simulate.merMod``), both models are refitted
+    (warm start from the observed fits) and ``p = (1 + #(LRT* > LRT_obs)) / (1 + B_used)``
+    where only positive LRT* count, as ``pbkrtest::PBmodcomp``'s "PBtest".
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(8), 60); x = rng.normal(5, 5, 480)
+    >>> p = 1 / (1 + np.exp(-(-0.5 + 0.06 * x + rng.normal(0, 0.5, 8)[g])))
+    >>> d = pd.DataFrame({"lick": rng.binomial(1, p), "dff": x, "mouseID": g})
+    >>> cmp = compare_glmm(d, "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)",
+    ...                    family="binomial", factors=["mouseID"])
+    >>> cmp.df
+    1
+    """
+    mf1, fam, lk, y1, spec1, nagq = _prepare(data, full, family, link, nagq, factors)
+    mf0, _, _, y0, spec0, _ = _prepare(data, reduced, family, link, nagq, factors)
+    if mf1.n_obs != mf0.n_obs or not np.array_equal(y1, y0):
+        raise DataError(
+            "The two models use different rows (missing values in a column only one model "
+            "uses?). Drop those rows first so both models see the same data."
+        )
+    f1 = core.fit_core(spec1, y1, nagq=nagq)
+    f0 = core.fit_core(spec0, y0, nagq=nagq)
+    r1 = _result(mf1, spec1, f1, fam, lk, nagq, factors)
+    r0 = _result(mf0, spec0, f0, fam, lk, nagq, factors)
+    k1, k0 = r1.extras["npar"], r0.extras["npar"]
+    if k1 <= k0:
+        raise ModelError(
+            "The full model must have more parameters than the reduced one; swap them or "
+            "check that the reduced model is nested in the full one."
+        )
+    chisq = max(2 * (r1.loglik - r0.loglik), 0.0)
+    df = int(k1 - k0)
+    p = float(stats.chi2.sf(chisq, df))
+    messages = list(r1.messages) + [m for m in r0.messages if m not in r1.messages]
+    boot_p, used, failed = math.nan, 0, 0
+    if bootstrap > 0:
+        lrt_star, failed = parametric_bootstrap(spec1, spec0, f1, f0, int(bootstrap),
+                                                seed=seed, progress=progress, nagq=nagq)
+        pos = lrt_star[lrt_star > 0]
+        used = int(len(pos))
+        boot_p = float((1 + np.sum(pos > chisq)) / (1 + used))
+        messages.append(
+            f"Parametric bootstrap: {bootstrap} samples simulated from the reduced model; "
+            f"{used} gave a positive LRT and were used, {failed} refits failed."
+        )
+    prep = r_data_prep("d", [f for f in factors if f in mf1.formula.variables()])
+    famr = _family_r(fam, lk)
+    r_call = (prep + f"full <- lme4::glmer({mf1.formula.to_r()}, data = d, family = {famr})\n"
+              f"reduced <- lme4::glmer({mf0.formula.to_r()}, data = d, family = {famr})\n"
+              "anova(full, reduced)")
+    if bootstrap > 0:
+        r_call += f"\npbkrtest::PBmodcomp(full, reduced, nsim = {int(bootstrap)})"
+    return Comparison(
+        full=mf1.formula.to_r(), reduced=mf0.formula.to_r(), chisq=chisq, df=df, p_value=p,
+        loglik_full=r1.loglik, loglik_reduced=r0.loglik, aic_full=r1.aic,
+        aic_reduced=r0.aic, bic_full=r1.bic, bic_reduced=r0.bic,
+        bootstrap_p_value=boot_p, bootstrap_samples=used, bootstrap_failed=failed,
+        messages=tuple(messages), r_call=r_call,
+    )
+
+
+def parametric_bootstrap(
+    spec_full: core.GlmmSpec,
+    spec_reduced: core.GlmmSpec,
+    fit_full: core.CoreFit,
+    fit_reduced: core.CoreFit,
+    nsim: int,
+    *,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    nagq: int = 1,
+    chunk: int = 250,
+) -> tuple[np.ndarray, int]:
+    """Bootstrap distribution of the LRT under the reduced model.
+
+    Returns ``(lrt_star, n_failed)``; failed refits are left out of ``lrt_star``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> rng = np.random.default_rng(2)
+    >>> g = np.repeat(np.arange(6), 40); x = rng.normal(size=240)
+    >>> y = rng.binomial(1, 0.5, 240).astype(float)
+    >>> blk = SimpleNamespace(group="g", codes=g, levels=tuple("abcdef"),
+    ...                       terms=("(Intercept)",), Z=np.ones((240, 1)))
+    >>> s1 = core.make_spec(np.column_stack([np.ones(240), x]), [blk])
+    >>> s0 = core.make_spec(np.ones((240, 1)), [blk])
+    >>> lrt, bad = parametric_bootstrap(s1, s0, core.fit_core(s1, y), core.fit_core(s0, y),
+    ...                                 20, seed=1)
+    >>> len(lrt) + bad
+    20
+    """
+    rng = np.random.default_rng(seed)
+    # start the full refits from the reduced fit padded with zeros for the extra
+    # fixed effects when the reduced model is nested column-wise, else the full fit
+    beta_start = fit_full.beta
+    out: list[np.ndarray] = []
+    failed = 0
+    done = 0
+    batch = spec_full.single and spec_reduced.single
+    while done < nsim:
+        b = min(chunk, nsim - done)
+        Y = core.simulate_response(spec_reduced, fit_reduced, b, rng)
+        if batch:
+            d1, c1 = core.fit_batch(spec_full, Y, fit_full.theta, beta_start, nagq=nagq)
+            d0, c0 = core.fit_batch(spec_reduced, Y, fit_reduced.theta, fit_reduced.beta,
+                                    nagq=nagq)
+        else:
+            d1, d0 = np.empty(b), np.empty(b)
+            c1, c0 = np.ones(b, bool), np.ones(b, bool)
+            for i in range(b):
+                try:
+                    a1 = core.fit_core(spec_full, Y[i], nagq=nagq,
+                                       start=(fit_full.theta, beta_start))
+                    a0 = core.fit_core(spec_reduced, Y[i], nagq=nagq,
+                                       start=(fit_reduced.theta, fit_reduced.beta))
+                    d1[i], d0[i] = a1.deviance, a0.deviance
+                except (np.linalg.LinAlgError, FloatingPointError, ModelError):
+                    c1[i] = False
+        ok = c1 & c0 & np.isfinite(d1) & np.isfinite(d0)
+        failed += int(np.sum(~ok))
+        out.append(np.maximum(d0[ok] - d1[ok], 0.0))
+        done += b
+        if progress is not None:
+            progress(done, nsim)
+    return np.concatenate(out) if out else np.empty(0), failed

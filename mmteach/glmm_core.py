@@ -1,0 +1,896 @@
+"""Numerical core of the generalized linear mixed model (GLMM), as lme4's ``glmer``.
+
+The model is ``g(E[y | u]) = X beta + Z Lambda(theta) u`` with spherical random effects
+``u ~ N(0, I)``; ``Lambda`` holds the relative Cholesky factors ``T`` of each random-effects
+term (lme4's ``theta`` is the column-major lower triangle of ``T``).
+
+* Penalised IRLS (PIRLS) finds the conditional modes ``u`` for given ``(theta, beta)``.
+* The Laplace deviance is ``-2 sum log f(y | u) + |u|^2 + log det(I + Lambda'Z'WZ Lambda)``
+  (lme4's ``aic + sqrL + ldL2``), with Fisher weights ``W`` at the modes.
+* Adaptive Gauss-Hermite quadrature (``nagq > 1``) for one scalar random intercept, on
+  lme4's scale (sum of deviance residuals, as ``glmerAGQ``).
+* The deviance is minimised over ``(theta, beta)`` jointly (glmer's stage 2) by a damped
+  Newton method with finite-difference derivatives; the diagonal of each ``T`` is left
+  free in sign (the deviance does not change when a column of ``T`` flips sign) so the
+  problem is unconstrained, and signs are normalised at the end.
+* ``vcov(beta)`` is ``2 H^-1`` restricted to beta, where ``H`` is the central finite
+  difference Hessian (step 1e-4) of the deviance over ``(theta, beta)``: what
+  ``vcov(glmer_fit)`` uses by default (``use.hessian = TRUE``).
+
+Everything works on a batch of responses (leading axis) when there is a single
+random-effects term, which makes the parametric bootstrap a handful of array operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, gammaln, ndtr, ndtri, xlogy
+
+from mmteach.errors import ModelError
+
+_EPS = np.finfo(float).eps
+_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps), R's probit clamp
+_LOGIT_THRESH = 36.04365338911715  # -log(.Machine$double.eps)
+
+FAMILY_LINKS = {"binomial": ("logit", "probit"), "poisson": ("log",)}
+
+
+# --------------------------------------------------------------------------------------
+# families
+# --------------------------------------------------------------------------------------
+def check_family(family: str, link: str | None) -> tuple[str, str]:
+    """Return ``(family, link)`` with lme4's default link filled in.
+
+    Examples
+    --------
+    >>> check_family("binomial", None)
+    ('binomial', 'logit')
+    """
+    fam = str(family).lower()
+    if fam not in FAMILY_LINKS:
+        raise ModelError(
+            f"The family '{family}' is not available: mmteach fits GLMMs for 'binomial' "
+            "(0/1 outcomes or successes out of trials) and 'poisson' (counts)."
+        )
+    lk = FAMILY_LINKS[fam][0] if link is None else str(link).lower()
+    if lk not in FAMILY_LINKS[fam]:
+        raise ModelError(
+            f"The link '{link}' cannot be used with the {fam} family here; choose one of "
+            f"{', '.join(FAMILY_LINKS[fam])}."
+        )
+    return fam, lk
+
+
+def _mu_eta(eta: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and d mu / d eta, clamped as R's family objects clamp them."""
+    if link == "logit":
+        e = np.clip(eta, -_LOGIT_THRESH, _LOGIT_THRESH)
+        mu = expit(e)
+        return mu, np.maximum(mu * (1.0 - mu), _EPS)
+    if link == "probit":
+        e = np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH)
+        mu = ndtr(e)
+        return mu, np.maximum(np.exp(-0.5 * eta * eta) / math.sqrt(2 * math.pi), _EPS)
+    mu = np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)  # log link; no overflow
+    return mu, mu
+
+
+@dataclass(frozen=True)
+class Response:
+    """A (batch of) response vector(s) with the constants the deviance needs.
+
+    ``y`` are successes (binomial) or counts (Poisson), shape ``(..., n)``.
+    """
+
+    y: np.ndarray
+    trials: np.ndarray
+    family: str
+    const: np.ndarray  # sum over rows of log C(n, y) or -log y!
+    llsat: np.ndarray  # per row: log-likelihood of the saturated model (without const)
+    bernoulli: bool = False
+
+    @classmethod
+    def make(cls, y: np.ndarray, trials: np.ndarray, family: str) -> Response:
+        y = np.asarray(y, dtype=float)
+        n = np.asarray(trials, dtype=float)
+        if family == "binomial":
+            const = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
+            p = y / n
+            llsat = xlogy(y, p) + xlogy(n - y, 1 - p)
+            const = np.sum(const, axis=-1)
+        else:
+            const = np.sum(-gammaln(y + 1), axis=-1)
+            llsat = xlogy(y, y) - y
+        bern = family == "binomial" and bool(np.all(n == 1))
+        return cls(y, n, family, const, llsat, bern)
+
+
+    def take(self, idx: np.ndarray) -> Response:
+        """The responses of batch rows ``idx``."""
+        if self.y.ndim == 1:
+            return self
+        return Response(self.y[idx], self.trials[idx], self.family, self.const[idx],
+                        self.llsat[idx], self.bernoulli)
+
+    def loglik_rows(self, mu: np.ndarray) -> np.ndarray:
+        """Per-row log f(y | mu) without the constant."""
+        if self.family == "binomial":
+            m = np.clip(mu, _EPS, 1 - _EPS)
+            if self.bernoulli:
+                # one log per row instead of two: this is the bootstrap's hot loop
+                return np.log(np.where(self.y > 0.5, m, 1 - m))
+            return self.y * np.log(m) + (self.trials - self.y) * np.log1p(-m)
+        return self.y * np.log(mu) - mu
+
+    def score_weight(self, mu: np.ndarray, dmu: np.ndarray,
+                     canonical: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Working score ``r`` (d loglik / d eta, Fisher form) and Fisher weight ``w``."""
+        if canonical:  # logit or log link: dmu = variance, so no divisions are needed
+            return self.y - self.trials * mu, self.trials * dmu
+        if self.family == "binomial":
+            var = np.maximum(mu * (1 - mu), _EPS)
+            r = (self.y - self.trials * mu) * dmu / var
+            w = self.trials * dmu * dmu / var
+        else:
+            r = (self.y - mu) * dmu / mu
+            w = dmu * dmu / mu
+        return r, w
+
+
+# --------------------------------------------------------------------------------------
+# problem specification
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TermSpec:
+    """One random-effects term: ``k`` covarying terms for ``m`` levels of ``group``."""
+
+    group: str
+    terms: tuple[str, ...]
+    levels: tuple[str, ...]
+    codes: np.ndarray
+    Z: np.ndarray  # (n, k) raw columns
+    theta_slice: slice  # where its lower triangle sits in theta
+
+    @property
+    def k(self) -> int:
+        return len(self.terms)
+
+    @property
+    def m(self) -> int:
+        return len(self.levels)
+
+    def T(self, theta: np.ndarray) -> np.ndarray:
+        """Lower-triangular relative factor(s), shape ``(..., k, k)``."""
+        th = theta[..., self.theta_slice]
+        k = self.k
+        out = np.zeros(th.shape[:-1] + (k, k))
+        rows, cols = _tril_colmajor(k)
+        out[..., rows, cols] = th
+        return out
+
+
+def _tril_colmajor(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the lower triangle in column-major (lme4) order."""
+    rows, cols = [], []
+    for c in range(k):
+        for r in range(c, k):
+            rows.append(r)
+            cols.append(c)
+    return np.array(rows), np.array(cols)
+
+
+@dataclass(frozen=True)
+class GlmmSpec:
+    """Everything about a GLMM except the response values.
+
+    Build it with :func:`make_spec`.
+    """
+
+    X: np.ndarray
+    trials: np.ndarray
+    family: str
+    link: str
+    terms: tuple[TermSpec, ...]
+    n_theta: int
+    diag_index: np.ndarray  # positions of diagonal elements of the T's in theta
+    offset: np.ndarray  # (len(terms)+1,) start of each term in u
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def single(self) -> bool:
+        """True when there is one random-effects term (block-diagonal fast path)."""
+        return len(self.terms) == 1
+
+    @property
+    def q(self) -> int:
+        return int(self.offset[-1])
+
+    def level_sum(self, v: np.ndarray) -> np.ndarray:
+        """Sum ``v`` (..., n) over the rows of each level of the single term -> (..., m).
+
+        Rows are visited grouped by level and summed with ``np.add.reduceat``: no BLAS
+        call, so no thread start-up and no slow path for strided batch arrays.
+        """
+        if "perm" not in self._cache:
+            codes = self.terms[0].codes
+            m = self.terms[0].m
+            perm = np.argsort(codes, kind="stable")
+            counts = np.bincount(codes, minlength=m)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            sorted_ = bool(np.all(np.diff(codes) >= 0))
+            self._cache["perm"] = None if sorted_ else perm
+            self._cache["starts"] = starts
+            self._cache["empty"] = bool(np.any(counts == 0))
+        if self._cache["empty"]:
+            out = np.zeros(v.shape[:-1] + (self.terms[0].m,))
+            np.add.at(np.moveaxis(out, -1, 0), self.terms[0].codes, np.moveaxis(v, -1, 0))
+            return out
+        perm = self._cache["perm"]
+        if perm is not None:
+            v = v[..., perm]
+        return np.add.reduceat(v, self._cache["starts"], axis=-1)
+
+    def theta_start(self) -> np.ndarray:
+        """lme4's default start: 1 on the diagonal of each T, 0 elsewhere."""
+        th = np.zeros(self.n_theta)
+        th[self.diag_index] = 1.0
+        return th
+
+
+def make_spec(
+    X: np.ndarray,
+    blocks: Sequence[Any],
+    *,
+    family: str = "binomial",
+    link: str | None = None,
+    trials: np.ndarray | None = None,
+) -> GlmmSpec:
+    """Collect the design of a GLMM.
+
+    Parameters
+    ----------
+    X : (n, p) fixed-effects model matrix.
+    blocks : objects with ``group``, ``codes``, ``levels``, ``terms``, ``Z`` (a
+        :class:`mmteach.design.RandomBlock` or anything shaped like it), in lme4's order.
+    family, link : "binomial" (logit or probit) or "poisson" (log).
+    trials : (n,) binomial trials for ``cbind`` responses; ones (Bernoulli) if None.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> blk = SimpleNamespace(group="g", codes=np.array([0, 0, 1, 1]), levels=("a", "b"),
+    ...                       terms=("(Intercept)",), Z=np.ones((4, 1)))
+    >>> spec = make_spec(np.ones((4, 1)), [blk])
+    >>> spec.n_theta, spec.q
+    (1, 2)
+    """
+    fam, lk = check_family(family, link)
+    X = np.asarray(X, dtype=float)
+    n = X.shape[0]
+    if not blocks:
+        raise ModelError(
+            "A GLMM needs at least one random-effects term such as (1 | mouse); without "
+            "one, fit an ordinary GLM instead."
+        )
+    terms, diag, offs = [], [], [0]
+    pos = 0
+    for b in blocks:
+        Z = np.asarray(b.Z, dtype=float).reshape(n, -1)
+        k = Z.shape[1]
+        ntri = k * (k + 1) // 2
+        rows, cols = _tril_colmajor(k)
+        diag.extend(pos + np.flatnonzero(rows == cols))
+        terms.append(
+            TermSpec(str(b.group), tuple(b.terms), tuple(str(v) for v in b.levels),
+                     np.asarray(b.codes, dtype=np.intp), Z, slice(pos, pos + ntri))
+        )
+        pos += ntri
+        offs.append(offs[-1] + k * len(b.levels))
+    tr = np.ones(n) if trials is None else np.asarray(trials, dtype=float)
+    if fam == "poisson":
+        tr = np.ones(n)
+    return GlmmSpec(X, tr, fam, lk, tuple(terms), pos, np.array(diag, dtype=np.intp),
+                    np.array(offs, dtype=np.intp))
+
+
+# --------------------------------------------------------------------------------------
+# PIRLS and the Laplace / AGQ deviance
+# --------------------------------------------------------------------------------------
+def _single_a(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
+    """Rows of Z Lambda for the single term: a_i = T' z_i, shape (..., n, k)."""
+    t = spec.terms[0]
+    T = t.T(theta)  # (..., k, k)
+    return np.einsum("nk,...kl->...nl", t.Z, T)
+
+
+def _pirls_single(spec, resp, theta, beta, u):
+    """PIRLS for a single term: levels are independent Newton problems.
+
+    Returns (u, eta, mu, dmu, per-level Hessians H (..., m, k, k), ok flag).
+    """
+    t = spec.terms[0]
+    k, codes = t.k, t.codes
+    a = _single_a(spec, theta)  # (..., n, k)
+    eta0 = beta @ spec.X.T  # (..., n)
+    canon = spec.link in ("logit", "log")
+
+    def lin(uu):
+        return eta0 + np.einsum("...nk,...nk->...n", a, uu[..., codes, :])
+
+    def pdev_levels(eta, uu):
+        mu, dmu = _mu_eta(eta, spec.link)
+        ll = spec.level_sum(resp.loglik_rows(mu))
+        return -2 * ll + np.sum(uu * uu, axis=-1), mu, dmu, ll
+
+    eta = lin(u)
+    dev, mu, dmu, ll = pdev_levels(eta, u)
+    ok = True
+    for _ in range(60):
+        r, w = resp.score_weight(mu, dmu, canon)
+        grad = np.stack([spec.level_sum(r * a[..., j]) for j in range(k)], -1) - u
+        H = _level_hessian(spec, a, w)
+        if k == 1:
+            delta = grad / H[..., 0]
+        else:
+            delta = np.linalg.solve(H, grad[..., None])[..., 0]
+        step = np.ones(dev.shape)
+        for _h in range(30):
+            unew = u + step[..., None] * delta
+            enew = lin(unew)
+            dnew, mnew, dmnew, llnew = pdev_levels(enew, unew)
+            bad = ~(dnew <= dev + 1e-10 * np.abs(dev))
+            if not bad.any():
+                break
+            step = np.where(bad, step / 2, step)
+        else:
+            ok = False
+        change = np.max(np.abs(step[..., None] * delta)) if delta.size else 0.0
+        u, eta, dev, mu, dmu, ll = unew, enew, dnew, mnew, dmnew, llnew
+        if change < 1e-9:
+            break
+    else:
+        ok = False
+    _, w = resp.score_weight(mu, dmu, canon)
+    H = _level_hessian(spec, a, w)
+    return u, eta, mu, H, ok, ll
+
+
+def _level_hessian(spec, a, w):
+    """I + sum_i w_i a_i a_i' for every level, shape (..., m, k, k)."""
+    k = a.shape[-1]
+    H = np.empty(w.shape[:-1] + (spec.terms[0].m, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            s = spec.level_sum(w * a[..., i] * a[..., j])
+            H[..., i, j] = s + (1.0 if i == j else 0.0)
+            H[..., j, i] = H[..., i, j]
+    return H
+
+
+def _logdet(H: np.ndarray) -> np.ndarray:
+    if H.shape[-1] == 1:
+        return np.log(H[..., 0, 0])
+    return np.linalg.slogdet(H)[1]
+
+
+def _ghrule(nagq: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights for the standard normal (lme4's GHrule)."""
+    z, w = np.polynomial.hermite_e.hermegauss(nagq)
+    return z, w / math.sqrt(2 * math.pi)
+
+
+def deviance_single(spec, resp, theta, beta, u, nagq=1):
+    """Laplace (nagq = 1) or AGQ deviance for a single term, batched.
+
+    ``theta`` (..., n_theta), ``beta`` (..., p), ``u`` (..., m, k) start values.
+    Returns ``(deviance (...), u_mode, ok)``.
+    """
+    u, eta, mu, H, ok, ll_lvl = _pirls_single(spec, resp, theta, beta, u)
+    usq = np.sum(u * u, axis=(-1, -2))
+    ldl2 = np.sum(_logdet(H), axis=-1)
+    if nagq <= 1:
+        dev = -2 * (np.sum(ll_lvl, axis=-1) + resp.const) + usq + ldl2
+        return dev, u, ok
+    ll = resp.loglik_rows(mu)
+    # Adaptive GHQ around the modes with sd = 1/sqrt(H) per level (lme4's glmerAGQ).
+    t = spec.terms[0]
+    a = _single_a(spec, theta)[..., 0]  # (..., n)
+    devres_lvl = 2 * spec.level_sum(resp.llsat - ll)
+    devc0 = devres_lvl + u[..., 0] ** 2
+    sd = 1.0 / np.sqrt(H[..., 0, 0])
+    z, w = _ghrule(nagq)
+    eta0 = eta - a * u[..., t.codes, 0]
+    mult = np.zeros(devc0.shape)
+    for zk, wk in zip(z, w):
+        if zk == 0:
+            mult = mult + wk * math.sqrt(2 * math.pi)
+            continue
+        uk = u[..., 0] + zk * sd
+        muk, _ = _mu_eta(eta0 + a * uk[..., t.codes], spec.link)
+        devc = 2 * spec.level_sum(resp.llsat - resp.loglik_rows(muk)) + uk**2
+        mult = mult + np.exp(-0.5 * (devc - devc0) + 0.5 * zk * zk) * wk * math.sqrt(
+            2 * math.pi)
+    # lme4 leaves a log(2 pi) per level in its AGQ deviance; kept so logLik matches glmer.
+    dev = (np.sum(devc0, axis=-1) + ldl2 - 2 * np.sum(np.log(mult), axis=-1)
+           + devc0.shape[-1] * math.log(2 * math.pi))
+    return dev, u, ok
+
+
+def _lambda_cols(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
+    """Dense Z Lambda (n, q) for the general (several terms) case."""
+    n = spec.X.shape[0]
+    A = np.zeros((n, spec.q))
+    for j, t in enumerate(spec.terms):
+        zt = t.Z @ t.T(theta)  # (n, k): a_i for this term
+        cols = spec.offset[j] + t.codes * t.k
+        for c in range(t.k):
+            A[np.arange(n), cols + c] = zt[:, c]
+    return A
+
+
+def deviance_general(spec, resp, theta, beta, u):
+    """Laplace deviance for any set of terms (dense PIRLS), one response.
+
+    Returns ``(deviance, u_mode, ok)``.
+    """
+    A = _lambda_cols(spec, theta)
+    eta0 = spec.X @ beta
+
+    def pdev(uu):
+        e = eta0 + A @ uu
+        mu, dmu = _mu_eta(e, spec.link)
+        return -2 * np.sum(resp.loglik_rows(mu)) + uu @ uu, mu, dmu
+
+    dev, mu, dmu = pdev(u)
+    ok = True
+    for _ in range(60):
+        r, w = resp.score_weight(mu, dmu)
+        H = A.T @ (A * w[:, None]) + np.eye(spec.q)
+        delta = np.linalg.solve(H, A.T @ r - u)
+        step = 1.0
+        for _h in range(30):
+            unew = u + step * delta
+            dnew, mnew, dmnew = pdev(unew)
+            if dnew <= dev + 1e-10 * abs(dev):
+                break
+            step /= 2
+        else:
+            ok = False
+        u, dev, mu, dmu = unew, dnew, mnew, dmnew
+        if np.max(np.abs(step * delta)) < 1e-9:
+            break
+    else:
+        ok = False
+    _, w = resp.score_weight(mu, dmu)
+    H = A.T @ (A * w[:, None]) + np.eye(spec.q)
+    ldl2 = np.linalg.slogdet(H)[1]
+    out = -2 * (np.sum(resp.loglik_rows(mu)) + resp.const) + u @ u + ldl2
+    return out, u, ok
+
+
+# --------------------------------------------------------------------------------------
+# optimisation
+# --------------------------------------------------------------------------------------
+class _Objective:
+    """Deviance over packed parameters ``(theta, beta)``, batched, with u warm starts."""
+
+    def __init__(self, spec: GlmmSpec, resp: Response, nagq: int, u0: np.ndarray):
+        self.spec, self.resp, self.nagq = spec, resp, nagq
+        self.u = u0
+        self.nt = spec.n_theta
+
+    def __call__(self, par: np.ndarray, keep: bool = False) -> np.ndarray:
+        th, be = par[..., : self.nt], par[..., self.nt:]
+        if self.spec.single:
+            dev, u, ok = deviance_single(self.spec, self.resp, th, be, self.u, self.nagq)
+        else:
+            dev, u, ok = deviance_general(self.spec, self.resp, th, be, self.u)
+        dev = np.where(np.isfinite(dev), dev, np.inf)
+        if keep:
+            self.u = u
+        return dev
+
+
+def _analytic_single(spec, resp, par, u):
+    """Laplace deviance, exact gradient and an approximate Hessian (scalar intercept).
+
+    Only for one scalar random intercept with a canonical link (logit, log). The
+    gradient uses the envelope theorem for the penalised deviance and the implicit
+    derivative of the modes for the log-determinant; the Hessian is the Fisher
+    information of the penalised deviance with the modes profiled out (a Schur
+    complement), which is enough for Newton steps because the gradient is exact.
+    """
+    th, be = par[..., :1], par[..., 1:]
+    dev, u, ok = deviance_single(spec, resp, th, be, u, 1)
+    t = spec.terms[0]
+    theta = th[..., 0]
+    z = t.Z[:, 0]
+    uj = u[..., 0]  # (..., m)
+    eta = be @ spec.X.T + theta[..., None] * z * uj[..., t.codes]
+    mu, dmu = _mu_eta(eta, spec.link)
+    r, w = resp.score_weight(mu, dmu, True)
+    wp = w * (1 - 2 * mu) if spec.link == "logit" else w  # d w / d eta
+    S = spec.level_sum(w * z * z)
+    R = spec.level_sum(r * z)
+    a = 1 + theta[..., None] ** 2 * S  # (..., m)
+    X = spec.X
+    # derivatives of the modes
+    WX = np.stack([spec.level_sum(w * z * X[:, c]) for c in range(X.shape[1])], -1)
+    du_db = -theta[..., None, None] * WX / a[..., None]  # (..., m, p)
+    du_dt = (R - theta[..., None] * S * uj) / a  # (..., m)
+    uz = uj[..., t.codes] * z
+    # d eta_i / d par, for the log-determinant term
+    de_dt = uz + theta[..., None] * z * du_dt[..., t.codes]
+    de_db = X + theta[..., None, None] * z[:, None] * du_db[..., t.codes, :]
+    wpz2 = wp * z * z
+    dS_dt = spec.level_sum(wpz2 * de_dt)
+    dS_db = np.stack([spec.level_sum(wpz2 * de_db[..., c]) for c in range(X.shape[1])], -1)
+    th2 = theta[..., None] ** 2
+    g_t = -2 * np.sum(uj * R, -1) + np.sum((2 * theta[..., None] * S + th2 * dS_dt) / a, -1)
+    g_b = -2 * (r @ X) + np.sum(th2[..., None] * dS_db / a[..., None], -2)
+    g = np.concatenate([g_t[..., None], g_b], -1)
+    # approximate Hessian: Fisher information with the modes profiled out
+    V = np.concatenate([uz[..., None], np.broadcast_to(X, uz.shape + (X.shape[1],))], -1)
+    M = np.einsum("...n,...ni,...nj->...ij", w, V, V)
+    C = theta[..., None, None] * np.stack(
+        [spec.level_sum(w * z * V[..., c]) for c in range(V.shape[-1])], -1)
+    H = 2 * (M - np.einsum("...mi,...mj,...m->...ij", C, C, 1 / a))
+    return dev, g, H, u, ok
+
+
+def _analytic_step_info(spec, resp, x, u, h=1e-5):
+    """Deviance, gradient and Hessian; the theta column of the Hessian is a forward
+    difference of the exact gradient (the Fisher approximation is poor there)."""
+    f, g, H, u, ok = _analytic_single(spec, resp, x, u)
+    xh = x.copy()
+    xh[:, 0] += h
+    _, g2, _, _, _ = _analytic_single(spec, resp, xh, u)
+    col = (g2 - g) / h
+    H[:, :, 0] = col
+    H[:, 0, :] = col
+    return f, g, H, u
+
+
+def newton_analytic(spec, resp, x0, u0, *, maxit=50, tol=1e-10):
+    """Batched damped Newton using :func:`_analytic_single` (exact gradient).
+
+    Rows that have converged drop out of the batch, so late iterations are cheap.
+    """
+    x = np.array(x0, dtype=float)
+    u = np.array(u0, dtype=float)
+    B, P = x.shape
+    f = np.full(B, np.inf)
+    conv = np.zeros(B, dtype=bool)
+    act = np.arange(B)
+    ra = resp
+    fa, g, H, ua = _analytic_step_info(spec, ra, x, u)
+    f[:] = fa
+    u[:] = ua
+    it = 0
+    for _ in range(maxit):
+        it += 1
+        xa = x[act]
+        try:
+            step = -np.linalg.solve(H + 1e-10 * np.eye(P), g[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            step = -g
+        dec = -np.sum(g * step, -1)
+        bad = ~np.isfinite(dec) | (dec < 0)
+        step[bad] = -g[bad] / np.maximum(np.abs(np.diagonal(H[bad], axis1=1, axis2=2)), 1.0)
+        dec[bad] = np.inf
+        done = (dec < tol) & np.isfinite(fa)
+        tt = np.ones(len(act))
+        pending = ~done
+        xn, fn, un = xa.copy(), fa.copy(), ua.copy()
+        for _h in range(30):
+            if not pending.any():
+                break
+            idx = np.flatnonzero(pending)
+            cand = xa[idx] + tt[idx, None] * step[idx]
+            fc, uc, _ = deviance_single(spec, ra.take(idx), cand[:, :1], cand[:, 1:],
+                                        ua[idx], 1)
+            good = fc <= fa[idx] + 1e-12 * np.abs(fa[idx])
+            gi = idx[good]
+            xn[gi], fn[gi], un[gi] = cand[good], fc[good], uc[good]
+            pending[gi] = False
+            tt[idx[~good]] /= 2
+        done |= pending  # no decrease possible: at the optimum to working precision
+        x[act], f[act], u[act] = xn, fn, un
+        conv[act[done]] = True
+        keep = ~done
+        act = act[keep]
+        if len(act) == 0:
+            break
+        ra = resp.take(act)
+        fa, g, H, ua = _analytic_step_info(spec, ra, x[act], u[act])
+    return x, f, conv, u, it
+
+
+def fd_derivatives(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fx: np.ndarray,
+                   delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """Central finite-difference gradient and Hessian, as lme4's ``deriv12``.
+
+    ``x`` has shape (B, P); returns ``(g (B, P), H (B, P, P))``.
+    """
+    B, P = x.shape
+    g = np.empty((B, P))
+    H = np.empty((B, P, P))
+    eye = np.eye(P) * delta
+    fp = np.empty((B, P))
+    fm = np.empty((B, P))
+    for j in range(P):
+        fp[:, j] = fun(x + eye[j])
+        fm[:, j] = fun(x - eye[j])
+        H[:, j, j] = (fp[:, j] - 2 * fx + fm[:, j]) / delta**2
+        g[:, j] = (fp[:, j] - fm[:, j]) / (2 * delta)
+        for i in range(j):
+            faa = fun(x + eye[i] + eye[j])
+            fas = fun(x + eye[i] - eye[j])
+            fsa = fun(x - eye[i] + eye[j])
+            fss = fun(x - eye[i] - eye[j])
+            H[:, i, j] = H[:, j, i] = (faa - fas - fsa + fss) / (4 * delta**2)
+    return g, H
+
+
+def newton_minimize(fun, x0: np.ndarray, *, maxit: int = 60, tol: float = 1e-10,
+                    delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Damped Newton with finite-difference derivatives, on a batch of problems.
+
+    Returns ``(x, f, converged, iterations)``. Eigenvalues of the Hessian are replaced
+    by their absolute values (floored) so every step goes downhill, and each step is
+    halved until the deviance decreases.
+    """
+    x = np.array(x0, dtype=float)
+    f = fun(x, keep=True)
+    B, P = x.shape
+    conv = np.zeros(B, dtype=bool)
+    it = 0
+    for _ in range(maxit):
+        it += 1
+        act = ~conv
+        if not act.any():
+            break
+        xa, fa = x[act], f[act]
+        g, H = fd_derivatives(lambda z, a=act: fun(_embed(x, a, z))[a], xa, fa, delta)
+        H = np.where(np.isfinite(H), H, 0.0)
+        ev, V = np.linalg.eigh(0.5 * (H + np.swapaxes(H, 1, 2)))
+        floor = np.maximum(1e-8 * np.max(np.abs(ev), axis=1, keepdims=True), 1e-10)
+        ev = np.maximum(np.abs(ev), floor)
+        step = -np.einsum("bij,bj,bkj,bk->bi", V, 1 / ev, V, g)
+        decrement = -np.einsum("bi,bi->b", g, step)
+        t = np.ones(len(xa))
+        fnew = fa.copy()
+        xnew = xa.copy()
+        pending = np.ones(len(xa), dtype=bool)
+        for _h in range(40):
+            cand = xa + t[:, None] * step
+            fc = fun(_embed(x, act, cand))[act]
+            good = pending & (fc <= fa + 1e-12 * np.abs(fa))
+            xnew[good], fnew[good] = cand[good], fc[good]
+            pending &= ~good
+            if not pending.any():
+                break
+            t = np.where(pending, t / 2, t)
+        done = (decrement < tol) | (np.abs(fa - fnew) < tol * (1 + np.abs(fa))) & (
+            np.max(np.abs(t[:, None] * step), axis=1) < 1e-7)
+        done |= pending  # no decrease possible: at the optimum to working precision
+        x[act], f[act] = xnew, fnew
+        fun(x, keep=True)  # warm-start the conditional modes at the new point
+        idx = np.flatnonzero(act)
+        conv[idx[done]] = True
+    return x, f, conv, it
+
+
+def _embed(x: np.ndarray, act: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Full batch with rows ``act`` replaced by ``z`` (inactive rows are recomputed cheaply)."""
+    out = x.copy()
+    out[act] = z
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# fitting
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoreFit:
+    """Raw results of a GLMM fit on matrices."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray  # spherical conditional modes, (m, k) for one term else (q,)
+    deviance: float  # -2 log-likelihood (lme4's Laplace scale) or AGQ deviance
+    vcov: np.ndarray
+    hessian: np.ndarray
+    gradient: np.ndarray
+    converged: bool
+    singular: bool
+    iterations: int
+    nagq: int
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.deviance
+
+
+def glm_start(spec: GlmmSpec, y: np.ndarray) -> np.ndarray:
+    """IRLS fit of the GLM without random effects: the fixed-effects start values."""
+    resp = Response.make(y, spec.trials, spec.family)
+    X = spec.X
+    if spec.family == "binomial":
+        p = (resp.y + 0.5) / (resp.trials + 1.0)
+        eta = np.log(p / (1 - p)) if spec.link == "logit" else np.clip(
+            ndtri(p), -5, 5)
+    else:
+        eta = np.log(resp.y + 0.1)
+    beta = np.linalg.lstsq(X, eta, rcond=None)[0]
+    for _ in range(25):
+        mu, dmu = _mu_eta(X @ beta, spec.link)
+        r, w = resp.score_weight(mu, dmu)
+        stepb = np.linalg.lstsq(X * np.sqrt(w)[:, None], r / np.sqrt(w), rcond=None)[0]
+        beta = beta + stepb
+        if np.max(np.abs(stepb)) < 1e-10:
+            break
+    return beta
+
+
+def _u_zero(spec: GlmmSpec, batch: tuple[int, ...] = ()) -> np.ndarray:
+    if spec.single:
+        t = spec.terms[0]
+        return np.zeros(batch + (t.m, t.k))
+    return np.zeros(spec.q)
+
+
+def _normalise_theta(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
+    """Flip columns of each T so its diagonal is non-negative (lme4's convention)."""
+    th = np.array(theta, dtype=float)
+    for t in spec.terms:
+        T = t.T(th)
+        signs = np.where(np.diagonal(T, axis1=-2, axis2=-1) < 0, -1.0, 1.0)
+        T = T * signs[..., None, :]
+        rows, cols = _tril_colmajor(t.k)
+        th[..., t.theta_slice] = T[..., rows, cols]
+    return th
+
+
+def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
+             start: tuple[np.ndarray, np.ndarray] | None = None) -> CoreFit:
+    """Fit a GLMM by maximum likelihood (Laplace or adaptive quadrature).
+
+    Parameters
+    ----------
+    spec : from :func:`make_spec`.
+    y : (n,) successes (binomial) or counts (Poisson).
+    nagq : 1 for the Laplace approximation, > 1 for adaptive Gauss-Hermite quadrature
+        (one scalar random intercept only, as in glmer).
+    start : optional ``(theta, beta)``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> rng = np.random.default_rng(1)
+    >>> g = np.repeat(np.arange(10), 30); x = rng.normal(size=300)
+    >>> y = rng.binomial(1, 1 / (1 + np.exp(-(0.5 * x + rng.normal(size=10)[g]))))
+    >>> blk = SimpleNamespace(group="g", codes=g, levels=tuple("abcdefghij"),
+    ...                       terms=("(Intercept)",), Z=np.ones((300, 1)))
+    >>> fit = fit_core(make_spec(np.column_stack([np.ones(300), x]), [blk]), y)
+    >>> bool(fit.converged), fit.beta.shape
+    (True, (2,))
+    """
+    if nagq > 1 and not (spec.single and spec.terms[0].k == 1):
+        raise ModelError(
+            "Adaptive Gauss-Hermite quadrature (nAGQ > 1) needs a single random intercept "
+            "such as (1 | mouse), as in lme4; use nagq = 1 (the Laplace approximation) for "
+            "random slopes or several grouping factors."
+        )
+    if nagq > 25:
+        raise ModelError("lme4 allows at most 25 quadrature points (nAGQ <= 25); use fewer.")
+    resp = Response.make(y, spec.trials, spec.family)
+    if start is None:
+        theta0, beta0 = spec.theta_start(), glm_start(spec, y)
+    else:
+        theta0, beta0 = (np.asarray(s, dtype=float) for s in start)
+    obj = _Objective(spec, resp, nagq, _u_zero(spec, (1,) if spec.single else ()))
+    if not spec.single:
+        obj = _LoopObjective(obj)
+    x0 = np.concatenate([theta0, beta0])[None, :]
+    if _has_analytic(spec, nagq):
+        x, f, conv, u1, it = newton_analytic(spec, resp, x0, obj.u)
+        obj.u = u1
+    else:
+        x, f, conv, it = newton_minimize(obj, x0)
+    x = x[0]
+    theta = _normalise_theta(spec, x[: spec.n_theta])
+    beta = x[spec.n_theta:]
+    par = np.concatenate([theta, beta])[None, :]
+    fx = obj(par, keep=True)
+    g, H = fd_derivatives(obj, par, fx)
+    g, H = g[0], H[0]
+    nt = spec.n_theta
+    try:
+        Hinv = np.linalg.inv(H)
+        V = Hinv[nt:, nt:]
+        V = V + V.T  # 2 H^-1, symmetrised as lme4's calc.vcov.hess
+        if np.any(np.linalg.eigvalsh(V) <= 0):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        V = np.full((len(beta), len(beta)), np.nan)
+    singular = bool(np.any(np.abs(theta[spec.diag_index]) < 1e-4))
+    u = obj.inner.u if isinstance(obj, _LoopObjective) else obj.u[0]
+    if not singular:
+        # lme4's convergence check: scaled gradient max(min(|H^-1/2 g|, |g|)) < 0.002
+        try:
+            sg = np.linalg.solve(np.linalg.cholesky(H).T, g)
+            gradok = np.max(np.minimum(np.abs(sg), np.abs(g))) < 2e-3
+        except np.linalg.LinAlgError:
+            gradok = False
+    else:
+        gradok = True
+    return CoreFit(theta, beta, np.asarray(u), float(fx[0]), V, H, g,
+                   bool(conv[0]) and gradok and bool(np.isfinite(fx[0])), singular, it, nagq)
+
+
+def _has_analytic(spec: GlmmSpec, nagq: int) -> bool:
+    """Exact gradients are coded for one scalar term with a canonical link (Laplace)."""
+    return (nagq <= 1 and spec.single and spec.terms[0].k == 1
+            and spec.link in ("logit", "log"))
+
+
+class _LoopObjective:
+    """Batch wrapper for the dense (several terms) deviance: loops over the batch."""
+
+    def __init__(self, inner: _Objective):
+        self.inner = inner
+
+    def __call__(self, par: np.ndarray, keep: bool = False) -> np.ndarray:
+        out = np.empty(par.shape[0])
+        for b in range(par.shape[0]):
+            th, be = par[b, : self.inner.nt], par[b, self.inner.nt:]
+            d, u, _ok = deviance_general(self.inner.spec, self.inner.resp, th, be, self.inner.u)
+            out[b] = d if np.isfinite(d) else np.inf
+            if keep:
+                self.inner.u = u
+        return out
+
+
+def fit_batch(spec: GlmmSpec, Y: np.ndarray, theta0: np.ndarray, beta0: np.ndarray,
+              u0: np.ndarray | None = None, *, nagq: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the same model to many responses at once (single random-effects term).
+
+    ``Y`` is (B, n); every fit starts from ``(theta0, beta0)`` (warm start from the
+    observed fit). Returns ``(deviance (B,), converged (B,))``.
+    """
+    B = Y.shape[0]
+    resp = Response.make(Y, np.broadcast_to(spec.trials, Y.shape).copy(), spec.family)
+    t = spec.terms[0]
+    u_init = np.zeros((B, t.m, t.k)) if u0 is None else np.broadcast_to(
+        u0, (B, t.m, t.k)).copy()
+    x0 = np.tile(np.concatenate([theta0, beta0]), (B, 1))
+    if _has_analytic(spec, nagq):
+        x, f, conv, _u, _ = newton_analytic(spec, resp, x0, u_init, maxit=40)
+    else:
+        x, f, conv, _ = newton_minimize(_Objective(spec, resp, nagq, u_init), x0, maxit=40)
+    return f, conv & np.isfinite(f)
+
+
+def simulate_response(spec: GlmmSpec, fit: CoreFit, nsim: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Responses simulated from a fitted GLMM, new random effects each time.
+
+    As ``simulate.merMod`` (``use.u = FALSE``): u ~ N(0, I), b = Lambda u, then
+    y ~ Binomial(trials, mu) or Poisson(mu). Returns (nsim, n).
+    """
+    n = spec.X.shape[0]
+    eta = np.tile(spec.X @ fit.beta, (nsim, 1))
+    for t in spec.terms:
+        u = rng.standard_normal((nsim, t.m, t.k))
+        b = u @ t.T(fit.theta).T  # (nsim, m, k): b_j = T u_j
+        eta += np.einsum("nk,snk->sn", t.Z, b[:, t.codes, :])
+    mu, _ = _mu_eta(eta, spec.link)
+    if spec.family == "binomial":
+        return rng.binomial(spec.trials.astype(np.int64), np.clip(mu, 0, 1)).astype(float)
+    return rng.poisson(mu).astype(float).reshape(nsim, n)

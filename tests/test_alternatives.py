@@ -1,0 +1,104 @@
+"""Alternatives to the GLMM: pooled GLM, GEE, per-mouse t-test, variational Bayes.
+
+Reference values: tests/r/reference_glmm.R (glm, geepack::geeglm) on tests/data/glmm_bernoulli.csv.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mmteach.alternatives import fit_bayes_glmm, fit_gee, fit_glm, proportion_t_test
+from mmteach.errors import DataError
+from mmteach.glmm import fit_glmm
+
+ROOT = Path(__file__).resolve().parents[1]
+REF = json.loads((ROOT / "tests/reference/glmm.json").read_text())
+BERN = pd.read_csv(ROOT / "tests/data/glmm_bernoulli.csv")
+
+
+def test_glm_matches_r():
+    # glm(y ~ x, data = bern, family = binomial)
+    ref = REF["bernoulli_glm"]
+    fit = fit_glm(BERN, "y ~ x + (1 | g)")  # the random term is dropped
+    td = fit.tidy().set_index("term")
+    for term, v in ref["coef"].items():
+        assert td.loc[term, "estimate"] == pytest.approx(v, rel=1e-6)
+        assert td.loc[term, "std_error"] == pytest.approx(ref["se"][term], rel=1e-5)
+    assert fit.loglik == pytest.approx(ref["loglik"], rel=1e-8)
+    assert fit.aic == pytest.approx(ref["aic"], rel=1e-8)
+    assert fit.r_call.startswith("fit <- glm(y ~ x, data = d, family = binomial)")
+
+
+def test_glm_standard_errors_smaller_than_glmm():
+    """The lecture's point: pooling understates the intercept's uncertainty."""
+    glm = fit_glm(BERN, "y ~ x")
+    glmm = fit_glmm(BERN, "y ~ x + (1 | g)")
+    assert glm.coef("(Intercept)").std_error < 0.6 * glmm.coef("(Intercept)").std_error
+
+
+def test_gee_matches_geeglm():
+    # geepack::geeglm(y ~ x, id = factor(g), data = bern, family = binomial,
+    #                 corstr = "exchangeable")
+    # geepack's moment estimator of alpha differs slightly from statsmodels' (0.0916 vs
+    # 0.0914), which moves the estimates in the 5th decimal: abs 2e-4, SE rel 2e-3.
+    ref = REF["bernoulli_gee"]
+    fit = fit_gee(BERN, "y ~ x", "g")
+    td = fit.tidy().set_index("term")
+    for term, v in ref["coef"].items():
+        assert td.loc[term, "estimate"] == pytest.approx(v, abs=2e-4)
+        assert td.loc[term, "std_error"] == pytest.approx(ref["se"][term], rel=2e-3)
+    assert fit.extras["alpha"] == pytest.approx(ref["alpha"], abs=1e-3)
+    assert fit.groups == (("g", 20),)
+
+
+def test_gee_needs_cluster_column():
+    with pytest.raises(DataError, match="cluster"):
+        fit_gee(BERN, "y ~ x", "mouse")
+
+
+def test_proportion_t_test_is_a_paired_t_test_across_mice():
+    fit = proportion_t_test(BERN, "y", "g", "x")
+    # independent computation: per-group median split, scipy's paired t-test
+    hi, lo = [], []
+    for _, s in BERN.groupby("g"):
+        h = s.x > s.x.median()
+        hi.append(s.y[h].mean())
+        lo.append(s.y[~h].mean())
+    t = stats.ttest_rel(hi, lo)
+    c = fit.coefficients[0]
+    assert c.statistic == pytest.approx(t.statistic, rel=1e-10)
+    assert c.p_value == pytest.approx(t.pvalue, rel=1e-8)
+    assert c.df == 19
+    assert c.estimate == pytest.approx(np.mean(np.subtract(hi, lo)), rel=1e-12)
+    assert len(fit.extras["per_group"]) == 20
+
+
+def test_proportion_t_test_rejects_non_binary():
+    d = BERN.assign(y=BERN.y * 2)
+    with pytest.raises(DataError, match="0/1"):
+        proportion_t_test(d, "y", "g", "x")
+
+
+def test_bayes_vb_close_to_glmer_on_large_case():
+    rng = np.random.default_rng(11)
+    ng, per = 40, 60
+    g = np.repeat(np.arange(ng), per)
+    x = rng.normal(size=ng * per)
+    eta = -0.4 + 0.8 * x + rng.normal(0, 0.7, ng)[g]
+    d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x,
+                      "g": [f"m{i}" for i in g]})
+    vb = fit_bayes_glmm(d, "y ~ x + (1 | g)")
+    ml = fit_glmm(d, "y ~ x + (1 | g)")
+    for term in ("(Intercept)", "x"):
+        assert vb.coef(term).estimate == pytest.approx(ml.coef(term).estimate, abs=0.05)
+    # the slope's posterior SD is close to the ML SE; VB is known to shrink the intercept's
+    assert vb.coef("x").std_error == pytest.approx(ml.coef("x").std_error, rel=0.2)
+    assert vb.varcomps[0].sd == pytest.approx(ml.varcomps[0].sd, rel=0.25)
+    assert "VB" in vb.method
+    assert any("Variational" in m for m in vb.messages)
