@@ -1,0 +1,519 @@
+"""Plotly figures and display tables for the teaching pages.
+
+Every builder takes plain DataFrames (or FitResults) and returns a ``go.Figure`` or a
+DataFrame, so the pages only lay things out. The figures redraw the published ones
+(Yu et al. 2022): pooled vs per-mouse boxplots, spaghetti and before/after plots, the
+per-mouse correlation boxplot, binned lick proportions with GLMM curves, caterpillar and
+forest plots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mmteach.errors import DataError
+from mmteach.results import FitResult
+
+# ggplot2's default hues for four levels, as in the published Example 2 figure.
+PALETTE: tuple[str, ...] = (
+    "#F8766D", "#7CAE00", "#00BFC4", "#C77CFF", "#E69F00", "#56B4E9", "#009E73",
+    "#D55E00", "#CC79A7", "#0072B2", "#999999", "#F0E442",
+)
+_BASE_FONT = 13
+_PRESENTATION_FONT = 22
+
+
+def _need(data: pd.DataFrame, *cols: str) -> None:
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise DataError(
+            f"Cannot draw the plot: no column {', '.join(map(repr, missing))} in the data "
+            f"(columns: {', '.join(map(str, data.columns))})."
+        )
+
+
+def _levels(series: pd.Series) -> list[Any]:
+    return sorted(pd.unique(series.dropna()), key=lambda v: (isinstance(v, str), v))
+
+
+def _label(level: Any, labels: Mapping[Any, str] | None) -> str:
+    if labels is not None:
+        for key in (level, str(level)):
+            if key in labels:
+                return labels[key]
+    return str(level)
+
+
+def _grid(n: int, cols: int) -> tuple[int, int]:
+    cols = max(1, min(cols, n))
+    return math.ceil(n / cols) if n else 1, cols
+
+
+def _cell(i: int, cols: int) -> tuple[int, int]:
+    return i // cols + 1, i % cols + 1
+
+
+def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
+    """Common look; ``presentation`` enlarges fonts and markers for a projector."""
+    size = _PRESENTATION_FONT if presentation else _BASE_FONT
+    # plain properties, not template="plotly_white": building a template deep-copies it
+    # (~70 ms a figure), too slow for a 1 s rerun budget
+    fig.update_layout(
+        font={"size": size, "color": "#2a3f5f"},
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+    )
+    grid = {"gridcolor": "#e5ecf6", "zerolinecolor": "#c8d4e3", "linecolor": "#c8d4e3"}
+    fig.update_xaxes(**grid)
+    fig.update_yaxes(**grid)
+    fig.update_annotations(font_size=size + 1)
+    if presentation:
+        fig.update_traces(selector={"type": "scatter"}, marker_size=10)
+    return fig
+
+
+# --- Example 2: pooled vs per mouse -------------------------------------------------------
+def pooled_boxplot(
+    data: pd.DataFrame,
+    response: str,
+    x: str,
+    *,
+    labels: Mapping[Any, str] | None = None,
+    title: str = "All mice pooled",
+) -> go.Figure:
+    """One box per level of ``x`` with all cells pooled (panel A of the Example 2 figure)."""
+    _need(data, response, x)
+    fig = go.Figure()
+    for i, level in enumerate(_levels(data[x])):
+        values = data.loc[data[x] == level, response]
+        fig.add_trace(
+            go.Box(
+                y=values, name=_label(level, labels), marker_color=PALETTE[i % len(PALETTE)],
+                boxpoints="outliers", legendgroup=str(level),
+            )
+        )
+    fig.update_layout(title=title, yaxis_title=response, showlegend=False)
+    return style(fig)
+
+
+def per_mouse_boxplot(
+    data: pd.DataFrame,
+    response: str,
+    x: str,
+    group: str,
+    *,
+    labels: Mapping[Any, str] | None = None,
+    cols: int = 2,
+    group_name: str = "Mouse",
+) -> go.Figure:
+    """Boxes by ``x`` in one panel per ``group`` (panel B of the Example 2 figure).
+
+    Panel titles give each mouse's share of the cells; the y axes are shared so the mice
+    can be compared at a glance.
+    """
+    _need(data, response, x, group)
+    groups = _levels(data[group])
+    if not groups:
+        raise DataError("There are no cells left to plot: every mouse has 0 cells.")
+    x_levels = _levels(data[x])
+    total = len(data)
+    titles = [
+        f"{group_name} {g} ({(data[group] == g).sum()} cells, "
+        f"{100 * (data[group] == g).sum() / total:.0f}%)"
+        for g in groups
+    ]
+    rows, ncols = _grid(len(groups), cols)
+    fig = make_subplots(rows=rows, cols=ncols, subplot_titles=titles, shared_yaxes="all",
+                        vertical_spacing=0.12 if rows > 1 else 0.1)
+    for gi, g in enumerate(groups):
+        r, c = _cell(gi, ncols)
+        sub = data[data[group] == g]
+        for i, level in enumerate(x_levels):
+            fig.add_trace(
+                go.Box(
+                    y=sub.loc[sub[x] == level, response], name=_label(level, labels),
+                    marker_color=PALETTE[i % len(PALETTE)], boxpoints="outliers",
+                    legendgroup=str(level), showlegend=gi == 0,
+                ),
+                row=r, col=c,
+            )
+    fig.update_layout(height=max(320, 260 * rows), title=f"By {group_name.lower()}")
+    return style(fig)
+
+
+def cell_count_table(counts: pd.DataFrame) -> go.Figure:
+    """The mouse x time cell-count table (from ``sampling.cell_counts``) as a figure."""
+    header = [counts.index.name or ""] + [str(c) for c in counts.columns]
+    cells = [list(counts.index)] + [
+        [f"{v:.1f}%" if col == "% of cells" else f"{int(v):,}" for v in counts[col]]
+        for col in counts.columns
+    ]
+    fig = go.Figure(go.Table(header={"values": header, "align": "center"},
+                             cells={"values": cells, "align": "center"}))
+    fig.update_layout(height=60 + 30 * (len(counts) + 1))
+    return style(fig)
+
+
+def group_scatter(
+    data: pd.DataFrame, response: str, x: str, group: str, *, group_name: str = "Group",
+) -> go.Figure:
+    """``response`` against a numeric ``x``, coloured by group, with each group's LS line."""
+    _need(data, response, x, group)
+    fig = go.Figure()
+    for i, g in enumerate(_levels(data[group])):
+        sub = data[data[group] == g][[x, response]].dropna()
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=sub[x], y=sub[response], mode="markers", opacity=0.6,
+                                 marker={"size": 5, "color": color}, legendgroup=str(g),
+                                 name=f"{group_name} {g}"))
+        if len(sub) >= 2 and sub[x].nunique() > 1:
+            slope, intercept = np.polyfit(sub[x], sub[response], 1)
+            xs = np.array([sub[x].min(), sub[x].max()])
+            fig.add_trace(go.Scatter(x=xs, y=intercept + slope * xs, mode="lines",
+                                     line={"color": color}, legendgroup=str(g),
+                                     showlegend=False, name=f"{group_name} {g} fit"))
+    fig.update_layout(xaxis_title=x, yaxis_title=response, title=f"{response} by {x}")
+    return style(fig)
+
+
+# --- Example 3: paired measurements -------------------------------------------------------
+def paired_wide(
+    data: pd.DataFrame, response: str, time: str, unit: str, group: str,
+    before: Any, after: Any,
+) -> pd.DataFrame:
+    """One row per cell: ``group``, ``unit``, ``before``, ``after`` (cells missing either
+    value are dropped, as R's complete-case analysis does)."""
+    _need(data, response, time, unit, group)
+    sub = data[data[time].isin([before, after])]
+    wide = sub.pivot_table(index=[group, unit], columns=time, values=response, aggfunc="first")
+    wide = wide.rename(columns={before: "before", after: "after"})
+    for col in ("before", "after"):
+        if col not in wide.columns:
+            wide[col] = np.nan
+    wide = wide[["before", "after"]].dropna().reset_index()
+    wide.columns.name = None
+    return wide
+
+
+def spaghetti_plot(
+    data: pd.DataFrame, response: str, time: str, unit: str, group: str,
+    *, before: Any = 1, after: Any = 2, labels: tuple[str, str] = ("baseline", "24h"),
+    cols: int = 4, group_name: str = "Mouse",
+) -> go.Figure:
+    """One panel per mouse; one line per cell from its baseline to its 24h value."""
+    wide = paired_wide(data, response, time, unit, group, before, after)
+    groups = _levels(wide[group])
+    if not groups:
+        raise DataError("No cell has both measurements, so there is nothing to connect.")
+    rows, ncols = _grid(len(groups), cols)
+    fig = make_subplots(rows=rows, cols=ncols, shared_yaxes="all",
+                        subplot_titles=[f"{group_name} {g}" for g in groups])
+    for gi, g in enumerate(groups):
+        sub = wide[wide[group] == g]
+        # one trace per mouse, segments separated by None: fast even with 600 cells
+        xs = np.tile(np.array([labels[0], labels[1], None], dtype=object), len(sub))
+        ys = np.column_stack([sub["before"], sub["after"], np.full(len(sub), np.nan)]).ravel()
+        r, c = _cell(gi, ncols)
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines+markers", line={"width": 1},
+                       marker={"size": 4}, opacity=0.5, showlegend=False,
+                       line_color=PALETTE[gi % len(PALETTE)], name=f"{group_name} {g}"),
+            row=r, col=c,
+        )
+    fig.update_layout(height=max(300, 240 * rows), title="Each line is one cell")
+    return style(fig)
+
+
+def before_after_scatter(
+    data: pd.DataFrame, response: str, time: str, unit: str, group: str,
+    *, before: Any = 1, after: Any = 2, cols: int = 4, group_name: str = "Mouse",
+    labels: tuple[str, str] = ("baseline", "24h"),
+) -> go.Figure:
+    """Per mouse: 24h against baseline, one dot per cell, with the least-squares line."""
+    wide = paired_wide(data, response, time, unit, group, before, after)
+    groups = _levels(wide[group])
+    if not groups:
+        raise DataError("No cell has both measurements, so there is nothing to plot.")
+    rows, ncols = _grid(len(groups), cols)
+    fig = make_subplots(rows=rows, cols=ncols, shared_xaxes="all", shared_yaxes="all",
+                        subplot_titles=[f"{group_name} {g}" for g in groups])
+    for gi, g in enumerate(groups):
+        sub = wide[wide[group] == g]
+        r, c = _cell(gi, ncols)
+        color = PALETTE[gi % len(PALETTE)]
+        fig.add_trace(
+            go.Scatter(x=sub["before"], y=sub["after"], mode="markers", marker={"size": 5},
+                       marker_color=color, showlegend=False, name=f"{group_name} {g}"),
+            row=r, col=c,
+        )
+        if len(sub) >= 2 and sub["before"].nunique() > 1:
+            slope, intercept = np.polyfit(sub["before"], sub["after"], 1)
+            xs = np.array([sub["before"].min(), sub["before"].max()])
+            fig.add_trace(
+                go.Scatter(x=xs, y=intercept + slope * xs, mode="lines", showlegend=False,
+                           line={"color": "black"}, name=f"fit, slope {slope:.2f}"),
+                row=r, col=c,
+            )
+    fig.update_xaxes(title_text=labels[0], row=rows)
+    fig.update_yaxes(title_text=labels[1], col=1)
+    fig.update_layout(height=max(300, 260 * rows), title="Before vs after, one dot per cell")
+    return style(fig)
+
+
+def per_group_correlation(
+    data: pd.DataFrame, response: str, time: str, unit: str, group: str,
+    *, before: Any = 1, after: Any = 2,
+) -> pd.DataFrame:
+    """Pearson correlation of baseline and 24h values within each mouse.
+
+    Columns ``group``, ``n_cells``, ``correlation`` (NaN for a mouse with < 3 cells).
+    """
+    wide = paired_wide(data, response, time, unit, group, before, after)
+    rows = []
+    for g in _levels(wide[group]):
+        sub = wide[wide[group] == g]
+        ok = len(sub) >= 3 and sub["before"].std() > 0 and sub["after"].std() > 0
+        r = float(np.corrcoef(sub["before"], sub["after"])[0, 1]) if ok else math.nan
+        rows.append({"group": g, "n_cells": len(sub), "correlation": r})
+    return pd.DataFrame(rows, columns=["group", "n_cells", "correlation"])
+
+
+def correlation_boxplot(corr: pd.DataFrame, *, group_name: str = "Mouse") -> go.Figure:
+    """Boxplot of the per-mouse correlations, every mouse shown as a labelled dot."""
+    _need(corr, "group", "correlation")
+    ok = corr.dropna(subset=["correlation"])
+    fig = go.Figure(
+        go.Box(
+            y=ok["correlation"], name="per-mouse r", boxpoints="all", jitter=0.4,
+            pointpos=0, text=[f"{group_name} {g} ({n} cells)" for g, n in
+                              zip(ok["group"], ok["n_cells"], strict=True)],
+            hovertemplate="%{text}: r = %{y:.2f}<extra></extra>",
+            marker_color=PALETTE[2],
+        )
+    )
+    fig.update_layout(title="Baseline-24h correlation within each mouse",
+                      yaxis_title="correlation", showlegend=False)
+    return style(fig)
+
+
+# --- Example 4: binary outcome ------------------------------------------------------------
+def binned_proportions(
+    data: pd.DataFrame, response: str, x: str, group: str, *, bins: int = 5,
+) -> pd.DataFrame:
+    """Share of 1s of ``response`` per mouse and bin of ``x`` (equal-width bins).
+
+    Columns ``group``, ``bin``, ``x_mid``, ``n``, ``proportion``.
+    """
+    _need(data, response, x, group)
+    sub = data[[response, x, group]].dropna()
+    if sub.empty:
+        return pd.DataFrame(columns=["group", "bin", "x_mid", "n", "proportion"])
+    edges = np.linspace(sub[x].min(), sub[x].max(), int(bins) + 1)
+    if edges[0] == edges[-1]:
+        edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    idx = np.clip(np.searchsorted(edges, sub[x], side="right") - 1, 0, len(edges) - 2)
+    mids = (edges[:-1] + edges[1:]) / 2
+    out = (
+        sub.assign(bin=idx)
+        .groupby([group, "bin"], observed=True)[response]
+        .agg(n="size", proportion="mean")
+        .reset_index()
+        .rename(columns={group: "group"})
+    )
+    out["x_mid"] = mids[out["bin"].to_numpy()]
+    return out[["group", "bin", "x_mid", "n", "proportion"]]
+
+
+def _expit(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def glmm_curves(
+    intercept: float, slope: float, ranef: Mapping[Any, float], sd_intercept: float,
+    x_grid: Sequence[float],
+) -> pd.DataFrame:
+    """Fitted P(y = 1) of a random-intercept logistic GLMM along ``x_grid``.
+
+    Rows for each mouse (its conditional mode added to the intercept), for the typical
+    mouse (random effect 0, what the fixed effects describe) and for the population
+    average (the curve averaged over the random-intercept distribution, by 40-point
+    Gauss-Hermite quadrature): the two differ because the link is not linear.
+    Columns ``curve``, ``x``, ``p``.
+    """
+    x = np.asarray(x_grid, dtype=float)
+    frames = []
+    for level, u in ranef.items():
+        frames.append(pd.DataFrame({"curve": str(level), "x": x,
+                                    "p": _expit(intercept + u + slope * x)}))
+    frames.append(pd.DataFrame({"curve": "typical mouse", "x": x,
+                                "p": _expit(intercept + slope * x)}))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(40)
+    weights = weights / weights.sum()
+    eta = intercept + slope * x[:, None] + max(sd_intercept, 0.0) * nodes[None, :]
+    frames.append(pd.DataFrame({"curve": "population average", "x": x,
+                                "p": _expit(eta) @ weights}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def lick_proportion_curves(
+    binned: pd.DataFrame, curves: pd.DataFrame | None = None, *,
+    x_title: str = "dF/F (%)", y_title: str = "proportion of correct licks",
+    group_name: str = "Mouse",
+) -> go.Figure:
+    """Binned proportions per mouse (dots sized by trials) with the GLMM's curves."""
+    _need(binned, "group", "x_mid", "proportion", "n")
+    fig = go.Figure()
+    groups = _levels(binned["group"])
+    color = {str(g): PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
+    for g in groups:
+        sub = binned[binned["group"] == g]
+        fig.add_trace(go.Scatter(
+            x=sub["x_mid"], y=sub["proportion"], mode="markers", name=f"{group_name} {g}",
+            legendgroup=str(g), marker={"color": color[str(g)],
+                                        "size": 5 + 2 * np.sqrt(sub["n"].to_numpy())},
+            customdata=sub["n"], hovertemplate="%{y:.2f} of %{customdata} trials",
+        ))
+    if curves is not None and not curves.empty:
+        for name, sub in curves.groupby("curve", sort=False):
+            special = name in ("typical mouse", "population average")
+            fig.add_trace(go.Scatter(
+                x=sub["x"], y=sub["p"], mode="lines",
+                name=name if special else f"{group_name} {name} (GLMM)",
+                legendgroup=name, showlegend=special,
+                line={"color": "black" if special else color.get(name, "grey"),
+                      "width": 4 if special else 1.5,
+                      "dash": "dash" if name == "typical mouse" else "solid"},
+            ))
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, yaxis_range=[-0.02, 1.02],
+                      title="Correct licks by neuronal activity")
+    return style(fig)
+
+
+# --- model summaries ----------------------------------------------------------------------
+def caterpillar_plot(ranef: pd.DataFrame, *, group_name: str = "Mouse") -> go.Figure:
+    """Random effects (conditional modes) sorted, one panel per term; error bars from a
+    ``std_error`` column when present."""
+    _need(ranef, "level", "term", "value")
+    terms = list(dict.fromkeys(ranef["term"]))
+    fig = make_subplots(rows=1, cols=max(1, len(terms)), subplot_titles=terms or [""])
+    for ti, term in enumerate(terms):
+        sub = ranef[ranef["term"] == term].sort_values("value")
+        err = None
+        if "std_error" in sub.columns:
+            err = {"type": "data", "array": 1.96 * sub["std_error"].to_numpy()}
+        fig.add_trace(go.Scatter(
+            x=sub["value"], y=[f"{group_name} {lvl}" for lvl in sub["level"]],
+            error_x=err, mode="markers", marker={"size": 9, "color": PALETTE[5]},
+            showlegend=False, hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+        ), row=1, col=ti + 1)
+        fig.add_vline(x=0, line_dash="dot", line_color="grey", row=1, col=ti + 1)
+    fig.update_yaxes(automargin=True)
+    fig.update_layout(title="Random effects per mouse (conditional modes)",
+                      height=max(280, 40 + 28 * ranef["level"].nunique()))
+    return style(fig)
+
+
+def estimate_comparison_plot(
+    table: pd.DataFrame, *, term_label: str = "", null_value: float = 0.0,
+    x_title: str = "estimate (95% CI)",
+) -> go.Figure:
+    """Forest plot of one term across analyses: columns ``analysis``, ``estimate``,
+    ``conf_low``, ``conf_high`` (and ``p_value``)."""
+    _need(table, "analysis", "estimate", "conf_low", "conf_high")
+    t = table.iloc[::-1]  # first analysis on top
+    sig = t["p_value"] < 0.05 if "p_value" in t.columns else pd.Series(False, index=t.index)
+    fig = go.Figure(go.Scatter(
+        x=t["estimate"], y=t["analysis"], mode="markers",
+        marker={"size": 11, "color": [PALETTE[0] if s else PALETTE[9] for s in sig]},
+        error_x={"type": "data", "symmetric": False,
+                 "array": (t["conf_high"] - t["estimate"]).to_numpy(),
+                 "arrayminus": (t["estimate"] - t["conf_low"]).to_numpy()},
+        hovertemplate="%{y}: %{x:.4g}<extra></extra>", showlegend=False,
+    ))
+    fig.add_vline(x=null_value, line_dash="dash", line_color="grey")
+    fig.update_yaxes(automargin=True)
+    fig.update_layout(title=f"{term_label}: the same effect, different analyses".strip(": "),
+                      xaxis_title=x_title, height=max(260, 80 + 45 * len(t)))
+    return style(fig)
+
+
+# --- side-by-side tables ------------------------------------------------------------------
+COMPARISON_COLUMNS = ("analysis", "term", "label", "estimate", "std_error", "df", "p_value",
+                      "conf_low", "conf_high")
+
+
+def comparison_rows(
+    fits: Mapping[str, FitResult | pd.DataFrame], terms: Mapping[str, str],
+) -> pd.DataFrame:
+    """Long table of selected terms across analyses.
+
+    ``fits`` maps an analysis name to a FitResult, or to a ``fit_per_group`` DataFrame
+    (tidy rows with a ``group`` column: one analysis per group, named "<name> <group>").
+    ``terms`` maps model term names (e.g. "treatment_idx2") to display labels ("48h").
+    A term an analysis lacks (e.g. a mouse with no 48h cells) gives a row of NaNs.
+    """
+    rows: list[dict[str, Any]] = []
+
+    def add(analysis: str, tidy: pd.DataFrame) -> None:
+        by_term = tidy.set_index("term") if not tidy.empty else tidy
+        for term, label in terms.items():
+            row = {"analysis": analysis, "term": term, "label": label}
+            for col in COMPARISON_COLUMNS[3:]:
+                ok = term in by_term.index and col in by_term.columns
+                row[col] = float(by_term.loc[term, col]) if ok else math.nan
+            rows.append(row)
+
+    for name, fit in fits.items():
+        if isinstance(fit, FitResult):
+            add(name, fit.tidy())
+        else:
+            for g, sub in fit.groupby("group", sort=True):
+                add(f"{name} {g}".strip(), sub)
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def fmt_num(x: float) -> str:
+    """4 significant digits, "–" for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.4g}"
+
+
+def fmt_df(x: float) -> str:
+    """Degrees of freedom: ∞ for z tests, one decimal for Satterthwaite-type df."""
+    if x is None or math.isnan(x):
+        return "–"
+    if math.isinf(x):
+        return "∞ (z)"
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"
+
+
+def fmt_p(p: float, alpha: float = 0.05) -> str:
+    """p-value with 2 significant digits; a star marks p < alpha."""
+    if p is None or math.isnan(p):
+        return "–"
+    text = f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+    return f"{text} *" if p < alpha else text
+
+
+def format_side_by_side(long: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
+    """Wide display table: one row per analysis, per term "estimate ± SE", "df", "p"."""
+    out = pd.DataFrame(index=pd.Index(list(dict.fromkeys(long["analysis"])), name="analysis"))
+    for label in dict.fromkeys(long["label"]):
+        sub = long[long["label"] == label].set_index("analysis")
+        out[f"{label}: estimate ± SE"] = [
+            "–" if math.isnan(sub.loc[a, "estimate"])
+            else f"{fmt_num(sub.loc[a, 'estimate'])} ± {fmt_num(sub.loc[a, 'std_error'])}"
+            for a in out.index
+        ]
+        out[f"{label}: df"] = [fmt_df(sub.loc[a, "df"]) for a in out.index]
+        out[f"{label}: p"] = [fmt_p(sub.loc[a, "p_value"], alpha) for a in out.index]
+    return out

@@ -1,0 +1,95 @@
+"""Overview: the four models of the lecture, what pooling is, and a map of the pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui_common as ui
+
+st.title("Many cells, few mice: why pooling misleads")
+st.markdown(
+    "A typical experiment records hundreds of neurons from a handful of mice. The cells of "
+    "one mouse share its genes, its surgery, its imaging window and its day: they are "
+    "**not independent**. Treating every cell as an independent replicate (*pooling*) "
+    "pretends we have hundreds of animals when we have four."
+)
+
+left, right = ui.columns(2)
+with left:
+    st.subheader("LM: the linear model")
+    st.latex(r"Y = X\beta + \epsilon,\qquad \epsilon \sim N(0, \sigma^2 I)")
+    st.markdown(
+        "A linear predictor $X\\beta$ and errors that have mean 0, a common variance and "
+        "are **independent**. t-tests and ANOVA are LMs."
+    )
+    st.subheader("GLM: generalized linear model")
+    st.latex(r"g\big(E(Y \mid X)\big) = X\beta")
+    st.markdown(
+        "A linear predictor, a **link** $g$ (e.g. the logit for a yes/no outcome) and a "
+        "distribution for $Y$ (e.g. Bernoulli). Observations are still independent."
+    )
+with right:
+    st.subheader("LME: linear mixed-effects model")
+    st.latex(r"Y = X\beta + Z u + \epsilon,\quad u \sim N(0, G),\ \epsilon \sim N(0, \sigma^2 I)")
+    st.markdown(
+        "Fixed effects $X\\beta$ (the treatment), **random effects** $Zu$ (each mouse's "
+        "own offset, e.g. $G = \\sigma_b^2 I$) and errors independent of $u$. Cells of the "
+        "same mouse share $u$, so they are correlated."
+    )
+    st.subheader("GLMM: generalized linear mixed model")
+    st.latex(r"g\big(E(Y \mid X, u)\big) = X\beta + Z u,\qquad u \sim N(0, G)")
+    st.markdown(
+        "A GLM with random effects: for binary trials from a few mice, e.g. whether a lick "
+        "was correct given the neuronal activity."
+    )
+
+st.header("What pooling does wrong")
+st.markdown(
+    "- **Too small standard errors.** Cells of a mouse are alike, so 700 cells of one mouse "
+    "carry far less information than 700 mice. The design effect $1 + \\rho (m - 1)$ "
+    "(intra-class correlation $\\rho$, $m$ cells per mouse) says how much: with "
+    "$\\rho = 0.3$ and 100 cells per mouse, the variance is 31 times larger than pooling "
+    "assumes. p-values come out far too small: a pooled test on data with no real effect "
+    "can be 'significant' more than 90% of the time.\n"
+    "- **Weighting by cell count.** The mouse that gave the most cells dominates the pooled "
+    "result. In Example 2 one mouse of four contributes 43% of the cells, and the pooled "
+    "data follow that one mouse.\n"
+    "- **Ignoring pairing.** When each cell is measured twice, pooling throws away the "
+    "within-cell correlation and can *lose* power (Example 3).\n\n"
+    "A mixed model keeps every cell, but lets the mice differ: the treatment effect is "
+    "judged against the variation **between mice**, with the right degrees of freedom."
+)
+
+st.header("The pages")
+st.markdown(
+    "| page | data | what to notice |\n"
+    "|---|---|---|\n"
+    "| **Ca++ frequency** | PV cells, 4 mice, 1,724 cells, 24h-1wk after ketamine "
+    "(Example 2) | the pooled 48h drop is mouse 2's drop; the LME does not find it. Move the "
+    "cells-per-mouse sliders and watch the pooled p-value follow them. |\n"
+    "| **Ca++ amplitude** | 622 cells of 11 mice, each at baseline and 24h (Example 3) | "
+    "two levels of clustering (cells in mice, measurements in cells); pairing gives power; "
+    "choosing the random effects. |\n"
+    "| **Water lick** | 512 trials of 8 mice, correct lick yes/no vs dF/F (Example 4) | "
+    "a GLMM for a binary outcome; odds ratios; LRT and parametric bootstrap. |\n"
+    "| **Your data** | upload a CSV/TSV or pick a built-in set | the same comparison on any "
+    "clustered data set. |\n"
+    "| **Simulation** | simulated data | how often pooling finds an effect that is not "
+    "there; whether the mixed model recovers the truth. |"
+)
+
+st.header("Where the data come from")
+st.markdown(
+    "The examples are those of Yu, Guindani, Grieco, Chen, Holmes & Xu (2022), *Beyond t "
+    "test and ANOVA: applications of mixed-effects models for more rigorous statistical "
+    "analysis in neuroscience research*, Neuron 110(1):21-35 "
+    "(https://doi.org/10.1016/j.neuron.2021.10.030), and of the companion book "
+    "https://yu-zhaoxia.github.io/MM_in_Neuroscience/.\n\n"
+    f"The original files of Examples 2-4 are no longer public. The built-in data sets are "
+    f"labelled **{ui.RECONSTRUCTION_LABEL}**: they have the published design (the exact "
+    "cell counts per mouse and time point, the same columns) and reproduce the published "
+    "estimates, but the individual values are simulated. If you have the original files "
+    "(`Example2.txt`, `Example3.txt`, `waterlick_sim.txt`) you can upload them on the "
+    "*Your data* page."
+)
+st.caption("R code equivalent to every fit is shown on each page, so you can check it in R.")

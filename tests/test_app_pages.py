@@ -1,0 +1,450 @@
+"""Drive every control of every page with AppTest and check the numbers shown.
+
+The expected numbers come from calling mmteach directly on the same rows; the page must
+show exactly the same formatted values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mmteach import figures as F
+from mmteach.datasets import load_dataset
+from mmteach.errors import MMTeachError
+from mmteach.formula import parse_formula
+from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
+from mmteach.sampling import subsample_per_group
+
+ROOT = Path(__file__).resolve().parents[1]
+FREQ = "pages/2_Ca_frequency.py"
+AMP = "pages/3_Ca_amplitude.py"
+LICK = "pages/4_Water_lick.py"
+YOURS = "pages/5_Your_data.py"
+FREQ_TERMS = {"treatment_idx2": "48h", "treatment_idx3": "72h", "treatment_idx4": "1wk"}
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def shown_table(at: AppTest, column: str) -> pd.DataFrame:
+    """The st.dataframe whose columns include ``column``."""
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no table with column {column!r}")
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def expected_table(fits: dict, terms: dict[str, str]) -> pd.DataFrame:
+    return F.format_side_by_side(F.comparison_rows(fits, terms))
+
+
+def assert_rows(at: AppTest, expected: pd.DataFrame, column: str) -> None:
+    shown = shown_table(at, column)
+    for analysis in expected.index:
+        assert analysis in shown.index, f"{analysis} missing; shown: {list(shown.index)}"
+        assert list(shown.loc[analysis]) == list(expected.loc[analysis]), analysis
+
+
+# --- page 2: Ca++ frequency --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def freq() -> pd.DataFrame:
+    return load_dataset("ca_frequency")
+
+
+def freq_expected(sub: pd.DataFrame, *, formula: str = "res ~ treatment_idx + (1 | midx)",
+                  reml: bool = True, df_method: str = "satterthwaite") -> pd.DataFrame:
+    from mmteach.lme import fit_lme
+
+    fits = {
+        "Pooled LM": fit_lm(sub, "res ~ treatment_idx", factors=["treatment_idx"]),
+        "Mouse as fixed effect": fit_fixed_group(sub, "res ~ treatment_idx + (1 | midx)",
+                                                 factors=["treatment_idx", "midx"]),
+    }
+    label = f"LME {'REML' if reml else 'ML'}, {df_method} df"
+    fits[label] = fit_lme(sub, formula, factors=["treatment_idx", "midx"], reml=reml,
+                          df_method=df_method)
+    fits["Mouse"] = fit_per_group(sub, "res ~ treatment_idx", "midx", factors=["treatment_idx"])
+    return expected_table(fits, FREQ_TERMS)
+
+
+def test_freq_default_numbers(freq):
+    at = open_page(FREQ)
+    assert not errors(at)
+    assert_rows(at, freq_expected(freq), "48h: p")
+    counts = shown_table(at, "% of cells")
+    assert counts.loc["2", "Total"] == (freq.midx == 2).sum()
+    assert counts.loc["Total", "48h"] == (freq.treatment_idx == 2).sum()
+    labels = [b.label for b in at.get("download_button")]
+    assert any("comparison table" in lab for lab in labels)
+    assert any("data shown" in lab for lab in labels)
+    codes = [c.value for c in at.code]
+    assert fit_lm(freq, "res ~ treatment_idx", factors=["treatment_idx"]).r_code() in codes
+
+
+@pytest.mark.parametrize(
+    ("structure", "estimation", "df_method"),
+    [
+        ("random intercept per mouse", "REML", "kenward-roger"),
+        ("random intercept per mouse", "ML", "containment"),
+        ("random intercept per mouse and per mouse x time", "REML", "z"),
+    ],
+)
+def test_freq_model_controls(freq, structure, estimation, df_method):
+    at = open_page(FREQ)
+    at.selectbox(key="freq.structure").set_value(structure)
+    at.radio(key="freq.estimation").set_value(estimation)
+    at.selectbox(key="freq.df").set_value(df_method)
+    at.run()
+    assert not at.exception and not errors(at)
+    formulas = {
+        "random intercept per mouse": "res ~ treatment_idx + (1 | midx)",
+        "random intercept per mouse and per mouse x time":
+            "res ~ treatment_idx + (1 | midx) + (1 | midx:treatment_idx)",
+    }
+    expected = freq_expected(freq, formula=formulas[structure], reml=estimation == "REML",
+                             df_method=df_method)
+    assert_rows(at, expected, "48h: p")
+    assert at.query_params["structure"] == structure
+
+
+def test_freq_kenward_roger_only_with_reml():
+    at = open_page(FREQ, df="kenward-roger")
+    assert at.selectbox(key="freq.df").value == "kenward-roger"
+    at.radio(key="freq.estimation").set_value("ML").run()
+    assert "kenward-roger" not in at.selectbox(key="freq.df").options
+    assert at.selectbox(key="freq.df").value == "satterthwaite"
+    assert not errors(at)
+
+
+def test_freq_sliders_and_edges(freq):
+    at = open_page(FREQ)
+    at.slider(key="freq.n1").set_value(1)
+    at.slider(key="freq.n3").set_value(0)
+    at.run()
+    sub = subsample_per_group(freq, "midx", {1: 1, 2: 739, 3: 0, 4: 210}, seed=0)
+    counts = shown_table(at, "% of cells")
+    assert "3" not in counts.index and counts.loc["1", "Total"] == 1
+    assert_rows(at, freq_expected(sub), "48h: p")
+    # the one-cell mouse cannot be fitted alone: the page says why, in a caption
+    per = fit_per_group(sub, "res ~ treatment_idx", "midx", factors=["treatment_idx"])
+    note = per.loc[per.group.astype(str) == "1", "note"].iloc[0]
+    assert note and any(note in c.value for c in at.caption)
+    assert at.query_params["n1"] == "1" and at.query_params["n3"] == "0"
+
+
+def test_freq_one_mouse_left_explains(freq):
+    from mmteach.lme import fit_lme
+
+    at = open_page(FREQ, n1="0", n2="0", n3="0")
+    assert at.slider(key="freq.n4").value == 210 and at.slider(key="freq.n2").value == 0
+    sub = freq[freq.midx == 4]
+    with pytest.raises(MMTeachError) as err:
+        fit_lme(sub, "res ~ treatment_idx + (1 | midx)", factors=["treatment_idx", "midx"])
+    assert any(str(err.value) in e for e in errors(at))
+    shown = shown_table(at, "48h: p")
+    lm = expected_table({"Pooled LM": fit_lm(sub, "res ~ treatment_idx",
+                                             factors=["treatment_idx"])}, FREQ_TERMS)
+    assert list(shown.loc["Pooled LM"]) == list(lm.loc["Pooled LM"])
+
+
+def test_freq_all_mice_dropped():
+    at = open_page(FREQ, n1="0", n2="0", n3="0", n4="0")
+    assert not errors(at)
+    assert any("0 cells" in w.value for w in at.warning)
+
+
+def test_freq_presets_and_seed(freq):
+    at = open_page(FREQ)
+    at.button(key="freq_preset_balance mice").click().run()
+    assert [at.slider(key=f"freq.n{m}").value for m in (1, 2, 3, 4)] == [210] * 4
+    at.number_input(key="freq.seed").set_value(5).run()
+    sub = subsample_per_group(freq, "midx", {m: 210 for m in (1, 2, 3, 4)}, seed=5)
+    assert_rows(at, freq_expected(sub), "48h: p")
+    at.button(key="freq_preset_drop mouse 2").click().run()
+    assert at.slider(key="freq.n2").value == 0 and at.slider(key="freq.n1").value == 466
+    assert "Mouse 2" not in shown_table(at, "48h: p").index
+    at.button(key="freq_preset_as published").click().run()
+    assert at.slider(key="freq.n2").value == 739
+
+
+def test_freq_url_state(freq):
+    at = open_page(FREQ, estimation="ML", df="z", n2="100", term="1wk", seed="3")
+    assert at.radio(key="freq.estimation").value == "ML"
+    assert at.radio(key="freq.term").value == "1wk"
+    sub = subsample_per_group(freq, "midx", {2: 100}, seed=3)
+    assert_rows(at, freq_expected(sub, reml=False, df_method="z"), "1wk: p")
+    at.radio(key="freq.estimation").set_value("REML").run()
+    assert at.query_params["estimation"] == "REML" and at.query_params["n2"] == "100"
+
+
+def test_freq_bad_url_values_are_ignored_with_a_warning():
+    at = open_page(FREQ, estimation="maximum", n1="abc")
+    assert at.radio(key="freq.estimation").value == "REML"
+    assert any("estimation" in w.value and "n1" in w.value for w in at.warning)
+    assert not errors(at)
+
+
+# --- page 3: Ca++ amplitude --------------------------------------------------------------
+AMP_TERMS = {"treatment2": "24h vs baseline"}
+
+
+@pytest.fixture(scope="module")
+def amp() -> pd.DataFrame:
+    return load_dataset("ca_amplitude")
+
+
+def amp_fits(sub: pd.DataFrame) -> dict:
+    return {
+        "Pooled LM": fit_lm(sub, "res ~ treatment", factors=["treatment"]),
+        "t-test, equal variances": t_test(sub, "res", "treatment", kind="pooled"),
+        "Welch t-test": t_test(sub, "res", "treatment", kind="welch"),
+        "Paired t-test": t_test(sub, "res", "treatment", kind="paired", pair="cidx"),
+    }
+
+
+def test_amp_default_numbers(amp):
+    from mmteach.lme import fit_lme
+
+    at = open_page(AMP)
+    assert not errors(at)
+    fits = amp_fits(amp)
+    lme = fit_lme(amp, "res ~ treatment + (1 | midx/cidx)", factors=["treatment"],
+                  reml=False, df_method="containment")
+    fits["LME lme.obj1 (ML, containment df)"] = lme
+    assert_rows(at, expected_table(fits, AMP_TERMS), "24h vs baseline: p")
+    vc = next(d.value for d in at.dataframe if "variance" in d.value.columns)
+    pd.testing.assert_frame_equal(vc.reset_index(drop=True), lme.variance_components(),
+                                  check_dtype=False)
+    corr = next(d.value for d in at.dataframe if "correlation" in d.value.columns)
+    direct = F.per_group_correlation(amp, "res", "treatment", "cidx", "midx")
+    assert list(corr["correlation"]) == pytest.approx(list(direct["correlation"]))
+
+
+def test_amp_ladder_matches_compare_models(amp):
+    from mmteach.compare import compare_models
+
+    at = open_page(AMP)
+    ladder = next(d.value for d in at.dataframe if "chisq" in d.value.columns)
+    row = ladder.iloc[1]  # obj4 vs obj1: both identifiable
+    cmp = compare_models(amp, "res ~ treatment + (treatment | midx) + (1 | cidx)",
+                         "res ~ treatment + (1 | midx/cidx)", factors=["treatment"])
+    assert row["chisq"] == pytest.approx(cmp.chisq)
+    assert row["p"] == pytest.approx(cmp.p_value)
+
+
+def test_amp_unidentifiable_structure_explains_then_fits_anyway(amp):
+    from mmteach.errors import ModelError
+    from mmteach.lme import fit_lme
+
+    formula = "res ~ treatment + (1 | midx) + (treatment | cidx)"
+    at = open_page(AMP)
+    at.selectbox(key="amp.structure").set_value("lme.obj3").run()
+    with pytest.raises(ModelError) as err:
+        fit_lme(amp, formula, factors=["treatment"], reml=False, df_method="containment")
+    assert any(str(err.value) in w.value for w in at.warning)
+    assert not any(k.startswith("LME") for k in shown_table(at, "24h vs baseline: p").index)
+    at.checkbox(key="amp.anyway").check().run()
+    assert not at.exception
+    lme = fit_lme(amp, formula, factors=["treatment"], reml=False, df_method="containment",
+                  allow_unidentifiable=True)
+    exp = expected_table({"LME lme.obj3 (ML, containment df)": lme}, AMP_TERMS)
+    assert_rows(at, exp, "24h vs baseline: p")
+
+
+@pytest.mark.parametrize("structure", ["lme.obj2", "lme.obj4"])
+def test_amp_structures_and_options(amp, structure):
+    from mmteach.lme import fit_lme
+
+    formulas = {"lme.obj2": "res ~ treatment + (1 | midx) + (1 | cidx)",
+                "lme.obj4": "res ~ treatment + (treatment | midx) + (1 | cidx)"}
+    at = open_page(AMP, structure=structure, estimation="REML", df="satterthwaite")
+    lme = fit_lme(amp, formulas[structure], factors=["treatment"], reml=True,
+                  df_method="satterthwaite")
+    exp = expected_table({f"LME {structure} (REML, satterthwaite df)": lme}, AMP_TERMS)
+    assert_rows(at, exp, "24h vs baseline: p")
+
+
+def test_amp_cells_per_mouse_edges(amp):
+    at = open_page(AMP)
+    at.slider(key="amp.n1").set_value(1)
+    at.slider(key="amp.n2").set_value(0)
+    at.run()
+    assert not at.exception
+    counts = {1: 1, 2: 0}
+    sub = subsample_per_group(amp, "midx", counts, seed=0, unit="cidx")
+    assert_rows(at, expected_table(amp_fits(sub), AMP_TERMS), "24h vs baseline: p")
+    tab = shown_table(at, "% of cells")
+    assert tab.loc["1", "baseline"] == 1 and "2" not in tab.index
+    at.button(key="amp_preset_balance mice").click().run()
+    smallest = amp.groupby("midx").cidx.nunique().min()
+    assert at.slider(key="amp.n1").value == smallest
+
+
+# --- page 4: water lick ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lick() -> pd.DataFrame:
+    return load_dataset("water_lick")
+
+
+@pytest.mark.parametrize(("method", "nagq"), [("Laplace", 1), ("AGQ (25 points)", 25)])
+def test_lick_glmm_numbers(lick, method, nagq):
+    from mmteach.glmm import fit_glmm, odds_ratio_table
+
+    at = open_page(LICK, method=method)
+    assert not errors(at)
+    glmm = fit_glmm(lick, "lick ~ dff + (1 | mouseID)", family="binomial", nagq=nagq,
+                    factors=["mouseID"])
+    shown = shown_table(at, "odds change per 1% dF/F").loc[f"GLMM ({method})"]
+    c = glmm.coef("dff")
+    assert shown["estimate ± SE"] == f"{F.fmt_num(c.estimate)} ± {F.fmt_num(c.std_error)}"
+    assert shown["p"] == F.fmt_p(c.p_value)
+    odds = odds_ratio_table(glmm).set_index("term").loc["dff"]
+    assert shown["odds change per 1% dF/F"] == (
+        f"{odds.percent_change:+.1f}% ({odds.percent_low:+.1f}% to {odds.percent_high:+.1f}%)")
+
+
+def test_lick_trials_and_structure(lick):
+    from mmteach.glmm import fit_glmm
+
+    at = open_page(LICK)
+    at.slider(key="lick.n3").set_value(0)
+    at.slider(key="lick.n5").set_value(1)
+    at.selectbox(key="lick.structure").set_value("random intercept + dF/F slope per mouse")
+    at.slider(key="lick.bins").set_value(8)
+    at.run()
+    assert not at.exception
+    sub = subsample_per_group(lick, "mouseID", {3: 0, 5: 1}, seed=0)
+    formula = "lick ~ dff + (1 + dff | mouseID)"
+    try:
+        glmm = fit_glmm(sub, formula, family="binomial", nagq=1, factors=["mouseID"])
+    except MMTeachError as err:
+        assert any(str(err) in e for e in errors(at))
+        return
+    shown = shown_table(at, "odds change per 1% dF/F").loc["GLMM (Laplace)"]
+    c = glmm.coef("dff")
+    assert shown["estimate ± SE"] == f"{F.fmt_num(c.estimate)} ± {F.fmt_num(c.std_error)}"
+
+
+def test_lick_bootstrap_button(lick):
+    from mmteach.compare import compare_models
+
+    at = open_page(LICK, nboot="20", seed="1")
+    at.button(key="lick_boot_run").click().run()
+    assert not at.exception and not errors(at)
+    cmp = compare_models(lick, "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)",
+                         family="binomial", bootstrap=20, seed=1)
+    text = " ".join(m.value for m in at.markdown)
+    assert f"Parametric bootstrap p = **{F.fmt_p(cmp.bootstrap_p_value)}**" in text
+    # the result stays on screen after another rerun
+    at.run()
+    assert "Parametric bootstrap p" in " ".join(m.value for m in at.markdown)
+
+
+# --- page 5: your data -------------------------------------------------------------------
+def upload(at: AppTest, text: str, name: str = "mine.csv") -> AppTest:
+    at.radio(key="yours.source").set_value("upload").run()
+    at.file_uploader(key="yours_upload").set_value((name, text.encode(), "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_yours_builtin_and_formula(freq):
+    from mmteach.lme import fit_lme
+
+    at = open_page(YOURS)
+    assert not errors(at)
+    lme = fit_lme(freq, "res ~ treatment_idx + (1 | midx)", factors=["treatment_idx"])
+    terms = {t: t for t in ("treatment_idx2", "treatment_idx3", "treatment_idx4")}
+    assert_rows(at, expected_table({"LME (REML, Satterthwaite)": lme}, terms),
+                "treatment_idx2: p")
+    at.radio(key="yours.mode").set_value("type a formula").run()
+    at.text_input(key="yours.formula").input("res ~ treatment_idx + (1 | midx)").run()
+    assert not errors(at)
+    assert_rows(at, expected_table({"LME (REML, Satterthwaite)": lme}, terms),
+                "treatment_idx2: p")
+    assert at.query_params["formula"] == "res ~ treatment_idx + (1 | midx)"
+
+
+def test_yours_bad_formula_shows_parser_message():
+    at = open_page(YOURS)
+    at.radio(key="yours.mode").set_value("type a formula").run()
+    at.text_input(key="yours.formula").input("res ~ treatment_idx + (1 | mouse").run()
+    assert not at.exception
+    with pytest.raises(MMTeachError) as err:
+        parse_formula("res ~ treatment_idx + (1 | mouse", list(load_dataset("ca_frequency")))
+    assert str(err.value) in errors(at)
+
+
+def test_yours_binomial_builtin(lick):
+    from mmteach.glmm import fit_glmm
+
+    at = open_page(YOURS, dataset="water_lick")
+    assert not errors(at)
+    glmm = fit_glmm(lick, "lick ~ dff + (1 | mouseID)", family="binomial")
+    assert_rows(at, expected_table({"GLMM (Laplace)": glmm}, {"dff": "dff"}), "dff: p")
+
+
+GOOD = "y,x,m\n" + "\n".join(f"{(i * 7) % 5 + i % 3},{i % 2},{i % 4}" for i in range(40))
+
+
+def test_yours_upload_good_file():
+    at = upload(open_page(YOURS), GOOD)
+    at.selectbox(key="yours.response").set_value("y")
+    at.multiselect(key="yours.predictors").set_value(["x"])
+    at.selectbox(key="yours.group").set_value("m")
+    at.run()
+    assert not at.exception and not errors(at)
+    df = pd.read_csv(pd.io.common.StringIO(GOOD))
+    lm = fit_lm(df, "y ~ x + (1 | m)")
+    assert_rows(at, expected_table({"Pooled LM": lm}, {"x": "x"}), "x: p")
+
+
+@pytest.mark.parametrize(
+    ("text", "settings", "message"),
+    [
+        ("y,x,m\na,1,1\nb,2,2\nc,1,1\n", {"response": "y", "group": "m"}, "non-numeric"),
+        (GOOD, {"response": "y", "group": "m", "family": "binomial"}, "0/1 response"),
+        ("y,x,m\n1,1,1\n2,2,1\n3,1,1\n", {"response": "y", "group": "m"}, "at least 2 groups"),
+        ("", {}, "empty"),
+        ("value\n1\n2\n", {}, "needs"),
+    ],
+)
+def test_yours_bad_uploads_get_a_message(text, settings, message):
+    at = upload(open_page(YOURS), text)
+    for name, value in settings.items():
+        widget = at.radio(key="yours.family") if name == "family" else \
+            at.selectbox(key=f"yours.{name}")
+        widget.set_value(value)
+    if settings:
+        at.multiselect(key="yours.predictors").set_value(["x"])
+        at.run()
+    assert not at.exception
+    assert any(message in e for e in errors(at)), errors(at)
+
+
+def test_yours_missing_values_warn_and_formula_with_unknown_column():
+    text = GOOD + "\n,1,2\n3,,1\n"
+    at = upload(open_page(YOURS), text)
+    at.selectbox(key="yours.response").set_value("y")
+    at.multiselect(key="yours.predictors").set_value(["x"])
+    at.selectbox(key="yours.group").set_value("m")
+    at.run()
+    assert any("2 row(s) with missing values" in w.value for w in at.warning)
+    at.radio(key="yours.mode").set_value("type a formula").run()
+    at.text_input(key="yours.formula").input("y ~ dose + (1 | m)").run()
+    assert not at.exception
+    assert any("dose" in e for e in errors(at))

@@ -1,0 +1,171 @@
+"""Tests of mmteach.figures: the figures show the data they are given, tables are right."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from mmteach import figures as F
+from mmteach.errors import DataError
+from mmteach.results import Coef, FitResult
+
+
+@pytest.fixture()
+def freq() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    rows = []
+    for m, n in ((1, 30), (2, 50), (3, 10)):
+        for i in range(n):
+            rows.append({"midx": m, "treatment_idx": 1 + i % 4, "res": rng.normal(0.7, 0.2)})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture()
+def amp() -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    rows, cid = [], 0
+    for m in range(1, 5):
+        for _ in range(20):
+            cid += 1
+            base = rng.uniform(0, 6)
+            rows.append({"midx": m, "cidx": cid, "treatment": 1, "res": base})
+            rows.append({"midx": m, "cidx": cid, "treatment": 2,
+                         "res": 1 + 0.5 * m * base + rng.normal(0, 1)})
+    df = pd.DataFrame(rows)
+    df.loc[3, "res"] = np.nan  # one missing value: that cell drops out of the paired plots
+    return df
+
+
+def test_pooled_boxplot_has_one_box_per_time_with_all_values(freq):
+    fig = F.pooled_boxplot(freq, "res", "treatment_idx", labels={1: "24h", 2: "48h"})
+    assert isinstance(fig, go.Figure)
+    assert [t.name for t in fig.data] == ["24h", "48h", "3", "4"]
+    assert sum(len(t.y) for t in fig.data) == len(freq)
+
+
+def test_per_mouse_boxplot_panels_and_shares(freq):
+    fig = F.per_mouse_boxplot(freq, "res", "treatment_idx", "midx")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[1].startswith("Mouse 2 (50 cells, 56%")
+    assert len(fig.data) == 3 * 4
+    assert sum(len(t.y) for t in fig.data) == len(freq)
+    # the legend lists each time point once
+    assert sum(bool(t.showlegend) for t in fig.data) == 4
+
+
+def test_per_mouse_boxplot_with_no_cells_explains():
+    with pytest.raises(DataError, match="0 cells"):
+        F.per_mouse_boxplot(pd.DataFrame({"res": [], "t": [], "m": []}), "res", "t", "m")
+
+
+def test_missing_column_is_a_data_error(freq):
+    with pytest.raises(DataError, match="'time'"):
+        F.pooled_boxplot(freq, "res", "time")
+
+
+def test_paired_wide_and_correlations(amp):
+    wide = F.paired_wide(amp, "res", "treatment", "cidx", "midx", 1, 2)
+    assert len(wide) == 79  # the cell with a missing value is dropped
+    corr = F.per_group_correlation(amp, "res", "treatment", "cidx", "midx")
+    sub = wide[wide.midx == 3]
+    assert corr.set_index("group").loc[3, "correlation"] == pytest.approx(
+        np.corrcoef(sub["before"], sub["after"])[0, 1])
+    fig = F.correlation_boxplot(corr)
+    assert list(fig.data[0].y) == pytest.approx(list(corr["correlation"]))
+
+
+def test_correlation_needs_three_cells(amp):
+    small = amp[amp.cidx.isin([1, 2, 21, 22, 23])]
+    corr = F.per_group_correlation(small, "res", "treatment", "cidx", "midx").set_index("group")
+    assert math.isnan(corr.loc[1, "correlation"])
+    assert corr.loc[2, "n_cells"] == 3
+
+
+def test_spaghetti_and_scatter(amp):
+    sp = F.spaghetti_plot(amp, "res", "treatment", "cidx", "midx")
+    assert len(sp.data) == 4
+    # 3 points (before, after, gap) per cell
+    assert len(sp.data[0].y) == 3 * 19
+    sc = F.before_after_scatter(amp, "res", "treatment", "cidx", "midx")
+    lines = [t for t in sc.data if t.mode == "lines"]
+    assert len(lines) == 4
+    wide = F.paired_wide(amp, "res", "treatment", "cidx", "midx", 1, 2)
+    sub = wide[wide.midx == 4]
+    slope = np.polyfit(sub["before"], sub["after"], 1)[0]
+    assert lines[3].name == f"fit, slope {slope:.2f}"
+
+
+def test_binned_proportions():
+    df = pd.DataFrame({"m": [1, 1, 1, 2, 2, 2], "y": [0, 1, 1, 0, 0, 1],
+                       "x": [0.0, 0.1, 10.0, 0.0, 9.0, 10.0]})
+    b = F.binned_proportions(df, "y", "x", "m", bins=2)
+    got = b.set_index(["group", "bin"])["proportion"]
+    assert got[(1, 0)] == pytest.approx(0.5)
+    assert got[(1, 1)] == pytest.approx(1.0)
+    assert got[(2, 1)] == pytest.approx(0.5)
+    assert b["n"].sum() == 6
+
+
+def test_glmm_curves_population_average_is_flatter_than_typical_mouse():
+    c = F.glmm_curves(-1.0, 0.2, {"1": 0.5, "2": -0.5}, 1.5, [-10, 0, 10, 20])
+    typical = c[c.curve == "typical mouse"]["p"].to_numpy()
+    pop = c[c.curve == "population average"]["p"].to_numpy()
+    mouse1 = c[c.curve == "1"]["p"].to_numpy()
+    assert mouse1[1] == pytest.approx(1 / (1 + math.exp(0.5)))
+    # averaging over mice pulls probabilities towards 1/2 (attenuation)
+    assert np.all(np.abs(pop - 0.5) < np.abs(typical - 0.5))
+    # with no mouse variance the two coincide
+    c0 = F.glmm_curves(-1.0, 0.2, {}, 0.0, [0, 5])
+    np.testing.assert_allclose(c0[c0.curve == "population average"]["p"],
+                               c0[c0.curve == "typical mouse"]["p"])
+    fig = F.lick_proportion_curves(
+        pd.DataFrame({"group": [1], "x_mid": [0.0], "proportion": [0.3], "n": [4]}), c)
+    assert {t.name for t in fig.data if t.showlegend} >= {"typical mouse", "population average"}
+
+
+def _fit(est: float, se: float, df: float, p: float) -> FitResult:
+    coefs = (Coef("(Intercept)", 1.0, 0.1, df, 10.0, 1e-5, 0.8, 1.2),
+             Coef("x2", est, se, df, est / se, p, est - 2 * se, est + 2 * se))
+    return FitResult(model="lm", formula="y ~ x", method="OLS", df_method="residual",
+                     coefficients=coefs, n_obs=10)
+
+
+def test_comparison_rows_and_format():
+    per_group = pd.DataFrame({"group": [1, 2], "term": ["x2", "(Intercept)"],
+                              "estimate": [0.5, 1.0], "std_error": [0.2, 0.1],
+                              "df": [8.0, 8.0], "p_value": [0.04, 0.001],
+                              "conf_low": [0.1, 0.8], "conf_high": [0.9, 1.2]})
+    long = F.comparison_rows({"LM": _fit(-0.078, 0.017, 1720, 4.8e-6),
+                              "LME": _fit(-0.0175, 0.0173, math.inf, 0.31),
+                              "mouse": per_group}, {"x2": "48h"})
+    assert list(long["analysis"]) == ["LM", "LME", "mouse 1", "mouse 2"]
+    assert math.isnan(long.iloc[3]["estimate"])  # mouse 2 has no x2 row
+    wide = F.format_side_by_side(long)
+    assert wide.loc["LM", "48h: estimate ± SE"] == "-0.078 ± 0.017"
+    assert wide.loc["LM", "48h: p"] == "4.8e-06 *"
+    assert wide.loc["LME", "48h: p"] == "0.31"
+    assert wide.loc["LME", "48h: df"] == "∞ (z)"
+    assert wide.loc["mouse 2", "48h: estimate ± SE"] == "–"
+    fig = F.estimate_comparison_plot(long.dropna(subset=["estimate"]), term_label="48h")
+    assert list(fig.data[0].y) == ["mouse 1", "LME", "LM"]
+
+
+def test_caterpillar_sorted_with_errors():
+    re = pd.DataFrame({"group": "m", "level": ["1", "2", "3"], "term": "(Intercept)",
+                       "value": [0.3, -0.2, 0.1], "std_error": [0.1, 0.1, 0.2]})
+    fig = F.caterpillar_plot(re)
+    assert list(fig.data[0].x) == [-0.2, 0.1, 0.3]
+    assert list(fig.data[0].error_x.array) == pytest.approx([0.196, 0.392, 0.196])
+
+
+def test_cell_count_table_and_style():
+    counts = pd.DataFrame({"1": [3, 3], "Total": [3, 3], "% of cells": [100.0, 100.0]},
+                          index=pd.Index(["1", "Total"], name="midx"))
+    fig = F.cell_count_table(counts)
+    assert list(fig.data[0].cells.values[-1]) == ["100.0%", "100.0%"]
+    big = F.style(go.Figure(), presentation=True)
+    assert big.layout.font.size > F.style(go.Figure()).layout.font.size

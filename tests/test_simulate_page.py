@@ -1,0 +1,80 @@
+"""The Simulation page (pages/6_Simulation.py) in Streamlit's AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mmteach.simulate import simulate_report, simulate_type1
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/6_Simulation.py"
+
+
+def open_page(**query: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at.query_params.update(query)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def table_with(at: AppTest, column: str):
+    for df in at.dataframe:
+        if column in df.value.columns:
+            return df.value
+    raise AssertionError(f"no table with column {column!r}")
+
+
+@pytest.fixture(scope="module")
+def page() -> AppTest:
+    # Small designs through the URL so the test stays quick; the page reads them as settings.
+    return open_page(reps="40", k="8", n="6", t1reps="200")
+
+
+def test_page_opens_without_results(page: AppTest) -> None:
+    assert not page.dataframe  # nothing simulated before a run button is pressed
+    labels = [b.label for b in page.button]
+    assert "Run the Monte Carlo simulation" in labels
+    assert page.slider(key="sim.k").value == 8  # the URL set the design
+    assert any("100,000 rows" in c.value for c in page.caption)
+
+
+def test_run_report_shows_tables(page: AppTest) -> None:
+    page.button(key="sim_run_report").click().run()
+    assert not page.exception, [e.value for e in page.exception]
+    fixed = table_with(page, "average estimate")
+    want = simulate_report(n_classes=8, n_per_class=6, reps=40, seed=1)
+    np.testing.assert_allclose(fixed["average estimate"], want.estimates.mean(0).round(4))
+    np.testing.assert_allclose(fixed["true SE"], want.true_se.round(4))
+    sds = table_with(page, "average SD")
+    assert list(sds["name"]) == ["Residual", "(Intercept)", "X"]
+
+
+def test_run_type1_shows_rates(page: AppTest) -> None:
+    page.button(key="sim_run_type1").click().run()
+    assert not page.exception, [e.value for e in page.exception]
+    rates = table_with(page, "type I error")
+    want = simulate_type1(reps=200, seed=1, icc=tuple(round(v, 3) for v in
+                                                       (0.62094868, 0.33006327, 0.01780304,
+                                                        0.62810904, 0.53694579)))
+    np.testing.assert_allclose(rates["type I error"], want.table()["rejection_rate"].round(4))
+    assert rates["type I error"].iloc[0] > 0.9  # pooled
+
+
+def test_changed_setting_marks_results_stale(page: AppTest) -> None:
+    page.slider(key="sim.k").set_value(9).run()
+    assert not page.exception
+    assert any("settings changed" in w.value for w in page.warning)
+
+
+def test_curve_runs() -> None:
+    at = open_page()
+    at.radio(key="sim.over").set_value("cells_per_mouse").run()
+    at.button(key="sim_run_curve").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error

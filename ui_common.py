@@ -1,0 +1,354 @@
+"""Shared Streamlit helpers for the mmteach pages: state in the URL, caching, presentation.
+
+Pages stay thin: they declare their controls through :class:`PageState` (so every setting
+is in the URL an instructor can share), fetch data and fits through the cached helpers
+here, and show tables and figures through :func:`show_table` / :func:`show_fig` (which
+switch to large fonts and one chart per row in presentation mode).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mmteach import errors, figures
+from mmteach.errors import MMTeachError
+from mmteach.figures import style
+
+PRESENT_KEY = "presentation"
+RECONSTRUCTION_LABEL = "Reconstruction calibrated to the published results"
+
+# Engine functions by name: cached calls take the name (hashable) not the function.
+ENGINE: dict[str, tuple[str, str]] = {
+    "fit_lm": ("mmteach.lm", "fit_lm"),
+    "t_test": ("mmteach.lm", "t_test"),
+    "fit_fixed_group": ("mmteach.lm", "fit_fixed_group"),
+    "fit_per_group": ("mmteach.lm", "fit_per_group"),
+    "fit_lme": ("mmteach.lme", "fit_lme"),
+    "compare_models": ("mmteach.compare", "compare_models"),
+    "f_test": ("mmteach.compare", "f_test"),
+    "icc_oneway": ("mmteach.icc", "icc_oneway"),
+    "fit_glmm": ("mmteach.glmm", "fit_glmm"),
+    "odds_ratio_table": ("mmteach.glmm", "odds_ratio_table"),
+    "fit_glm": ("mmteach.alternatives", "fit_glm"),
+    "fit_gee": ("mmteach.alternatives", "fit_gee"),
+    "proportion_t_test": ("mmteach.alternatives", "proportion_t_test"),
+    "fit_bayes_glmm": ("mmteach.alternatives", "fit_bayes_glmm"),
+    "load_dataset": ("mmteach.datasets", "load_dataset"),
+    "parse_formula": ("mmteach.formula", "parse_formula"),
+}
+
+
+def engine(name: str) -> Callable[..., Any] | None:
+    """The engine function ``name``, or None while that part of mmteach is not installed."""
+    module, attr = ENGINE[name]
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
+
+
+def unavailable(what: str) -> None:
+    """Say that an analysis is missing from this build, instead of failing."""
+    st.info(f"{what} is not available in this build of mmteach yet.")
+
+
+# --- caching -------------------------------------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=64)
+def load(name: str) -> pd.DataFrame:
+    """A built-in data set (cached; the attrs keep its source label)."""
+    fn = engine("load_dataset")
+    if fn is None:
+        raise MMTeachError("The built-in data sets are not installed in this build.")
+    return fn(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _cached_call(fn_name: str, data: pd.DataFrame, args: tuple, kwargs: tuple) -> tuple[bool, Any]:
+    # Errors are cached too (as text) so an unfittable setting does not refit on each rerun.
+    fn = engine(fn_name)
+    if fn is None:
+        return False, f"{fn_name} is not available in this build of mmteach yet."
+    try:
+        return True, fn(data, *args, **dict(kwargs))
+    except MMTeachError as err:
+        return False, (type(err).__name__, str(err))
+    except ImportError:  # a part of the engine that is not installed in this build
+        return False, f"{fn_name} needs a part of mmteach that is not installed in this build."
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _cached_fig(builder: str, data: pd.DataFrame, args: tuple, kwargs: tuple) -> go.Figure:
+    return getattr(figures, builder)(data, *args, **dict(kwargs))
+
+
+def fig(builder: str, data: pd.DataFrame, *args: Any, **kwargs: Any) -> go.Figure:
+    """A figure from ``mmteach.figures`` by name, cached on the data and arguments
+    (the many-panel plots take a few hundred ms to build; a cache hit is ~30 ms)."""
+    return _cached_fig(builder, data, tuple(args), tuple(sorted(kwargs.items())))
+
+
+def call(fn_name: str, data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+    """Call an engine function through the cache, keyed by the data and every argument.
+
+    Raises the engine's MMTeachError subclass (ModelError, DataError, ...) with its message
+    when the call fails on purpose.
+    """
+    kw = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
+    ok, value = _cached_call(fn_name, data, tuple(args), kw)
+    if not ok:
+        if isinstance(value, str):
+            raise MMTeachError(value)
+        cls_name, message = value
+        raise getattr(errors, cls_name, MMTeachError)(message)
+    return value
+
+
+def try_call(fn_name: str, data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any | None:
+    """Like :func:`call` but shows the error in the page and returns None."""
+    try:
+        return call(fn_name, data, *args, **kwargs)
+    except MMTeachError as err:
+        st.error(str(err))
+        return None
+
+
+# --- state in the URL ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Param:
+    """One control's default and the values a URL may set it to."""
+
+    default: Any
+    choices: Sequence[Any] | None = None
+    lo: float | None = None
+    hi: float | None = None
+
+
+def _parse(text: str, spec: Param) -> Any:
+    """Turn URL text into a control value of the default's type; ValueError if it is bad."""
+    d = spec.default
+    if isinstance(d, bool):
+        if text not in ("0", "1", "true", "false"):
+            raise ValueError(text)
+        value: Any = text in ("1", "true")
+    elif isinstance(d, int):
+        value = int(text)
+    elif isinstance(d, float):
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+    elif isinstance(d, (list, tuple)):
+        value = [v for v in text.split(",") if v] if text else []
+        if spec.choices is not None and any(v not in spec.choices for v in value):
+            raise ValueError(text)
+        return value
+    else:
+        value = text
+    if spec.choices is not None and value not in spec.choices:
+        raise ValueError(text)
+    if spec.lo is not None and value < spec.lo:
+        value = type(d)(spec.lo)
+    if spec.hi is not None and value > spec.hi:
+        value = type(d)(spec.hi)
+    return value
+
+
+def _unparse(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+class PageState:
+    """Controls of one page whose values live in session state and in the URL.
+
+    Usage: ``ps = PageState("freq", {"reml": Param(True)})``; give widgets
+    ``key=ps.key("reml")``; call ``ps.sync()`` after the last widget. On a session's first
+    run of the page the URL's query parameters set the controls (bad values are ignored
+    with a warning); after that the controls write the URL.
+    """
+
+    def __init__(self, page: str, params: Mapping[str, Param]) -> None:
+        self.page = page
+        self.params: dict[str, Param] = {}
+        self._bad: list[str] = []
+        self._first = f"_{page}_loaded" not in st.session_state
+        self.add(params)
+        st.session_state[f"_{page}_loaded"] = True
+
+    def key(self, name: str) -> str:
+        """The session-state key of control ``name``."""
+        return f"{self.page}.{name}"
+
+    def add(self, params: Mapping[str, Param]) -> None:
+        """Declare controls (may be called again, e.g. once the mice are known)."""
+        for name, spec in params.items():
+            self.params[name] = spec
+            k = self.key(name)
+            if self._first and name in st.query_params:
+                try:
+                    st.session_state[k] = _parse(st.query_params[name], spec)
+                    continue
+                except ValueError:
+                    self._bad.append(name)
+            if k not in st.session_state:
+                # a widget's value is dropped when its page is left: restore the last one
+                saved = st.session_state.get(f"_saved.{k}", spec.default)
+                ok = spec.choices is None or isinstance(saved, list) or saved in spec.choices
+                st.session_state[k] = saved if ok else spec.default
+
+    def __getitem__(self, name: str) -> Any:
+        return st.session_state[self.key(name)]
+
+    def set(self, name: str, value: Any) -> None:
+        """Set a control's value (only before its widget is drawn, or in a callback)."""
+        st.session_state[self.key(name)] = value
+
+    def sync(self) -> None:
+        """Write every control to the URL (and remember it for when the page is left)."""
+        if self._bad:
+            st.warning("Ignored link settings that are not valid here: " + ", ".join(self._bad))
+        values = {PRESENT_KEY: "1"} if st.session_state.get(PRESENT_KEY) else {}
+        for name in self.params:
+            value = st.session_state.get(self.key(name), self.params[name].default)
+            st.session_state[f"_saved.{self.key(name)}"] = value
+            values[name] = _unparse(value)
+        if dict(st.query_params) != values:
+            st.query_params.from_dict(values)
+
+
+# --- presentation mode ---------------------------------------------------------------------
+def presenting() -> bool:
+    """True when the sidebar's presentation mode is on."""
+    return bool(st.session_state.get(PRESENT_KEY, False))
+
+
+PRESENTATION_CSS = """
+<style>
+.stApp, .stMarkdown p, .stMarkdown li, .stCaption, label, .stAlert p, summary p,
+table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton button p,
+[data-testid="stDownloadButton"] button p, [data-baseweb="select"] div,
+[data-testid="stExpander"] summary p { font-size: 1.45rem !important; }
+h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; }
+h3 { font-size: 1.9rem !important; }
+.katex { font-size: 1.6em !important; }
+</style>
+"""
+
+
+def columns(n: int, *, gap: str = "medium") -> list[Any]:
+    """``n`` side-by-side columns; in presentation mode one full-width block per item."""
+    if presenting():
+        return [st.container() for _ in range(n)]
+    return list(st.columns(n, gap=gap))
+
+
+def show_fig(fig: go.Figure, *, key: str | None = None) -> None:
+    """Draw a plotly figure, with projector-sized fonts in presentation mode."""
+    if presenting():  # the builders already applied the normal style
+        fig = style(fig, presentation=True)
+        if fig.layout.height:
+            fig.update_layout(height=int(fig.layout.height * 1.3))
+    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+
+
+def show_table(df: pd.DataFrame, *, name: str, key: str, hide_index: bool = False) -> None:
+    """A table plus its CSV download button; large HTML table in presentation mode."""
+    if presenting():
+        # st.table prints floats with 4 decimals: show them as the page's formatter does
+        shown = df.reset_index(drop=True) if hide_index else df.copy()
+        for col in shown.columns:
+            if pd.api.types.is_float_dtype(shown[col]):
+                shown[col] = [figures.fmt_num(v) for v in shown[col]]
+        st.table(shown)
+    else:
+        st.dataframe(df, hide_index=hide_index)
+    st.download_button(
+        f"Download {name} (CSV)", df.to_csv(index=not hide_index).encode(),
+        file_name=f"{key}.csv", mime="text/csv", key=f"dl_{key}",
+    )
+
+
+def source_note(df: pd.DataFrame, name: str) -> None:
+    """Say where the data come from, under the data and in the sidebar."""
+    label = df.attrs.get("source_label", RECONSTRUCTION_LABEL)
+    st.caption(f"Data: **{name}** — {label}.")
+    st.sidebar.caption(f"Data on this page: {label}.")
+
+
+def data_download(df: pd.DataFrame, key: str) -> None:
+    """A CSV download of exactly the rows the page analyses."""
+    st.download_button(
+        f"Download the data shown ({len(df):,} rows, CSV)", df.to_csv(index=False).encode(),
+        file_name=f"{key}.csv", mime="text/csv", key=f"dl_data_{key}",
+    )
+
+
+def code_expander(fits: Mapping[str, Any]) -> None:
+    """An expander with the R call (and the mmteach call) of each fit shown."""
+    with st.expander("Show the R and mmteach code of each fit"):
+        for name, (r_code, py_code) in fits.items():
+            st.markdown(f"**{name}**")
+            if r_code:
+                st.code(r_code, language="r")
+            if py_code:
+                st.code(py_code, language="python")
+
+
+def fit_messages(result: Any) -> None:
+    """Show a fit's warnings (singular fit, no convergence, notes) as short notes."""
+    for msg in getattr(result, "messages", ()) or ():
+        st.caption(f"Note: {msg}")
+
+
+# --- benchmark: slowest page rerun after a control change ----------------------------------
+# (page, widget kind, widget key, two values to flip between); every value is warmed first
+RERUN_BENCH_CONTROLS: tuple[tuple[str, str, str, tuple[Any, Any]], ...] = (
+    ("pages/2_Ca_frequency.py", "radio", "freq.estimation", ("ML", "REML")),
+    ("pages/3_Ca_amplitude.py", "radio", "amp.estimation", ("REML", "ML")),
+    ("pages/4_Water_lick.py", "slider", "lick.bins", (6, 5)),
+    ("pages/5_Your_data.py", "selectbox", "yours.dataset", ("water_lick", "ca_frequency")),
+)
+
+
+def make_page_rerun_bench() -> Callable[[], float]:
+    """Set up ``page_rerun_max`` for ``mmteach.bench``: the timed call reruns the slowest page.
+
+    Untimed setup: open every page in AppTest on the built-in data, flip its control to both
+    values (so the caches are warm for unchanged inputs) and time one flip per page; the
+    returned callable flips the control of the slowest page once and reruns it.
+    """
+    import time
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = Path(__file__).resolve().parent / "app.py"
+    apps = []
+    for page, kind, key, values in RERUN_BENCH_CONTROLS:
+        at = AppTest.from_file(str(app), default_timeout=600).run()
+        at.switch_page(page).run()
+        state = {"i": 0}
+
+        def flip(at: AppTest = at, kind: str = kind, key: str = key,
+                 values: tuple[Any, Any] = values, state: dict = state) -> None:
+            getattr(at, kind)(key=key).set_value(values[state["i"] % 2]).run()
+            state["i"] += 1
+            if at.exception:
+                raise RuntimeError(f"{key}: {at.exception[0].value}")
+
+        flip()
+        flip()  # both values warm
+        t0 = time.perf_counter()
+        flip()
+        apps.append((time.perf_counter() - t0, flip))
+    return max(apps, key=lambda item: item[0])[1]
