@@ -288,7 +288,8 @@ def compare_glmm(
     ``chisq = 2 (loglik_full - loglik_reduced)`` on the difference in parameter counts
     (``anova(full, reduced)``). With ``bootstrap = B > 0``, B responses are simulated from
     the reduced fit with new random effects (``simulate.merMod``), both models are refitted
-    (warm start from the observed fits) and ``p = (1 + #(LRT* > LRT_obs)) / (1 + B_used)``
+    (the reduced one from its observed fit, the full one from each sample's reduced fit
+    when the models are nested column-wise) and ``p = (1 + #(LRT* > LRT_obs)) / (1 + B_used)``
     where only positive LRT* count, as ``pbkrtest::PBmodcomp``'s "PBtest".
 
     Examples
@@ -383,17 +384,21 @@ def parametric_bootstrap(
     20
     """
     rng = np.random.default_rng(seed)
-    # start the full refits from the reduced fit padded with zeros for the extra
-    # fixed effects when the reduced model is nested column-wise, else the full fit
     beta_start = fit_full.beta
     out: list[np.ndarray] = []
     failed = 0
     done = 0
+    fast = core.uses_fast_path(spec_full, nagq) and core.uses_fast_path(spec_reduced, nagq)
     batch = spec_full.single and spec_reduced.single
     while done < nsim:
         b = min(chunk, nsim - done)
         Y = core.simulate_response(spec_reduced, fit_reduced, b, rng)
-        if batch:
+        if fast:
+            # each sample's full fit starts from its own reduced fit (see fit_nested)
+            d1, c1, d0, c0 = core.fast.fit_nested(
+                spec_full, spec_reduced, Y, np.concatenate([fit_full.theta, fit_full.beta]),
+                np.concatenate([fit_reduced.theta, fit_reduced.beta]))
+        elif batch:
             d1, c1 = core.fit_batch(spec_full, Y, fit_full.theta, beta_start, nagq=nagq)
             d0, c0 = core.fit_batch(spec_reduced, Y, fit_reduced.theta, fit_reduced.beta,
                                     nagq=nagq)

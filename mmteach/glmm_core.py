@@ -10,15 +10,18 @@ term (lme4's ``theta`` is the column-major lower triangle of ``T``).
 * Adaptive Gauss-Hermite quadrature (``nagq > 1``) for one scalar random intercept, on
   lme4's scale (sum of deviance residuals, as ``glmerAGQ``).
 * The deviance is minimised over ``(theta, beta)`` jointly (glmer's stage 2) by a damped
-  Newton method with finite-difference derivatives; the diagonal of each ``T`` is left
-  free in sign (the deviance does not change when a column of ``T`` flips sign) so the
-  problem is unconstrained, and signs are normalised at the end.
+  Newton method; the diagonal of each ``T`` is left free in sign (the deviance does not
+  change when a column of ``T`` flips sign) so the problem is unconstrained, and signs are
+  normalised at the end. For one scalar random-effects term with a canonical link (logit,
+  log) under Laplace, :mod:`mmteach.glmm_fast` does this with the exact gradient and
+  Hessian (see :func:`uses_fast_path`); otherwise the derivatives are finite differences.
 * ``vcov(beta)`` is ``2 H^-1`` restricted to beta, where ``H`` is the central finite
   difference Hessian (step 1e-4) of the deviance over ``(theta, beta)``: what
   ``vcov(glmer_fit)`` uses by default (``use.hessian = TRUE``).
 
 Everything works on a batch of responses (leading axis) when there is a single
-random-effects term, which makes the parametric bootstrap a handful of array operations.
+random-effects term, which makes the parametric bootstrap a handful of array operations
+(:func:`fit_batch`, :func:`mmteach.glmm_fast.fit_nested`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, gammaln, ndtr, ndtri, xlogy
 
+from mmteach import glmm_fast as fast
 from mmteach.errors import ModelError
 
 _EPS = np.finfo(float).eps
@@ -496,121 +500,6 @@ class _Objective:
         return dev
 
 
-def _analytic_single(spec, resp, par, u):
-    """Laplace deviance, exact gradient and an approximate Hessian (scalar intercept).
-
-    Only for one scalar random intercept with a canonical link (logit, log). The
-    gradient uses the envelope theorem for the penalised deviance and the implicit
-    derivative of the modes for the log-determinant; the Hessian is the Fisher
-    information of the penalised deviance with the modes profiled out (a Schur
-    complement), which is enough for Newton steps because the gradient is exact.
-    """
-    th, be = par[..., :1], par[..., 1:]
-    dev, u, ok = deviance_single(spec, resp, th, be, u, 1)
-    t = spec.terms[0]
-    theta = th[..., 0]
-    z = t.Z[:, 0]
-    uj = u[..., 0]  # (..., m)
-    eta = be @ spec.X.T + theta[..., None] * z * uj[..., t.codes]
-    mu, dmu = _mu_eta(eta, spec.link)
-    r, w = resp.score_weight(mu, dmu, True)
-    wp = w * (1 - 2 * mu) if spec.link == "logit" else w  # d w / d eta
-    S = spec.level_sum(w * z * z)
-    R = spec.level_sum(r * z)
-    a = 1 + theta[..., None] ** 2 * S  # (..., m)
-    X = spec.X
-    # derivatives of the modes
-    WX = np.stack([spec.level_sum(w * z * X[:, c]) for c in range(X.shape[1])], -1)
-    du_db = -theta[..., None, None] * WX / a[..., None]  # (..., m, p)
-    du_dt = (R - theta[..., None] * S * uj) / a  # (..., m)
-    uz = uj[..., t.codes] * z
-    # d eta_i / d par, for the log-determinant term
-    de_dt = uz + theta[..., None] * z * du_dt[..., t.codes]
-    de_db = X + theta[..., None, None] * z[:, None] * du_db[..., t.codes, :]
-    wpz2 = wp * z * z
-    dS_dt = spec.level_sum(wpz2 * de_dt)
-    dS_db = np.stack([spec.level_sum(wpz2 * de_db[..., c]) for c in range(X.shape[1])], -1)
-    th2 = theta[..., None] ** 2
-    g_t = -2 * np.sum(uj * R, -1) + np.sum((2 * theta[..., None] * S + th2 * dS_dt) / a, -1)
-    g_b = -2 * (r @ X) + np.sum(th2[..., None] * dS_db / a[..., None], -2)
-    g = np.concatenate([g_t[..., None], g_b], -1)
-    # approximate Hessian: Fisher information with the modes profiled out
-    V = np.concatenate([uz[..., None], np.broadcast_to(X, uz.shape + (X.shape[1],))], -1)
-    M = np.einsum("...n,...ni,...nj->...ij", w, V, V)
-    C = theta[..., None, None] * np.stack(
-        [spec.level_sum(w * z * V[..., c]) for c in range(V.shape[-1])], -1)
-    H = 2 * (M - np.einsum("...mi,...mj,...m->...ij", C, C, 1 / a))
-    return dev, g, H, u, ok
-
-
-def _analytic_step_info(spec, resp, x, u, h=1e-5):
-    """Deviance, gradient and Hessian; the theta column of the Hessian is a forward
-    difference of the exact gradient (the Fisher approximation is poor there)."""
-    f, g, H, u, ok = _analytic_single(spec, resp, x, u)
-    xh = x.copy()
-    xh[:, 0] += h
-    _, g2, _, _, _ = _analytic_single(spec, resp, xh, u)
-    col = (g2 - g) / h
-    H[:, :, 0] = col
-    H[:, 0, :] = col
-    return f, g, H, u
-
-
-def newton_analytic(spec, resp, x0, u0, *, maxit=50, tol=1e-10):
-    """Batched damped Newton using :func:`_analytic_single` (exact gradient).
-
-    Rows that have converged drop out of the batch, so late iterations are cheap.
-    """
-    x = np.array(x0, dtype=float)
-    u = np.array(u0, dtype=float)
-    B, P = x.shape
-    f = np.full(B, np.inf)
-    conv = np.zeros(B, dtype=bool)
-    act = np.arange(B)
-    ra = resp
-    fa, g, H, ua = _analytic_step_info(spec, ra, x, u)
-    f[:] = fa
-    u[:] = ua
-    it = 0
-    for _ in range(maxit):
-        it += 1
-        xa = x[act]
-        try:
-            step = -np.linalg.solve(H + 1e-10 * np.eye(P), g[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = -g
-        dec = -np.sum(g * step, -1)
-        bad = ~np.isfinite(dec) | (dec < 0)
-        step[bad] = -g[bad] / np.maximum(np.abs(np.diagonal(H[bad], axis1=1, axis2=2)), 1.0)
-        dec[bad] = np.inf
-        done = (dec < tol) & np.isfinite(fa)
-        tt = np.ones(len(act))
-        pending = ~done
-        xn, fn, un = xa.copy(), fa.copy(), ua.copy()
-        for _h in range(30):
-            if not pending.any():
-                break
-            idx = np.flatnonzero(pending)
-            cand = xa[idx] + tt[idx, None] * step[idx]
-            fc, uc, _ = deviance_single(spec, ra.take(idx), cand[:, :1], cand[:, 1:],
-                                        ua[idx], 1)
-            good = fc <= fa[idx] + 1e-12 * np.abs(fa[idx])
-            gi = idx[good]
-            xn[gi], fn[gi], un[gi] = cand[good], fc[good], uc[good]
-            pending[gi] = False
-            tt[idx[~good]] /= 2
-        done |= pending  # no decrease possible: at the optimum to working precision
-        x[act], f[act], u[act] = xn, fn, un
-        conv[act[done]] = True
-        keep = ~done
-        act = act[keep]
-        if len(act) == 0:
-            break
-        ra = resp.take(act)
-        fa, g, H, ua = _analytic_step_info(spec, ra, x[act], u[act])
-    return x, f, conv, u, it
-
-
 def fd_derivatives(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fx: np.ndarray,
                    delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
     """Central finite-difference gradient and Hessian, as lme4's ``deriv12``.
@@ -728,11 +617,21 @@ def glm_start(spec: GlmmSpec, y: np.ndarray) -> np.ndarray:
     else:
         eta = np.log(resp.y + 0.1)
     beta = np.linalg.lstsq(X, eta, rcond=None)[0]
+
+    def dev(b):
+        return -2.0 * np.sum(resp.loglik_rows(_mu_eta(X @ b, spec.link)[0]))
+
+    d = dev(beta)
     for _ in range(25):
         mu, dmu = _mu_eta(X @ beta, spec.link)
         r, w = resp.score_weight(mu, dmu)
         stepb = np.linalg.lstsq(X * np.sqrt(w)[:, None], r / np.sqrt(w), rcond=None)[0]
-        beta = beta + stepb
+        for _h in range(30):  # halve steps that increase the deviance (large counts)
+            dnew = dev(beta + stepb)
+            if dnew <= d + 1e-10 * abs(d):
+                break
+            stepb = stepb / 2
+        beta, d = beta + stepb, dnew
         if np.max(np.abs(stepb)) < 1e-10:
             break
     return beta
@@ -798,9 +697,9 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
     if not spec.single:
         obj = _LoopObjective(obj)
     x0 = np.concatenate([theta0, beta0])[None, :]
-    if _has_analytic(spec, nagq):
-        x, f, conv, u1, it = newton_analytic(spec, resp, x0, obj.u)
-        obj.u = u1
+    if uses_fast_path(spec, nagq):
+        x, f, conv, u1, it = fast.fit_scalar(spec, y[None, :], x0)
+        obj.u = u1[..., None]
     else:
         x, f, conv, it = newton_minimize(obj, x0)
     x = x[0]
@@ -834,8 +733,9 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
                    bool(conv[0]) and gradok and bool(np.isfinite(fx[0])), singular, it, nagq)
 
 
-def _has_analytic(spec: GlmmSpec, nagq: int) -> bool:
-    """Exact gradients are coded for one scalar term with a canonical link (Laplace)."""
+def uses_fast_path(spec: GlmmSpec, nagq: int) -> bool:
+    """True when :mod:`mmteach.glmm_fast` fits the model: Laplace, one scalar random-effects
+    term, canonical link (logit or log); it has the exact gradient and Hessian."""
     return (nagq <= 1 and spec.single and spec.terms[0].k == 1
             and spec.link in ("logit", "log"))
 
@@ -865,15 +765,15 @@ def fit_batch(spec: GlmmSpec, Y: np.ndarray, theta0: np.ndarray, beta0: np.ndarr
     observed fit). Returns ``(deviance (B,), converged (B,))``.
     """
     B = Y.shape[0]
-    resp = Response.make(Y, np.broadcast_to(spec.trials, Y.shape).copy(), spec.family)
     t = spec.terms[0]
     u_init = np.zeros((B, t.m, t.k)) if u0 is None else np.broadcast_to(
         u0, (B, t.m, t.k)).copy()
     x0 = np.tile(np.concatenate([theta0, beta0]), (B, 1))
-    if _has_analytic(spec, nagq):
-        x, f, conv, _u, _ = newton_analytic(spec, resp, x0, u_init, maxit=40)
+    if uses_fast_path(spec, nagq):
+        _x, f, conv, _u, _ = fast.fit_scalar(spec, Y, x0, u_init[..., 0])
     else:
-        x, f, conv, _ = newton_minimize(_Objective(spec, resp, nagq, u_init), x0, maxit=40)
+        resp = Response.make(Y, np.broadcast_to(spec.trials, Y.shape).copy(), spec.family)
+        _x, f, conv, _ = newton_minimize(_Objective(spec, resp, nagq, u_init), x0, maxit=40)
     return f, conv & np.isfinite(f)
 
 
