@@ -277,6 +277,7 @@ def f_test(
     factors: Sequence[str] = (),
     df_method: str = "satterthwaite",
     reml: bool = True,
+    allow_unidentifiable: bool = False,
 ) -> pd.DataFrame:
     """Type III F test of fixed terms, as lmerTest's ``anova(fit, ddf = ...)``.
 
@@ -289,6 +290,8 @@ def f_test(
     factors : sequence of str
     df_method : {"satterthwaite", "kenward-roger"}
     reml : bool
+    allow_unidentifiable : bool
+        Passed to the fit (see :func:`mmteach.lme.fit_lme`).
 
     Returns
     -------
@@ -311,7 +314,7 @@ def f_test(
     mf = build_model(data, formula, factors=factors)
     if method == "kenward-roger" and not reml:
         raise ModelError("Kenward-Roger F tests need a REML fit (reml=True).")
-    fit = fit_frame(mf, reml=reml)
+    fit = fit_frame(mf, reml=reml, allow_unidentifiable=allow_unidentifiable)
     terms = list(mf.term_labels) if term is None else [term]
     kr = kenward_roger(fit) if method == "kenward-roger" else None
     rows = []

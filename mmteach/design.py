@@ -16,6 +16,7 @@ The rules follow R's ``model.frame``/``model.matrix`` and lme4's ``mkReTrms``:
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -85,6 +86,45 @@ def format_level(value: object) -> str:
     return str(value)
 
 
+# R sorts text with ICU collation (R's default wherever ICU is available, as on Linux with
+# a UTF-8 locale, macOS and the R used for the reference values): punctuation and symbols,
+# then digits, then letters; letter case only breaks ties, lower case first; accents
+# count after the letters and before the case. "_" < "-" < "0" < "a" < "A" < "b".
+_PUNCT_ORDER = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$"
+_PUNCT_RANK = {c: i for i, c in enumerate(_PUNCT_ORDER)}
+
+
+def collation_key(text: str) -> tuple:
+    """Sort key of a text level as R orders ``factor()`` levels (ICU root collation).
+
+    Examples
+    --------
+    >>> sorted(["B-1", "mouse2", "Ma", "b_1", "ma", "mouse10", "mA"], key=collation_key)
+    ['b_1', 'B-1', 'ma', 'mA', 'Ma', 'mouse10', 'mouse2']
+    """
+    primary: list[tuple] = []
+    secondary: list[tuple[int, ...]] = []
+    tertiary: list[int] = []
+    for ch in unicodedata.normalize("NFD", text):
+        if unicodedata.combining(ch) and primary:
+            secondary[-1] = secondary[-1] + (ord(ch),)
+            continue
+        if ch in _PUNCT_RANK:
+            weight: tuple = (1, _PUNCT_RANK[ch])
+        elif ch.isspace():
+            weight = (0, ord(ch))
+        elif ch.isdecimal():
+            weight = (3, unicodedata.decimal(ch))
+        elif ch.isalpha():
+            weight = (4, ch.casefold())
+        else:
+            weight = (2, ord(ch))  # other symbols: after ASCII punctuation, before digits
+        primary.append(weight)
+        secondary.append(())
+        tertiary.append(1 if ch.isupper() else 0)
+    return tuple(primary), tuple(secondary), tuple(tertiary), text
+
+
 def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     """Integer codes and sorted level labels of a column treated as a factor."""
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -93,10 +133,13 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
         lookup = {c: i for i, c in enumerate(cats)}
         return np.array([lookup[v] for v in values], dtype=np.intp), labels
     uniques = pd.unique(values)
-    try:
-        ordered = sorted(uniques)
-    except TypeError:  # mixed types: sort by their text
-        ordered = sorted(uniques, key=str)
+    if all(isinstance(u, str) for u in uniques):
+        ordered = sorted(uniques, key=collation_key)
+    else:
+        try:
+            ordered = sorted(uniques)
+        except TypeError:  # mixed types: sort by their text
+            ordered = sorted(uniques, key=lambda u: collation_key(str(u)))
     labels_list = [format_level(u) for u in ordered]
     if len(set(labels_list)) < len(labels_list):  # e.g. 1 and 1.0 in an object column
         labels_list = [str(u) for u in ordered]
@@ -305,7 +348,8 @@ def build_model(
 
     # --- random effects --------------------------------------------------------------
     blocks = [_random_block(coder, frame, r) for r in formula.random]
-    order = sorted(range(len(blocks)), key=lambda i: -blocks[i].n_levels)
+    rank = _findbars_rank(formula.random)
+    order = sorted(range(len(blocks)), key=lambda i: (-blocks[i].n_levels, rank[i]))
     blocks = [blocks[i] for i in order]
 
     return ModelFrame(
@@ -323,14 +367,31 @@ def build_model(
     )
 
 
+def _findbars_rank(random: Sequence[RandomTerm]) -> list[int]:
+    """Position of each random term in lme4's ``findbars`` order (ties in levels keep it).
+
+    The parser lists ``(x || a/b)`` as 1|a, 0+x|a, 1|b:a, 0+x|b:a; lme4 expands the double
+    bar first and then the slash, innermost factor first: 1|b:a, 1|a, 0+x|b:a, 0+x|a.
+    """
+    keys = []
+    for i, r in enumerate(random):
+        same = [q for q in random[:i] if q.pos == r.pos and q.group == r.group]
+        keys.append((r.pos, len(same), -len(r.group), i))
+    order = sorted(range(len(random)), key=lambda i: keys[i])
+    rank = [0] * len(random)
+    for k, i in enumerate(order):
+        rank[i] = k
+    return rank
+
+
 def _random_block(coder: _Coder, frame: pd.DataFrame, r: RandomTerm) -> RandomBlock:
     if len(r.group) == 1:
         codes, levels = coder.codes(r.group[0])
     else:
         parts = [coder.codes(g) for g in r.group]
-        # Combined level per row; order levels by the outer factor first, like R.
+        # Combined level per row; R's factor(c:b:a) varies the first factor slowest.
         keys = list(zip(*[c for c, _ in parts]))
-        uniq = sorted(set(keys), key=lambda k: tuple(reversed(k)))
+        uniq = sorted(set(keys))
         lookup = {k: i for i, k in enumerate(uniq)}
         codes = np.array([lookup[k] for k in keys], dtype=np.intp)
         levels = tuple(":".join(parts[j][1][k[j]] for j in range(len(k))) for k in uniq)

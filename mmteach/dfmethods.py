@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from mmteach.lme_core import LmeFit, LmeProblem, _sparse_z
+from mmteach.lme_core import LmeFit, LmeProblem
 
 
 # ------------------------------------------------------------------------- Satterthwaite
@@ -270,22 +269,18 @@ class KenwardRoger:
         return scaling, ddf, q
 
 
-def _z_full(pr: LmeProblem) -> tuple[sp.csr_matrix, list[tuple[int, int, int]]]:
-    """Sparse Z in lme4's order and (offset, n_levels, k) of every block."""
-    mats, layout, off = [], [], 0
-    for b in pr.blocks:
-        mats.append(_sparse_z(np.asarray(b.codes), b.n_levels, np.asarray(b.Z, dtype=float)))
-        layout.append((off, b.n_levels, b.k))
-        off += b.n_levels * b.k
-    return sp.hstack(mats).tocsr(), layout
-
-
 def kenward_roger(fit: LmeFit) -> KenwardRoger:
     """Kenward-Roger adjusted covariance of beta, as ``pbkrtest::vcovAdj``.
 
     The variance parameters are the elements of each random term's covariance matrix and
-    the residual variance (pbkrtest's linear parametrisation, V = sum_r gamma_r G_r). All
-    n x n products are done in the random-effects space through the Woodbury identity.
+    the residual variance (pbkrtest's linear parametrisation, ``V = sum_r gamma_r G_r``
+    with ``G_r = Z E_r Z'`` and ``G = I`` for the residual). pbkrtest works with n x n
+    matrices; here every product is taken to the random-effects space with Woodbury,
+    ``V^-1 = (I - Z M Z') / s2`` with ``M = Lambda A^-1 Lambda'`` and
+    ``A = Lambda' Z'Z Lambda + I``, where ``A^-1`` comes from the solve's block factorisation
+    (block diagonal big factor + Schur complement). Only q x q matrices are formed, ``Z'Z``
+    and ``Lambda`` stay sparse, and the traces ``tr(E_r K E_s K)`` read just the sub-blocks
+    of ``K = Z' V^-1 Z`` of the two terms involved.
     An ML fit is refitted by REML first, as pbkrtest does.
 
     Examples
@@ -302,75 +297,104 @@ def kenward_roger(fit: LmeFit) -> KenwardRoger:
     pr = fit.problem
     if not fit.reml:
         fit = pr.fit(reml=True, theta0=fit.theta)
-    Z, layout = _z_full(pr)
     X = pr.X
     n, p = X.shape
     s2 = fit.sigma**2
-    # Lambda (dense, q x q) and the Woodbury pieces: V = s2 (Z Lam Lam' Z' + I)
+    Z = pr.z_matrix()
     q = Z.shape[1]
-    Lam = np.zeros((q, q))
-    for i, (off, nl, k) in enumerate(layout):
-        T = pr.block_T(fit.theta, i)
-        for lev in range(nl):
-            a = off + lev * k
-            Lam[a:a + k, a:a + k] = T
-    ZtZ = (Z.T @ Z).toarray()
-    B = Lam.T @ ZtZ @ Lam
-    A = B + np.eye(q)
-    Ainv = np.linalg.inv(A)
-
-    def vinv(M: np.ndarray) -> np.ndarray:  # V^-1 M for an n x m dense M
-        ZtM = np.asarray(Z.T @ M)
-        return (M - Z @ (Lam @ (Ainv @ (Lam.T @ ZtM)))) / s2
-
-    Zd = Z.toarray()
-    SinvX = vinv(X)
-    SinvZ = vinv(Zd)
-    K = Zd.T @ SinvZ  # Z' V^-1 Z
+    Lam = pr.lambda_matrix(fit.theta)
+    Mw = np.asarray((Lam @ (Lam @ pr.a_inverse(fit.theta)).T).T)  # Lambda A^-1 Lambda'
+    Mw = 0.5 * (Mw + Mw.T)
+    C = (Z.T @ Z).tocsr()
+    CM = np.asarray(C @ Mw)  # C M; (C M)' = M C
+    N = np.eye(q) - CM.T  # I - M C
+    K = np.asarray(C @ N) / s2  # Z' V^-1 Z = C (I - M C) / s2
     K = 0.5 * (K + K.T)
-    Czx = Zd.T @ SinvX
-    Dzz = SinvZ.T @ SinvZ
-    Dzx = SinvZ.T @ SinvX
-    Dxx = SinvX.T @ SinvX
-    X3 = SinvX.T @ vinv(SinvX)
-    AB = Ainv @ B
-    tr_sinv2 = (n - 2 * np.trace(AB) + float(np.sum(AB * AB.T))) / s2**2
-    phi = np.linalg.inv(X.T @ SinvX)
+    Y = (X - Z @ (Mw @ np.asarray(Z.T @ X))) / s2  # V^-1 X
+    Czx = np.asarray(Z.T @ Y)  # Z' V^-1 X
+    Dxx = Y.T @ Y  # X' V^-2 X
+    Dzx = N.T @ Czx / s2  # Z' V^-2 X
+    X3 = (Dxx - Czx.T @ Mw @ Czx) / s2  # X' V^-3 X
+    tr_sinv2 = (n - 2 * np.trace(CM) + float(np.sum(CM * CM.T))) / s2**2  # tr V^-2
+    phi = np.linalg.inv(X.T @ Y)
     phi = 0.5 * (phi + phi.T)
 
-    # the G_r of the random terms: E_r = I_levels (x) E_ij (symmetric unit pattern)
-    Es: list[sp.csr_matrix] = []
-    for off, nl, k in layout:
+    # the variance parameters: for block b and terms (i, j), E_r = I_levels (x) (e_i e_j' +
+    # e_j e_i') on the block's random effects (e_i e_i' on the diagonal)
+    pars: list[tuple[int, int, int]] = []
+    index = [pr.block_index(b) for b in range(len(pr.blocks))]
+    for b, idx in enumerate(index):
+        k = idx.shape[1]
         for j in range(k):
             for i in range(j, k):
-                base = off + np.arange(nl) * k
-                if i == j:
-                    r, c = base + i, base + i
-                else:
-                    r = np.concatenate([base + i, base + j])
-                    c = np.concatenate([base + j, base + i])
-                Es.append(sp.csr_matrix((np.ones(r.size), (r, c)), shape=(q, q)))
-    nr = len(Es)
+                pars.append((b, i, j))
+    nr = len(pars)
     ng = nr + 1
-    ECzx = [E @ Czx for E in Es]
-    EK = [np.asarray(E @ K) for E in Es]
+
+    def e_times(r: int, Mat: np.ndarray) -> np.ndarray:
+        """E_r @ Mat for a q x m matrix (nonzero only on the rows of the block)."""
+        b, i, j = pars[r]
+        idx = index[b]
+        out = np.zeros_like(Mat)
+        out[idx[:, i]] += Mat[idx[:, j]]
+        if i != j:
+            out[idx[:, j]] += Mat[idx[:, i]]
+        return out
+
+    def sym_unit(k: int, i: int, j: int) -> np.ndarray:
+        S = np.zeros((k, k))
+        S[i, j] = S[j, i] = 1.0
+        return S
+
+    ECzx = [e_times(r, Czx) for r in range(nr)]
+    # the diagonal blocks (per level) of Z' V^-2 Z = K (I - M C) / s2
+    dzz_diag = {}
+    for b, idx in enumerate(index):
+        lv, k = idx.shape
+        Kb = K[idx.ravel()].reshape(lv, k, q)
+        Nb = N[:, idx.ravel()].reshape(q, lv, k)
+        dzz_diag[b] = np.einsum("laj,jlb->lab", Kb, Nb) / s2
+    # tr(E_r K E_s K) from the (block b, block c) sub-block of K
+    t4: dict[tuple[int, int], np.ndarray] = {}
+    for b, ib in enumerate(index):
+        for c in range(b, len(index)):
+            ic = index[c]
+            Kbc = K[np.ix_(ib.ravel(), ic.ravel())].reshape(ib.shape[0], ib.shape[1],
+                                                               ic.shape[0], ic.shape[1])
+            t4[(b, c)] = np.einsum("lbmc,lamd->abcd", Kbc, Kbc)
+
     P = [-(Czx.T @ ec) for ec in ECzx] + [-Dxx]
-    Q = [[None] * ng for _ in range(ng)]
+    Q: list[list[np.ndarray | None]] = [[None] * ng for _ in range(ng)]
     Kt = np.zeros((ng, ng))
+    KEC = [None] * nr
+    for s_ in range(nr):
+        rows = index[pars[s_][0]].ravel()
+        KEC[s_] = K[:, rows] @ ECzx[s_][rows]
     for r in range(nr):
-        for s in range(r, nr):
-            Q[r][s] = ECzx[r].T @ K @ ECzx[s]
-            Kt[r, s] = Kt[s, r] = float(np.sum(EK[r] * EK[s].T))
+        br, ir, jr = pars[r]
+        kr_ = index[br].shape[1]
+        Sr = sym_unit(kr_, ir, jr)
+        for s_ in range(r, nr):
+            bs, is_, js = pars[s_]
+            Ss = sym_unit(index[bs].shape[1], is_, js)
+            Q[r][s_] = ECzx[r].T @ KEC[s_]
+            if br <= bs:
+                T = t4[(br, bs)]
+                Kt[r, s_] = float(np.einsum("ab,cd,abcd->", Sr, Ss, T))
+            else:
+                T = t4[(bs, br)]
+                Kt[r, s_] = float(np.einsum("ab,cd,abcd->", Ss, Sr, T))
+            Kt[s_, r] = Kt[r, s_]
         Q[r][nr] = ECzx[r].T @ Dzx
-        Kt[r, nr] = Kt[nr, r] = float(np.sum(Es[r].multiply(Dzz)))
+        Kt[r, nr] = Kt[nr, r] = float(np.einsum("ab,lab->", Sr, dzz_diag[br]))
     Q[nr][nr] = X3
     Kt[nr, nr] = tr_sinv2
     IE2 = np.zeros((ng, ng))
     PhiP = [phi @ Pr for Pr in P]
     for r in range(ng):
-        for s in range(r, ng):
-            IE2[r, s] = IE2[s, r] = (Kt[r, s] - 2 * float(np.sum(phi * Q[r][s]))
-                                     + float(np.sum(PhiP[r] * PhiP[s].T)))
+        for s_ in range(r, ng):
+            IE2[r, s_] = IE2[s_, r] = (Kt[r, s_] - 2 * float(np.sum(phi * Q[r][s_]))
+                                       + float(np.sum(PhiP[r] * PhiP[s_].T)))
     ev = np.linalg.eigvalsh(IE2)
     W = 2 * np.linalg.inv(IE2) if np.min(np.abs(ev)) > 1e-10 else 2 * np.linalg.pinv(IE2)
     W = 0.5 * (W + W.T)

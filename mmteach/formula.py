@@ -8,7 +8,8 @@ Grammar (the subset of R's formula language that lme4, glmer and this app use)::
     item      := "1" | "0" | "(" random ")" | product
     random    := rterms ("|" | "||") group
     rterms    := ritem ("+" ritem)*          ritem := "1" | "0" | product
-    group     := NAME (("/" | ":") NAME)*
+    group     := gpart ("/" gpart)*        gpart := gatom (":" gatom)*
+    gatom     := NAME | "(" gpart ")"
     product   := atom ((":" | "*") atom)*
     atom      := NAME | "factor(" NAME ")" | "as.factor(" NAME ")" | "`any name`"
 
@@ -114,10 +115,11 @@ class RandomTerm:
     intercept: bool
     group: tuple[str, ...]
     pos: int = 0
+    nested_label: str = ""  # lme4's name when it differs from "c:b:a", e.g. "c:(b:a)"
 
     @property
     def group_label(self) -> str:
-        return ":".join(self.group)
+        return self.nested_label or ":".join(self.group)
 
     @property
     def label(self) -> str:
@@ -423,36 +425,66 @@ class _Parser:
         if not intercept and not terms:
             raise self.error("This random term has no effects: (0 | g) is empty.", open_tok.pos)
         out: list[RandomTerm] = []
-        for g in group:
+        for g, glabel in group:
+            nl = glabel if glabel != ":".join(g) else ""
             if double:
-                # (1 + x || g) == (1 | g) + (0 + x | g): uncorrelated effects.
+                # (1 + x || g) == (1 | g) + (0 + x | g): uncorrelated effects. As in lme4, a
+                # factor x keeps one indicator per level in (0 + x | g), all correlated.
                 if intercept:
-                    out.append(RandomTerm((), True, g, open_tok.pos))
-                out += [RandomTerm((t,), False, g, open_tok.pos) for t in terms]
+                    out.append(RandomTerm((), True, g, open_tok.pos, nl))
+                out += [RandomTerm((t,), False, g, open_tok.pos, nl) for t in terms]
             else:
-                out.append(RandomTerm(tuple(terms), intercept, g, open_tok.pos))
+                out.append(RandomTerm(tuple(terms), intercept, g, open_tok.pos, nl))
         return out
 
-    def group(self) -> list[tuple[str, ...]]:
-        """NAME (('/' | ':') NAME)*; g/h expands to g and g:h as lme4 does."""
-        first = self.name("the grouping column after '|'")
-        if first.text in ("factor", "as.factor") and self.tok.text == "(":
+    def group(self) -> list[tuple[tuple[str, ...], str]]:
+        """gpart ("/" gpart)*; g/h expands to g and h:g as lme4 does.
+
+        Returns (columns, label) per grouping factor; lme4 names the factors of a/b/c
+        "a", "b:a" and "c:(b:a)" (R's deparse of its nested interaction calls), and a name
+        written with parentheses, such as c:(b:a), is read back as the same factor.
+        """
+        first = self.tok
+        if first.kind == "name" and first.text in ("factor", "as.factor") and \
+                self.tokens[self.i + 1].text == "(":
             raise self.error("Grouping columns are always treated as factors; drop factor(...).")
-        chain: list[list[str]] = [[self.column(first)]]
-        while True:
-            if self.accept("/"):
-                chain.append([self.column(self.name("a grouping column after '/'"))])
-            elif self.accept(":"):
-                chain[-1].append(self.column(self.name("a grouping column after ':'")))
-            else:
-                break
-        # a/b/c -> a, a:b, a:b:c; lme4 names the nested factor "b:a" (inner first).
-        groups: list[tuple[str, ...]] = []
+        chain: list[tuple[list[str], str]] = [self.group_part()]
+        while self.accept("/"):
+            chain.append(self.group_part())
+        # a/b/c -> a, b:a, c:b:a; lme4 names the nested factor "b:a" (inner first) and the
+        # next one "c:(b:a)".
+        groups: list[tuple[tuple[str, ...], str]] = []
         acc: list[str] = []
-        for part in chain:
-            acc = part + acc
-            groups.append(tuple(acc))
+        label = ""
+        for names, here in chain:
+            if not acc:
+                label = here
+            else:
+                label = f"{here}:({label})" if ":" in label else f"{here}:{label}"
+            acc = names + acc
+            groups.append((tuple(acc), label))
         return groups
+
+    def group_part(self) -> tuple[list[str], str]:
+        """gatom (":" gatom)*, gatom := NAME | "(" gatom (":" gatom)* ")"."""
+        names: list[str] = []
+        labels: list[str] = []
+        while True:
+            if self.tok.kind == "op" and self.tok.text == "(":
+                open_tok = self.tok
+                self.i += 1
+                inner, label = self.group_part()
+                if self.accept(")") is None:
+                    raise self.error("Expected ')' to close the grouping factor that opens here.",
+                                     open_tok.pos)
+                names += inner
+                labels.append(f"({label})")
+            else:
+                names.append(self.column(self.name("the grouping column after '|'")))
+                labels.append(names[-1])
+            if not self.accept(":"):
+                break
+        return names, ":".join(labels)
 
 
 def _close_matches(word: str, options: Iterable[str]) -> str:

@@ -52,6 +52,33 @@ def term_label(mf: ModelFrame, index: int) -> str:
     return f"({' + '.join(block.terms)} | {block.group})"
 
 
+def overlapping_terms(mf: ModelFrame) -> list[list[int]]:
+    """Groups of blocks of one grouping factor whose columns are linearly dependent.
+
+    ``(f || g)`` with a factor ``f`` is such a case: lme4 expands it into
+    ``(1 | g) + (0 + f | g)``, and the indicators of all levels of ``f`` add up to the
+    intercept column, so the intercept variance and the level covariance trade off exactly.
+    """
+    out: list[list[int]] = []
+    seen: set[int] = set()
+    for i, b in enumerate(mf.blocks):
+        if i in seen:
+            continue
+        same = [j for j, c in enumerate(mf.blocks) if j >= i and c.group == b.group
+                and np.array_equal(c.codes, b.codes)]
+        seen.update(same)
+        if len(same) < 2:
+            continue
+        Z = np.column_stack([np.asarray(mf.blocks[j].Z, dtype=float) for j in same])
+        if np.linalg.matrix_rank(Z) < Z.shape[1]:
+            out.append(same)
+    return out
+
+
+def _overlap_text(mf: ModelFrame, ids: list[int]) -> str:
+    return " + ".join(term_label(mf, j) for j in ids)
+
+
 def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> None:
     """lme4's checks on the random-effects structure, with a teaching message.
 
@@ -73,6 +100,21 @@ def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> No
             )
     if allow_unidentifiable:
         return
+    for ids in overlapping_terms(mf):
+        g = mf.blocks[ids[0]].group
+        raise ModelError(
+            f"The random-effects terms {_overlap_text(mf, ids)} for '{g}' overlap: the columns "
+            "of one are a combination of the columns of another. This happens with a double "
+            "bar and a factor: lme4 expands (f || g) into (1 | g) + (0 + f | g), and for a "
+            "factor f the indicators of all its levels add up to the intercept. The "
+            "intercept variance then cannot be told apart from the part common to all the "
+            "level variances: the likelihood is flat along a ridge and the variance "
+            "components are arbitrary (lme4 fits it with convergence warnings, and its "
+            "numbers depend on where its optimiser stops). Use (0 + f | g) for one variance "
+            "per level with their correlations, or (1 | g) + (1 | g:f) for a group variance "
+            "plus a level-within-group variance; or pass allow_unidentifiable=True to fit it "
+            "anyway (the fixed effects and the log-likelihood are still meaningful)."
+        )
     for i, b in enumerate(mf.blocks):
         if b.n_levels >= n:
             raise ModelError(
@@ -116,16 +158,29 @@ def _r_formula(mf: ModelFrame) -> str:
 def _r_call(mf: ModelFrame, factors: Sequence[str], reml: bool, df_method: str) -> str:
     prep = r_data_prep("d", [f for f in factors if f in mf.formula.variables()])
     if df_method == "containment":
-        groups: dict[str, list[str]] = {}
+        # nlme nests the grouping factors in the order given, outermost (fewest levels)
+        # first; a slash-nested factor such as cidx:midx is named by its innermost column
+        groups: dict[str, list] = {}
+        sizes: dict[str, int] = {}
+        n_levels = mf.group_sizes()
         for r in mf.formula.random:
-            lhs = r.label.split("|")[0].strip()
-            groups.setdefault(r.group[0], []).append(lhs)
-        # nlme nests the grouping factors in the order given, outermost first
-        order = sorted(groups, key=lambda g: mf.group_sizes().get(g, 0))
-        if len(order) == 1:
-            rnd = f"~ {' + '.join(groups[order[0]])} | {order[0]}"
+            groups.setdefault(r.group[0], []).append(r)
+            sizes[r.group[0]] = max(sizes.get(r.group[0], 0), n_levels.get(r.group_label, 0))
+        order = sorted(groups, key=lambda g: sizes[g])
+
+        def spec(terms: list) -> str:
+            if len(terms) == 1:
+                return "~ " + terms[0].label.split("|")[0].strip()
+            # uncorrelated terms, (x || g): nlme's diagonal covariance
+            effects = [t.label for r in terms for t in r.terms]
+            if not any(r.intercept for r in terms):
+                effects = ["0"] + effects
+            return f"pdDiag(~ {' + '.join(effects) or '1'})"
+
+        if len(order) == 1 and len(groups[order[0]]) == 1:
+            rnd = f"{spec(groups[order[0]])} | {order[0]}"
         else:
-            rnd = "list(" + ", ".join(f"{g} = ~ {' + '.join(groups[g])}" for g in order) + ")"
+            rnd = "list(" + ", ".join(f"{g} = {spec(groups[g])}" for g in order) + ")"
         fixed = f"{mf.formula.response.label} ~ {mf.formula.fixed_rhs()}"
         meth = "REML" if reml else "ML"
         return (prep + f"fit <- nlme::lme({fixed}, random = {rnd}, data = d, method = \"{meth}\")\n"
@@ -292,6 +347,13 @@ def result_from_fit(mf: ModelFrame, fit: LmeFit, *, factors: Sequence[str] = (),
             "different scales, and compare with a simpler random-effects structure."
         )
     if allow_unidentifiable:
+        for ids in overlapping_terms(mf):
+            messages.append(
+                f"The terms {_overlap_text(mf, ids)} overlap (their columns are linearly "
+                "dependent, as in (f || g) with a factor f); they were fitted anyway. The "
+                "log-likelihood and the fixed effects are meaningful, the split of the variance "
+                "between these terms is not identified."
+            )
         for i, b in enumerate(mf.blocks):
             if n <= b.n_levels * b.n_terms:
                 messages.append(

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
 from mmteach.errors import ModelError
@@ -123,6 +124,7 @@ class LmeProblem:
         self.y = y
         self.X = X
         self.n, self.p = X.shape
+        self._orthogonalise()
         self.blocks = list(blocks)
         # theta layout and bounds
         self.theta_slices: list[slice] = []
@@ -143,6 +145,41 @@ class LmeProblem:
         self._index_setup()
 
     # ---------------------------------------------------------------- set-up
+    def _orthogonalise(self) -> None:
+        """Work with ``Q = X R^-1`` (orthonormal columns) and ``y - X gamma`` (OLS residuals).
+
+        The criterion is the same for any such reparametrisation (up to the constant
+        ``log|R|^2`` in the REML term, added back), but the cross-products the solve
+        subtracts from each other are then of the size of the residuals, not of the raw
+        data: a response around 1e5 with residual SD 0.05, or a predictor around 1e4, would
+        otherwise lose most of the digits of the penalised residual sum of squares.
+        Estimates are mapped back, ``beta = gamma + R^-1 beta_Q``.
+        """
+        X, y, p = self.X, self.y, self.p
+        if p == 0:
+            self._Xq, self._R = X, np.zeros((0, 0))
+            self._gamma, self._yr, self._ldR2 = np.zeros(0), y.copy(), 0.0
+            return
+        Q, R = np.linalg.qr(X)
+        sgn = np.where(np.diag(R) < 0, -1.0, 1.0)
+        Q, R = Q * sgn, R * sgn[:, None]
+        qy = Q.T @ y
+        yr = y - Q @ qy
+        q2 = Q.T @ yr  # one re-orthogonalisation step
+        yr = yr - Q @ q2
+        self._Xq, self._R = Q, R
+        self._Rinv = np.linalg.inv(R)
+        self._gamma = self._Rinv @ (qy + q2)
+        self._yr = yr
+        self._ldR2 = 2.0 * float(np.log(np.abs(np.diag(R))).sum())
+
+    def _to_original(self, beta_q: np.ndarray, cinv_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """beta and (X'V~^-1 X)^-1 for the original X from their values for Q."""
+        if self.p == 0:
+            return beta_q, cinv_q
+        Ri = self._Rinv
+        return self._gamma + Ri @ beta_q, Ri @ cinv_q @ Ri.T
+
     def _group_factors(self) -> None:
         factors: dict[str, _Factor] = {}
         order: list[str] = []
@@ -166,7 +203,7 @@ class LmeProblem:
         self.rest = [f for j, f in enumerate(fl) if j != big]
 
     def _precompute(self) -> None:
-        Xy = np.column_stack([self.X, self.y])
+        Xy = np.column_stack([self._Xq, self._yr])
         self.Xy = Xy
         f1 = self.f1
         l1, k1 = f1.n_levels, f1.k
@@ -243,6 +280,68 @@ class LmeProblem:
         out[r, c] = theta[i]
         return out
 
+    # ---------------------------------------------------------------- random-effects space
+    # The solve orders the random effects as: the big factor (level-major), then the other
+    # factors one after the other (level-major). These helpers expose that space to the
+    # Kenward-Roger code, which works on q x q matrices instead of n x n ones.
+    def block_index(self, i: int) -> np.ndarray:
+        """``(n_levels, k)`` positions of block ``i``'s random effects in the solve's order."""
+        k = self.blocks[i].k
+        for f, start in self._factor_starts():
+            if i in f.block_ids:
+                off = f.offsets[f.block_ids.index(i)]
+                return start + (np.arange(f.n_levels)[:, None] * f.k + off + np.arange(k)[None, :])
+        raise IndexError(i)
+
+    def _factor_starts(self) -> list[tuple[_Factor, int]]:
+        out = [(self.f1, 0)]
+        pos = self.q1
+        for f in self.rest:
+            out.append((f, pos))
+            pos += f.n_levels * f.k
+        return out
+
+    def z_matrix(self) -> sp.csc_matrix:
+        """Sparse ``Z`` (n x q) in the solve's order."""
+        return sp.hstack([_sparse_z(f.codes, f.n_levels, f.Z) for f, _ in self._factor_starts()]
+                         ).tocsc()
+
+    def lambda_matrix(self, theta: np.ndarray) -> sp.csr_matrix:
+        """Sparse block-diagonal ``Lambda(theta)`` (q x q) in the solve's order."""
+        theta = np.asarray(theta, dtype=float)
+        T1 = self._factor_T(theta, self.f1)
+        L1 = sp.kron(sp.identity(self.f1.n_levels, format="csr"), sp.csr_matrix(T1))
+        if not self.q2:
+            return L1.tocsr()
+        return sp.block_diag([L1, sp.csr_matrix(self._lambda2(theta))], format="csr")
+
+    def a_inverse(self, theta: np.ndarray) -> np.ndarray:
+        """Dense ``(Lambda' Z'Z Lambda + I)^-1`` (q x q) from the block factorisation.
+
+        With ``A11 = L1 L1'`` block diagonal and ``S = L2 L2'`` its Schur complement,
+        ``A^-1 = [[A11^-1 + G G', -G L2^-1], [., L2^-T L2^-1]]`` where
+        ``G = L1^-T W L2^-T`` and ``W = L1^-1 A12`` (Woodbury): the only large products
+        are the ``q1 x q1`` rank-``q2`` update ``G G'``.
+        """
+        theta = np.asarray(theta, dtype=float)
+        _T1, L1, _c1, W, L2, _c2, _lam2, _M, _ld = self._decompose(theta)
+        l1, k1 = self.f1.n_levels, self.f1.k
+        L1inv = np.linalg.inv(L1)  # (l1, k1, k1) batched
+        A11inv = np.einsum("lji,ljk->lik", L1inv, L1inv)  # L1^-T L1^-1 per level
+        out = np.zeros((self.q, self.q))
+        q1 = self.q1
+        diag = (np.arange(l1)[:, None] * k1 + np.arange(k1)[None, :])
+        out[diag[:, :, None], diag[:, None, :]] = A11inv
+        if self.q2:
+            L2inv = np.linalg.inv(L2)
+            WL = (W.reshape(q1, self.q2) @ L2inv.T).reshape(l1, k1, self.q2)  # W L2^-T
+            G = np.einsum("lji,ljq->liq", L1inv, WL).reshape(q1, self.q2)  # L1^-T W L2^-T
+            out[:q1, :q1] += G @ G.T
+            out[:q1, q1:] = -G @ L2inv
+            out[q1:, :q1] = out[:q1, q1:].T
+            out[q1:, q1:] = L2inv.T @ L2inv
+        return out
+
     # ---------------------------------------------------------------- the solve
     def _decompose(self, theta: np.ndarray):
         f1 = self.f1
@@ -259,20 +358,24 @@ class LmeProblem:
             L1 = np.linalg.cholesky(A1)
             c1 = np.linalg.solve(L1, np.einsum("ji,ljc->lic", T1, self.ztxy1))
             ld1 = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
-        M = self.xytxy - np.einsum("lic,lid->cd", c1, c1)
+        C1 = c1.reshape(self.q1, -1)
+        M = self.xytxy - C1.T @ C1
         W = L2 = c2 = lam2 = None
         ld2 = 0.0
         if self.q2:
             lam2 = self._lambda2(theta)
-            A12 = np.einsum("ji,ljm->lim", T1, self.z1tz2) @ lam2  # (l1,k1,q2)
+            q1, q2 = self.q1, self.q2
             if k1 == 1:
-                W = A12 / L1
+                A12 = (T1[0, 0] * self.z1tz2.reshape(q1, q2)) @ lam2
+                W = (A12 / L1.reshape(q1, 1)).reshape(f1.n_levels, 1, q2)
             else:
-                W = np.linalg.solve(L1, A12)
-            S = lam2.T @ self.z2tz2 @ lam2 + np.eye(self.q2) - np.einsum("lia,lib->ab", W, W)
+                A12 = (np.matmul(T1.T, self.z1tz2).reshape(q1, q2) @ lam2)
+                W = np.linalg.solve(L1, A12.reshape(f1.n_levels, k1, q2))
+            W2 = W.reshape(q1, q2)
+            S = lam2.T @ self.z2tz2 @ lam2 + np.eye(q2) - W2.T @ W2
             L2 = np.linalg.cholesky(S)
-            rhs2 = lam2.T @ self.z2txy - np.einsum("lia,lic->ac", W, c1)
-            c2 = np.linalg.solve(L2, rhs2)
+            rhs2 = lam2.T @ self.z2txy - W2.T @ C1
+            c2 = solve_triangular(L2, rhs2, lower=True)
             M = M - c2.T @ c2
             ld2 = 2.0 * np.log(np.diag(L2)).sum()
         return T1, L1, c1, W, L2, c2, lam2, M, ld1 + ld2
@@ -291,7 +394,7 @@ class LmeProblem:
         pwrss = Lm[p, p] ** 2
         if reml:
             nmp = self.n - p
-            ldRX2 = 2.0 * np.log(np.diag(Lm)[:p]).sum()
+            ldRX2 = 2.0 * np.log(np.diag(Lm)[:p]).sum() + self._ldR2
             return ldL2 + ldRX2 + nmp * (1.0 + LOG_2PI + math.log(pwrss / nmp))
         return ldL2 + self.n * (1.0 + LOG_2PI + math.log(pwrss / self.n))
 
@@ -301,11 +404,11 @@ class LmeProblem:
         p = self.p
         Lm = np.linalg.cholesky(M)
         RXt = Lm[:p, :p]
-        ldRX2 = 2.0 * np.log(np.diag(RXt)).sum()
+        ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + self._ldR2
         pwrss = Lm[p, p] ** 2
         Rinv = np.linalg.inv(RXt)  # lower-triangular inverse
-        xtvx_inv = Rinv.T @ Rinv
-        beta = xtvx_inv @ M[:p, p]
+        cinv_q = Rinv.T @ Rinv
+        beta, xtvx_inv = self._to_original(cinv_q @ M[:p, p], cinv_q)
         return ldL2, ldRX2, pwrss, beta, xtvx_inv
 
     def solve(self, theta: np.ndarray, reml: bool) -> Solution:
@@ -315,16 +418,17 @@ class LmeProblem:
         p = self.p
         Lm = np.linalg.cholesky(M)
         RXt = Lm[:p, :p]
-        ldRX2 = 2.0 * np.log(np.diag(RXt)).sum()
+        ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + self._ldR2
         pwrss = Lm[p, p] ** 2
         Rinv = np.linalg.inv(RXt)
-        xtvx_inv = Rinv.T @ Rinv
-        beta = xtvx_inv @ M[:p, p]
+        cinv_q = Rinv.T @ Rinv
+        beta_q = cinv_q @ M[:p, p]  # beta for the orthonormal design (used below)
+        beta, xtvx_inv = self._to_original(beta_q, cinv_q)
         sigma = math.sqrt(pwrss / (self.n - p if reml else self.n))
         # back-substitute L' u = c - RZX beta for the conditional modes
-        r1 = c1[:, :, p] - c1[:, :, :p] @ beta  # (l1, k1)
+        r1 = c1[:, :, p] - c1[:, :, :p] @ beta_q  # (l1, k1)
         if self.q2:
-            r2 = c2[:, p] - c2[:, :p] @ beta
+            r2 = c2[:, p] - c2[:, :p] @ beta_q
             u2 = np.linalg.solve(L2.T, r2)
             r1 = r1 - W @ u2
         else:
@@ -356,6 +460,41 @@ class LmeProblem:
         return out  # type: ignore[return-value]
 
     # ---------------------------------------------------------------- optimisation
+    def _flip_columns(self, f, x: np.ndarray, fx: float, ok: bool, rounds: int = 6):
+        """Leave a false boundary optimum through the sign symmetry of T's columns.
+
+        ``Lambda Lambda'`` does not change when a whole column of ``T`` changes sign. With
+        the diagonal element of a column at its bound 0 the column reads ``(0, t_ij...)``
+        and the only way inside is ``t_ii > 0``, which moves the covariances in the
+        direction of the sign of ``t_ij``; the other sign needs the column negated. Newton
+        can therefore stop at a point that is optimal for one sign only (e.g. intercept
+        variance 0 in ``(x | g)`` while a correlation of -1 fits better). Each such column
+        is negated and Newton restarted; the best point is kept.
+        """
+        for _ in range(rounds):
+            improved = False
+            for bi, b in enumerate(self.blocks):
+                starts = self.theta_slices[bi].start + np.cumsum([0] + [b.k - j for j in range(b.k - 1)])
+                for j, pos in enumerate(starts):
+                    below = np.arange(pos + 1, pos + b.k - j)
+                    if x[pos] < SINGULAR_TOL and below.size and np.any(x[below] != 0.0):
+                        x1 = x.copy()
+                        x1[below] = -x1[below]
+                        f1 = f(x1)
+                        # only worth a Newton run if moving the diagonal inside goes downhill
+                        h = 1e-4 * max(abs(x1[pos]), 1e-2)
+                        e = np.zeros_like(x1)
+                        e[pos] = h
+                        slope = (-3 * f1 + 4 * f(x1 + e) - f(x1 + 2 * e)) / (2 * h)
+                        if not slope < -1e-8 * max(1.0, abs(f1)):
+                            continue
+                        xr, fr, okr = _newton(f, x1, f1, self.lower)
+                        if fr < fx - 1e-10:
+                            x, fx, ok, improved = xr, fr, okr, True
+            if not improved:
+                break
+        return x, fx, ok
+
     def start_theta(self) -> np.ndarray:
         """lme4's start: identity T for every term."""
         return np.where(self.lower == 0.0, 1.0, 0.0)
@@ -385,11 +524,13 @@ class LmeProblem:
             xb, fb, ok = _newton(f, xb, f(xb), self.lower)
             if fb <= fx:
                 x, fx = xb, fb
+        x, fx, ok = self._flip_columns(f, x, fx, ok)
         if np.any(x[self.lower == 0.0] < SINGULAR_TOL):
             # a boundary optimum may be a local one: restart from inside and keep the best
             for x1 in (np.where((self.lower == 0.0) & (x < SINGULAR_TOL), 0.5, x),
                        self.start_theta() * 0.5 + np.where(self.lower == 0.0, 0.0, 0.1)):
                 xr, fr, okr = _newton(f, x1, f(x1), self.lower)
+                xr, fr, okr = self._flip_columns(f, xr, fr, okr)
                 if fr < fx - 1e-10:
                     x, fx, ok = xr, fr, okr
         grad, _ = _derivs(f, x, fx, self.lower)
@@ -438,9 +579,9 @@ def _derivs(f, x: np.ndarray, fx: float, lower: np.ndarray):
             ej[j] = h[j]
             if fwd[i] or fwd[j]:
                 v = (f(x + ei + ej) - fp[i] - fp[j] + fx) / (h[i] * h[j])
-            else:
-                v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
-                    4 * h[i] * h[j])
+            else:  # along the diagonals: 2 evaluations per pair, O(h^2) like the 4-point rule
+                v = (f(x + ei + ej) + f(x - ei - ej) - fp[i] - fm[i] - fp[j] - fm[j] + 2 * fx) / (
+                    2 * h[i] * h[j])
             H[i, j] = H[j, i] = v
     return g, H
 
@@ -454,6 +595,7 @@ def _newton(f, x: np.ndarray, fx: float, lower: np.ndarray, max_iter: int = 200)
     iteration does not stall on a saddle.
     """
     x = np.maximum(np.asarray(x, dtype=float), lower)
+    stalled = 0
     for _ in range(max_iter):
         g, H = _derivs(f, x, fx, lower)
         at_bound = x <= lower + 1e-12
@@ -481,17 +623,26 @@ def _newton(f, x: np.ndarray, fx: float, lower: np.ndarray, max_iter: int = 200)
             return x, fx, True
         t = 1.0
         moved = False
+        # fraction to the boundary: one step may shrink a bounded coordinate (a diagonal
+        # of T) tenfold but not jump onto its bound unless it is already small; a first
+        # long Newton step would otherwise pin the wrong variance to zero, a local optimum
+        floor = lower.copy()
+        shrink = np.isfinite(lower) & (x - lower > 1e-3)
+        floor[shrink] = lower[shrink] + 0.1 * (x[shrink] - lower[shrink])
         for _ls in range(40):
             xn = x.copy()
             xn[idx] = x[idx] + t * step
-            xn = np.maximum(xn, lower)
+            xn = np.maximum(xn, floor)
             fn = f(xn)
             if fn < fx:
+                # steps that gain less than 1e-10 of the criterion twice in a row creep
+                # along a flat ridge (a near-zero variance): that is the noise floor
+                stalled = stalled + 1 if fx - fn < 1e-10 * max(1.0, abs(fx)) else 0
                 x, fx = xn, fn
                 moved = True
                 break
             t *= 0.5
-        if not moved:
+        if not moved or stalled >= 2:
             # no decrease possible along the Newton direction: we are at the noise floor
             return x, fx, bool(np.max(np.abs(gi)) < 1e-3)
     return x, fx, False
