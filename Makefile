@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
+# Many small matrix operations: BLAS threads only add overhead (see mmteach/__main__.py).
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: setup run test lint bench reference
 
@@ -27,6 +29,7 @@ lint: setup
 bench: setup
 	$(PY) -m mmteach bench --json
 
-# Regenerate the R reference values (needs R with lme4, lmerTest, nlme, pbkrtest, geepack).
+# Regenerate the R reference values (needs R with lme4, lmerTest, nlme, pbkrtest, geepack,
+# jsonlite; reference_lme_broad.R also optimx and dfoptim for allFit).
 reference:
 	for f in tests/r/*.R; do Rscript $$f || exit 1; done
