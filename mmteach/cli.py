@@ -155,8 +155,8 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any] | str:
     if args.study == "report":
         result = simulate.simulate_report(
             n_classes=args.n_classes, n_per_class=args.n_per_class, beta=(args.beta0, args.beta1),
-            sd_b0=args.sd_b0, sd_b1=args.sd_b1, sigma_w=args.sigma_w,
-            redraw_random_effects=args.redraw, **common,
+            sd_b0=args.sd_b0, sd_b1=args.sd_b1, sigma_w=args.sigma_w, x_low=args.x_low,
+            x_high=args.x_high, redraw_random_effects=args.redraw, **common,
         )
     else:
         mice = tuple(int(m) for m in args.mice_per_condition.split(","))
@@ -236,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--sd-b0", type=float, default=1.0)
     sim.add_argument("--sd-b1", type=float, default=2.0)
     sim.add_argument("--sigma-w", type=float, default=1.0)
+    sim.add_argument("--x-low", type=float, default=1.0, help="X ~ round(U(x_low, x_high))")
+    sim.add_argument("--x-high", type=float, default=20.0)
     sim.add_argument("--redraw", action="store_true", help="draw new random effects per replicate")
     sim.add_argument("--mice-per-condition", default="7,6,3,3,5")
     sim.add_argument("--cells-per-mouse", type=int, default=50)

@@ -89,3 +89,22 @@ def test_datasets_lists_labels() -> None:
     names = {d["name"]: d for d in json.loads(out.stdout)["datasets"]}
     assert set(names) >= {"ca_frequency", "ca_amplitude", "water_lick"}
     assert all("Reconstruction" in d["label"] for d in names.values())
+
+
+def test_simulate_report_json_keys() -> None:
+    out = run("simulate", "report", "--reps", "30", "--seed", "3", "--redraw", "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    for key in ("avg_estimate", "avg_std_error", "true_std_error", "coverage"):
+        assert set(got[key]) == {"(Intercept)", "X"}
+    assert len(got["avg_sd"]) == 3
+    # the true SE of the slope is near the report's 0.316 for its design (a new X draw per seed)
+    assert 0.2 < got["true_std_error"]["X"] < 0.45
+
+
+def test_simulate_type1_json_pooled_is_anticonservative() -> None:
+    out = run("simulate", "typeI", "--reps", "200", "--json")
+    assert out.returncode == 0, out.stderr
+    rates = json.loads(out.stdout)["rejection_rate"]
+    pooled = next(v for k, v in rates.items() if "pool" in k.lower())
+    assert pooled > 0.9  # published: above 90% with Example 1's ICCs
