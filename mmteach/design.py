@@ -66,6 +66,16 @@ class ModelFrame:
     def n_obs(self) -> int:
         return int(self.y.shape[0])
 
+    def varcorr_group_names(self) -> list[str]:
+        """Group name per block as lme4's VarCorr data frame prints it: Subject, Subject.1, ..."""
+        seen: dict[str, int] = {}
+        out = []
+        for b in self.blocks:
+            count = seen.get(b.group, 0)
+            out.append(b.group if count == 0 else f"{b.group}.{count}")
+            seen[b.group] = count + 1
+        return out
+
     def group_sizes(self) -> dict[str, int]:
         """Number of levels per grouping factor, lme4's 'groups' line."""
         out: dict[str, int] = {}

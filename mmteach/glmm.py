@@ -100,14 +100,6 @@ def _r_call(mf: ModelFrame, family: str, link: str, nagq: int, factors: Sequence
             f"family = {_family_r(family, link)}{extra})\nsummary(fit)")
 
 
-def _suffixes(mf: ModelFrame) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for b in mf.blocks:
-        c = seen.get(b.group, 0)
-        out.append(b.group if c == 0 else f"{b.group}.{c}")
-        seen[b.group] = c + 1
-    return out
 
 
 def _prepare(data, formula, family, link, nagq, factors):
@@ -185,7 +177,7 @@ def _result(mf, spec, cf, fam, lk, nagq, factors) -> FitResult:
                           float(2 * stats.norm.sf(abs(zval))), float(b - z975 * s),
                           float(b + z975 * s)))
     varcomps, cors, ranefs = [], [], []
-    for t, gname, j in zip(spec.terms, _suffixes(mf), range(len(spec.terms))):
+    for t, gname, j in zip(spec.terms, mf.varcorr_group_names(), range(len(spec.terms))):
         T = t.T(cf.theta)
         cov = T @ T.T
         sd = np.sqrt(np.diag(cov))

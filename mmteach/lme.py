@@ -140,15 +140,6 @@ def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> No
             )
 
 
-def _suffixes(mf: ModelFrame) -> list[str]:
-    """Group names as VarCorr's data frame prints them: Subject, Subject.1, ..."""
-    seen: dict[str, int] = {}
-    out = []
-    for b in mf.blocks:
-        c = seen.get(b.group, 0)
-        out.append(b.group if c == 0 else f"{b.group}.{c}")
-        seen[b.group] = c + 1
-    return out
 
 
 def _r_formula(mf: ModelFrame) -> str:
@@ -308,7 +299,7 @@ def result_from_fit(mf: ModelFrame, fit: LmeFit, *, factors: Sequence[str] = (),
         df = np.full(p, math.inf)
     coefs = coef_rows(mf.fixed_names, fit.beta, se, df)
 
-    names = _suffixes(mf)
+    names = mf.varcorr_group_names()
     varcomps: list[VarComp] = []
     cors: list[Correlation] = []
     for i, b in enumerate(mf.blocks):
