@@ -99,9 +99,6 @@ def _r_call(mf: ModelFrame, family: str, link: str, nagq: int, factors: Sequence
     return (prep + f"fit <- lme4::glmer({mf.formula.to_r()}, data = d, "
             f"family = {_family_r(family, link)}{extra})\nsummary(fit)")
 
-
-
-
 def _prepare(data, formula, family, link, nagq, factors):
     fam, lk = core.check_family(family, link)
     mf = _frame(data, formula, factors)
@@ -117,7 +114,6 @@ def _prepare(data, formula, family, link, nagq, factors):
     if nagq < 1:
         raise ModelError("nagq must be 1 (Laplace) or more quadrature points (up to 25).")
     return mf, fam, lk, y, spec, nagq
-
 
 def fit_glmm(
     data: pd.DataFrame,
@@ -165,7 +161,6 @@ def fit_glmm(
     mf, fam, lk, y, spec, nagq = _prepare(data, formula, family, link, nagq, factors)
     cf = core.fit_core(spec, y, nagq=nagq)
     return _result(mf, spec, cf, fam, lk, nagq, factors)
-
 
 def _result(mf, spec, cf, fam, lk, nagq, factors) -> FitResult:
     se = np.sqrt(np.diag(cf.vcov))
@@ -231,7 +226,6 @@ def _result(mf, spec, cf, fam, lk, nagq, factors) -> FitResult:
                 "npar": npar, "nagq": nagq, "hessian": cf.hessian},
     )
 
-
 def odds_ratio_table(result: FitResult) -> pd.DataFrame:
     """Odds ratios and the lecture's percent change in odds with a 95% Wald CI.
 
@@ -260,7 +254,6 @@ def odds_ratio_table(result: FitResult) -> pd.DataFrame:
             "percent_high": 100 * (math.exp(hi) - 1),
         })
     return pd.DataFrame(rows)
-
 
 def compare_glmm(
     data: pd.DataFrame,
@@ -342,7 +335,6 @@ def compare_glmm(
         bootstrap_p_value=boot_p, bootstrap_samples=used, bootstrap_failed=failed,
         messages=tuple(messages), r_call=r_call,
     )
-
 
 def parametric_bootstrap(
     spec_full: core.GlmmSpec,
