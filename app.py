@@ -18,21 +18,36 @@ st.set_page_config(page_title="mmteach: mixed models for neuroscience", page_ico
                    layout="wide")
 
 # (file, title, icon, URL path): the URL paths are what instructors put in shared links.
+# Each file is named after its URL path (see ui_common.run_under_router for why).
 PAGES = [
-    ("pages/1_Overview.py", "Overview", ":material/explore:", "overview"),
-    ("pages/2_Ca_frequency.py", "Ca++ frequency: pooling", ":material/show_chart:", "frequency"),
-    ("pages/3_Ca_amplitude.py", "Ca++ amplitude: paired cells", ":material/compare_arrows:", "amplitude"),
-    ("pages/4_Water_lick.py", "Water lick: binary outcome", ":material/water_drop:", "water-lick"),
-    ("pages/5_Your_data.py", "Your data", ":material/upload_file:", "your-data"),
-    ("pages/6_Simulation.py", "Simulation", ":material/casino:", "simulation"),
+    ("pages/1_overview.py", "Overview", ":material/explore:", "overview"),
+    ("pages/2_frequency.py", "Ca++ frequency: pooling", ":material/show_chart:", "frequency"),
+    ("pages/3_amplitude.py", "Ca++ amplitude: paired cells", ":material/compare_arrows:", "amplitude"),
+    ("pages/4_water-lick.py", "Water lick: binary outcome", ":material/water_drop:", "water-lick"),
+    ("pages/5_your-data.py", "Your data", ":material/upload_file:", "your-data"),
+    ("pages/6_simulation.py", "Simulation", ":material/casino:", "simulation"),
 ]
 
 pages = [
-    st.Page(path, title=title, icon=icon, url_path=url, default=i == 0)
-    for i, (path, title, icon, url) in enumerate(PAGES)
+    st.Page(path, title=title, icon=icon, url_path=url)
+    for path, title, icon, url in PAGES
     if (HERE / path).is_file()  # the simulation page is optional in a partial build
 ]
-page = st.navigation(pages)
+
+
+def _home() -> None:
+    """The app's root URL: open the overview under its own URL path.
+
+    st.navigation serves its default page at "/" only (its url_path becomes ""), so if the
+    overview were the default page, a shared link to /overview would show Streamlit's
+    "Page not found" dialog. The overview is an ordinary page instead, and "/" forwards
+    to it, keeping the query parameters (e.g. ?presentation=1).
+    """
+    st.switch_page(pages[0], query_params=st.query_params.to_dict())
+
+
+home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
+page = st.navigation([home, *pages])
 
 # Presentation mode is global: read it from the URL once, then from the toggle.
 if "_present_loaded" not in st.session_state:
@@ -43,7 +58,8 @@ with st.sidebar:
               help="Large fonts and one chart per row, for a projector.")
     st.caption(
         "Examples 2-4 of Yu et al. (2022, Neuron 110:21-35). Their original files are not "
-        f"public any more: the built-in data are a *{ui.RECONSTRUCTION_LABEL.lower()}*."
+        f"public any more: the built-in data are a *{ui.RECONSTRUCTION_LABEL.lower()}*. "
+        "Each example page can load the original file instead."
     )
 if ui.presenting():
     st.html(ui.PRESENTATION_CSS)

@@ -27,6 +27,7 @@ PALETTE: tuple[str, ...] = (
     "#D55E00", "#CC79A7", "#0072B2", "#999999", "#F0E442",
 )
 _BASE_FONT = 13
+NBSP = "\u00a0"  # no-break space: keeps "± 0.017" and "0.003 *" on one line in tables
 _PRESENTATION_FONT = 22
 
 
@@ -40,7 +41,14 @@ def _need(data: pd.DataFrame, *cols: str) -> None:
 
 
 def _levels(series: pd.Series) -> list[Any]:
-    return sorted(pd.unique(series.dropna()), key=lambda v: (isinstance(v, str), v))
+    """Levels in natural order: numbers (also numbers written as text) first, by value."""
+    def key(v: Any) -> tuple:
+        try:
+            return (0, float(v), "")
+        except (TypeError, ValueError):
+            return (1, 0.0, str(v))
+
+    return sorted(pd.unique(series.dropna()), key=key)
 
 
 def _label(level: Any, labels: Mapping[Any, str] | None) -> str:
@@ -61,23 +69,44 @@ def _cell(i: int, cols: int) -> tuple[int, int]:
 
 
 def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
-    """Common look; ``presentation`` enlarges fonts and markers for a projector."""
+    """Common look; ``presentation`` enlarges fonts, markers and margins for a projector.
+
+    Axes use ``automargin`` so tick labels never run into the axis titles, whatever the
+    font size; the top margin leaves room for a title above subplot titles.
+    """
     size = _PRESENTATION_FONT if presentation else _BASE_FONT
+    margin = ({"l": 70, "r": 30, "t": 120, "b": 70} if presentation
+              else {"l": 60, "r": 20, "t": 70, "b": 50})
+    for side in margin:  # a builder may need more room on a side (e.g. a label at the right)
+        own = getattr(fig.layout.margin, side)
+        if own is not None:
+            margin[side] = max(margin[side], int(own * (1.4 if presentation else 1)))
     # plain properties, not template="plotly_white": building a template deep-copies it
     # (~70 ms a figure), too slow for a 1 s rerun budget
     fig.update_layout(
         font={"size": size, "color": "#2a3f5f"},
         paper_bgcolor="white",
         plot_bgcolor="white",
-        margin={"l": 60, "r": 20, "t": 60, "b": 50},
+        margin=margin,
+        legend_font_size=size - 2 if presentation else size,
     )
-    grid = {"gridcolor": "#e5ecf6", "zerolinecolor": "#c8d4e3", "linecolor": "#c8d4e3"}
+    grid = {"gridcolor": "#e5ecf6", "zerolinecolor": "#c8d4e3", "linecolor": "#c8d4e3",
+            "automargin": True}
     fig.update_xaxes(**grid)
     fig.update_yaxes(**grid)
     fig.update_annotations(font_size=size + 1)
     if presentation:
-        fig.update_traces(selector={"type": "scatter"}, marker_size=10)
+        fig.for_each_trace(_bigger_markers, selector={"type": "scatter"})
     return fig
+
+
+def _bigger_markers(trace: Any) -> None:
+    """Markers at least 10 px; sizes that encode a number (an array) are scaled instead."""
+    size = trace.marker.size
+    if size is None or np.isscalar(size):
+        trace.marker.size = max(10, size or 0)
+    else:
+        trace.marker.size = np.asarray(size, dtype=float) * 1.4
 
 
 # --- Example 2: pooled vs per mouse -------------------------------------------------------
@@ -113,11 +142,12 @@ def per_mouse_boxplot(
     labels: Mapping[Any, str] | None = None,
     cols: int = 2,
     group_name: str = "Mouse",
+    unit: str = "cells",
 ) -> go.Figure:
     """Boxes by ``x`` in one panel per ``group`` (panel B of the Example 2 figure).
 
-    Panel titles give each mouse's share of the cells; the y axes are shared so the mice
-    can be compared at a glance.
+    Panel titles give each mouse's share of the rows (``unit`` names them: cells, trials,
+    rows); the y axes are shared so the mice can be compared at a glance.
     """
     _need(data, response, x, group)
     groups = _levels(data[group])
@@ -126,7 +156,7 @@ def per_mouse_boxplot(
     x_levels = _levels(data[x])
     total = len(data)
     titles = [
-        f"{group_name} {g} ({(data[group] == g).sum()} cells, "
+        f"{group_name} {g} ({(data[group] == g).sum()} {unit}, "
         f"{100 * (data[group] == g).sum() / total:.0f}%)"
         for g in groups
     ]
@@ -415,9 +445,10 @@ def caterpillar_plot(ranef: pd.DataFrame, *, group_name: str = "Mouse") -> go.Fi
             showlegend=False, hovertemplate="%{y}: %{x:.3f}<extra></extra>",
         ), row=1, col=ti + 1)
         fig.add_vline(x=0, line_dash="dot", line_color="grey", row=1, col=ti + 1)
-    fig.update_yaxes(automargin=True)
+    # every level labelled (plotly would skip some when the font is large)
+    fig.update_yaxes(automargin=True, tickmode="linear", dtick=1)
     fig.update_layout(title="Random effects per mouse (conditional modes)",
-                      height=max(280, 40 + 28 * ranef["level"].nunique()))
+                      height=max(300, 150 + 30 * ranef["level"].nunique()))
     return style(fig)
 
 
@@ -475,21 +506,71 @@ def comparison_rows(
         if isinstance(fit, FitResult):
             add(name, fit.tidy())
         else:
-            for g, sub in fit.groupby("group", sort=True):
-                add(f"{name} {g}".strip(), sub)
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+            # groups in natural order: mouse 2 before mouse 10
+            for g in _levels(fit["group"]):
+                add(f"{name} {g}".strip(), fit[fit["group"] == g])
+    out = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    numeric = list(COMPARISON_COLUMNS[3:])
+    out[numeric] = out[numeric].astype(float)  # float even when empty, so concat stays float
+    return out
+
+
+def is_missing(x: Any) -> bool:
+    """True for None, NaN and pandas NA."""
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _sci(x: float, digits: int) -> str:
+    """Scientific notation without a padded exponent: 4.8e-6, not 4.8e-06."""
+    mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def fmt_num(x: float) -> str:
-    """4 significant digits, "–" for missing."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    """4 significant digits, "–" for missing; no exponent between 1e-4 and 1e6.
+
+    >>> [fmt_num(v) for v in (0.0123456, 1719.62, 123456.7, 2.5e-7, float("nan"))]
+    ['0.01235', '1720', '123457', '2.50e-7', '–']
+    """
+    if is_missing(x):
         return "–"
-    return f"{x:.4g}"
+    x = float(x)
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if x == 0:
+        return "0"
+    if 1e-4 <= abs(x) < 1e4:
+        return f"{x:.4g}"
+    if 1e4 <= abs(x) < 1e6:
+        return f"{x:.0f}"
+    return _sci(x, 3)
+
+
+def fmt_est_se(estimate: float, std_error: float) -> str:
+    """"estimate ± SE" with the SE to 3 significant digits and the estimate to the same
+    decimal places, as results are reported ("-0.0780 ± 0.0170"). A narrow table breaks
+    the line before the "±", never inside "± 0.0170" (a no-break space follows the ±).
+
+    >>> [fmt_est_se(*v).replace(NBSP, " ") for v in ((-0.07802, 0.017011), (1.5, float("nan")))]
+    ['-0.0780 ± 0.0170', '1.5 ± –']
+    """
+    if is_missing(estimate):
+        return "–"
+    se = float("nan") if is_missing(std_error) else float(std_error)
+    if not math.isfinite(se) or se <= 0 or not 1e-6 <= se < 1e6:
+        return f"{fmt_num(estimate)} ±{NBSP}{fmt_num(std_error)}"
+    decimals = max(0, 2 - math.floor(math.log10(se)))
+    return f"{float(estimate):.{decimals}f} ±{NBSP}{se:.{decimals}f}"
 
 
 def fmt_df(x: float) -> str:
     """Degrees of freedom: ∞ for z tests, one decimal for Satterthwaite-type df."""
-    if x is None or math.isnan(x):
+    if is_missing(x):
         return "–"
     if math.isinf(x):
         return "∞ (z)"
@@ -497,11 +578,35 @@ def fmt_df(x: float) -> str:
 
 
 def fmt_p(p: float, alpha: float = 0.05) -> str:
-    """p-value with 2 significant digits; a star marks p < alpha."""
-    if p is None or math.isnan(p):
+    """p-value with 2 significant digits (4.8e-6 below 1e-4, "< 2e-16" as R prints);
+    a star, joined by a no-break space so it never wraps alone, marks p < alpha.
+
+    >>> [fmt_p(p).replace(NBSP, " ") for p in (0.3, 0.0024, 4.84e-6, 1e-20, float("nan"))]
+    ['0.30', '0.0024 *', '4.8e-6 *', '< 2e-16 *', '–']
+    >>> fmt_p(0.01) == "0.010" + NBSP + "*"
+    True
+    """
+    if is_missing(p):
         return "–"
-    text = f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
-    return f"{text} *" if p < alpha else text
+    p = float(p)
+    if p < 2.2e-16:
+        text = f"<{NBSP}2e-16"
+    elif p >= 1e-4:
+        text = f"{p:#.2g}"  # keeps a trailing zero: 0.30, not 0.3
+    else:
+        text = _sci(p, 2)
+    return f"{text}{NBSP}*" if p < alpha else text
+
+
+def display_value(x: Any) -> str:
+    """How a table cell is shown: "–" for a missing value, floats by :func:`fmt_num`."""
+    if is_missing(x):
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return str(bool(x))
+    if isinstance(x, (float, np.floating)):
+        return fmt_num(float(x))
+    return str(x)
 
 
 def format_side_by_side(long: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFrame:
@@ -510,9 +615,7 @@ def format_side_by_side(long: pd.DataFrame, *, alpha: float = 0.05) -> pd.DataFr
     for label in dict.fromkeys(long["label"]):
         sub = long[long["label"] == label].set_index("analysis")
         out[f"{label}: estimate ± SE"] = [
-            "–" if math.isnan(sub.loc[a, "estimate"])
-            else f"{fmt_num(sub.loc[a, 'estimate'])} ± {fmt_num(sub.loc[a, 'std_error'])}"
-            for a in out.index
+            fmt_est_se(sub.loc[a, "estimate"], sub.loc[a, "std_error"]) for a in out.index
         ]
         out[f"{label}: df"] = [fmt_df(sub.loc[a, "df"]) for a in out.index]
         out[f"{label}: p"] = [fmt_p(sub.loc[a, "p_value"], alpha) for a in out.index]

@@ -39,20 +39,30 @@ def _histogram_panels(
         values = values[np.isfinite(values)]
         fig.add_trace(go.Histogram(x=values, nbinsx=40, marker_color=PALETTE[2], opacity=0.8,
                                    name=names[i], showlegend=False), row=1, col=i + 1)
+        marks = []
         for x, color, dash, label in ((truth, _TRUE_COLOR, "solid", truth_label),
                                       (float(values.mean()) if values.size else np.nan,
                                        _MEAN_COLOR, "dash", "average")):
             if np.isfinite(x):
+                marks.append(x)
                 fig.add_vline(x=x, line_color=color, line_dash=dash, line_width=3,
                               row=1, col=i + 1)
                 # a legend entry per line kind, once
                 if i == 0:
                     fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=label,
                                              line={"color": color, "dash": dash, "width": 3}))
-        fig.update_xaxes(title_text=x_title, row=1, col=i + 1)
+        # the range holds the data and both lines, with a margin so no line sits on the frame
+        ends = marks + ([float(values.min()), float(values.max())] if values.size else [])
+        axis: dict = {"title_text": x_title}
+        if ends:
+            lo, hi = min(ends), max(ends)
+            pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
+            axis["range"] = [lo - pad, hi + pad]
+        fig.update_xaxes(**axis, row=1, col=i + 1)
     fig.update_yaxes(title_text="replicates", row=1, col=1)
+    # the legend (two short entries) at the right: never over the axis titles
     fig.update_layout(title=title, height=380, bargap=0.05,
-                      legend={"orientation": "h", "y": -0.25})
+                      legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top"})
     return style(fig)
 
 
@@ -73,7 +83,8 @@ def report_estimates_histogram(result: ReportResult) -> go.Figure:
 
 
 def report_se_histogram(result: ReportResult) -> go.Figure:
-    """Histograms of the REML standard errors with the true SE marked (and the LM's average).
+    """Histograms of the REML standard errors with the true SE marked; the pooled LM's
+    average SE (often far off the scale) is given in each panel's title.
 
     Examples
     --------
@@ -82,17 +93,12 @@ def report_se_histogram(result: ReportResult) -> go.Figure:
     >>> fig.layout.title.text.startswith("Standard errors")
     True
     """
-    fig = _histogram_panels(
-        [result.std_errors[:, 0], result.std_errors[:, 1]], list(result.true_se), TERMS,
+    lm = result.pooled_std_errors.mean(0)
+    names = [f"{term} (pooled LM: {lm[i]:.3g})" for i, term in enumerate(TERMS)]
+    return _histogram_panels(
+        [result.std_errors[:, 0], result.std_errors[:, 1]], list(result.true_se), names,
         title=f"Standard errors over {result.reps} replicates", x_title="SE",
         truth_label="true SE")
-    lm = result.pooled_std_errors.mean(0)
-    for i in range(2):
-        axis = "" if i == 0 else str(i + 1)  # plotly names the first axes x / y, not x1 / y1
-        fig.add_annotation(text=f"pooled LM average SE: {lm[i]:.3g}", xref=f"x{axis} domain",
-                           yref=f"y{axis} domain", x=0.98, y=0.98, showarrow=False,
-                           xanchor="right", font={"color": "#555555"})
-    return fig
 
 
 def report_sd_histogram(result: ReportResult) -> go.Figure:
@@ -112,6 +118,15 @@ def report_sd_histogram(result: ReportResult) -> go.Figure:
         truth_label="true SD")
 
 
+def _alpha_label(fig: go.Figure, alpha: float) -> None:
+    """The nominal alpha line, labelled outside the plot (right margin) so the label never
+    sits on a bar, a point or an error bar."""
+    fig.add_hline(y=alpha, line_dash="dash", line_color="#333333")
+    fig.add_annotation(text=f"α = {alpha:g}", xref="paper", x=1.01, xanchor="left",
+                       y=alpha, yref="y", showarrow=False, font={"color": "#333333"})
+    fig.update_layout(margin_r=90)
+
+
 def type1_bar(result: TypeIResult) -> go.Figure:
     """Rejection rate of each method with its 95% CI and the nominal alpha.
 
@@ -123,24 +138,28 @@ def type1_bar(result: TypeIResult) -> go.Figure:
     3
     """
     t = result.table()
+    names = [_SHORT[m] for m in t["method"]]
     fig = go.Figure(go.Bar(
-        x=[_SHORT[m] for m in t["method"]], y=t["rejection_rate"],
+        x=names, y=t["rejection_rate"],
         marker_color=[_METHOD_COLORS[m] for m in t["method"]],
         error_y={"type": "data", "symmetric": False,
                  "array": t["conf_high"] - t["rejection_rate"],
                  "arrayminus": t["rejection_rate"] - t["conf_low"]},
-        text=[f"{r:.1%}" for r in t["rejection_rate"]], textposition="outside",
+        hovertemplate="%{x}: %{y:.1%}<extra></extra>",
     ))
-    fig.add_hline(y=result.alpha, line_dash="dash", line_color="#333333",
-                  annotation_text=f"alpha = {result.alpha:g}", annotation_position="top left")
+    # the rates above the top of each CI, so the label never overlaps the error bar
+    fig.add_trace(go.Scatter(x=names, y=t["conf_high"], mode="text",
+                             text=[f"{r:.1%}" for r in t["rejection_rate"]],
+                             textposition="top center", hoverinfo="skip"))
+    _alpha_label(fig, result.alpha)
     fig.update_layout(title=f"Type I error over {result.reps} data sets with no true effect",
-                      yaxis={"title": "share of data sets rejecting", "range": [0, 1.08],
+                      yaxis={"title": "share of data sets rejecting", "range": [0, 1.12],
                              "tickformat": ".0%"}, height=420, showlegend=False)
     return style(fig)
 
 
 def type1_pvalue_histogram(result: TypeIResult) -> go.Figure:
-    """Histogram of each method's p-values: uniform when a test is valid under the null.
+    """Histogram of each method's p-values, one panel each: flat when a test is valid.
 
     Examples
     --------
@@ -149,16 +168,21 @@ def type1_pvalue_histogram(result: TypeIResult) -> go.Figure:
     >>> len(fig.data)
     3
     """
-    fig = go.Figure()
-    for key, p in result.p_values.items():
-        fig.add_trace(go.Histogram(x=p, xbins={"start": 0, "end": 1, "size": 0.05},
-                                   name=TYPE1_METHODS[key], opacity=0.6,
-                                   marker_color=_METHOD_COLORS[key]))
-    fig.add_hline(y=0.05 * result.reps, line_dash="dot", line_color="#333333",
-                  annotation_text="what a valid test gives", annotation_position="top right")
-    fig.update_layout(barmode="overlay", title="p-values (flat if the test is valid)",
-                      xaxis_title="p-value", yaxis_title="data sets", height=420,
-                      legend={"orientation": "h", "y": -0.25})
+    keys = list(result.p_values)
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[_SHORT.get(k, k) for k in keys],
+                        horizontal_spacing=0.07)
+    for i, key in enumerate(keys):
+        fig.add_trace(go.Histogram(x=result.p_values[key],
+                                   xbins={"start": 0, "end": 1, "size": 0.05},
+                                   name=TYPE1_METHODS[key], marker_color=_METHOD_COLORS[key],
+                                   opacity=0.8, showlegend=False), row=1, col=i + 1)
+        # a valid test puts 5% of the data sets in each of the 20 bins
+        fig.add_hline(y=0.05 * result.reps, line_dash="dot", line_color="#333333",
+                      row=1, col=i + 1)
+        fig.update_xaxes(title_text="p-value", range=[0, 1], dtick=0.5, row=1, col=i + 1)
+    fig.update_yaxes(title_text="data sets", row=1, col=1)
+    fig.update_layout(title="p-values: flat (dotted line) if the test is valid", height=420,
+                      bargap=0.05)
     return style(fig)
 
 
@@ -184,15 +208,21 @@ def type1_curve_plot(curve: pd.DataFrame, *, alpha: float = 0.05) -> go.Figure:
         part = part.sort_values(over)
         fig.add_trace(go.Scatter(
             x=part[over], y=part["rejection_rate"], mode="lines+markers",
-            name=TYPE1_METHODS.get(key, key), line={"color": _METHOD_COLORS.get(key)},
+            name=TYPE1_METHODS.get(key, key),
+            # dashed: the mouse-means ANOVA often lies on top of the LME
+            line={"color": _METHOD_COLORS.get(key),
+                  "dash": "dash" if key == "mouse_means" else "solid"},
             error_y={"type": "data", "symmetric": False,
                      "array": part["conf_high"] - part["rejection_rate"],
                      "arrayminus": part["rejection_rate"] - part["conf_low"]},
         ))
-    fig.add_hline(y=alpha, line_dash="dash", line_color="#333333",
-                  annotation_text=f"alpha = {alpha:g}", annotation_position="bottom right")
+    _alpha_label(fig, alpha)
+    # the legend inside the plot, in the empty middle right (pooled rises above it, the
+    # valid tests stay below it), never over the axis title
     fig.update_layout(title="Type I error as the design changes",
                       xaxis_title=titles.get(over, over),
-                      yaxis={"title": "type I error", "range": [0, 1.02], "tickformat": ".0%"},
-                      height=440, legend={"orientation": "h", "y": -0.25})
+                      yaxis={"title": "type I error", "range": [0, 1.05], "tickformat": ".0%"},
+                      height=440, legend={"x": 0.98, "xanchor": "right", "y": 0.5,
+                                          "yanchor": "middle",
+                                          "bgcolor": "rgba(255,255,255,0.85)"})
     return style(fig)

@@ -10,20 +10,26 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from mmteach import figures as F
-from mmteach.datasets import load_dataset
+from mmteach.datasets import load_dataset, read_example2
 from mmteach.errors import MMTeachError
 from mmteach.formula import parse_formula
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
 from mmteach.sampling import subsample_per_group
 
 ROOT = Path(__file__).resolve().parents[1]
-FREQ = "pages/2_Ca_frequency.py"
-AMP = "pages/3_Ca_amplitude.py"
-LICK = "pages/4_Water_lick.py"
-YOURS = "pages/5_Your_data.py"
+FREQ = "pages/2_frequency.py"
+AMP = "pages/3_amplitude.py"
+LICK = "pages/4_water-lick.py"
+YOURS = "pages/5_your-data.py"
+PAGES = ("pages/1_overview.py", FREQ, AMP, LICK, YOURS)
+DATA = ROOT / "tests" / "data"
+RECONSTRUCTION = "Reconstruction calibrated to the published results"
+ONE_MOUSE = ("With one mouse there is no mouse-to-mouse variation to estimate: a mixed model "
+             "needs at least two mice; compare the per-mouse fit instead")
 FREQ_TERMS = {"treatment_idx2": "48h", "treatment_idx3": "72h", "treatment_idx4": "1wk"}
 
 
@@ -42,6 +48,29 @@ def shown_table(at: AppTest, column: str) -> pd.DataFrame:
         if column in df.value.columns:
             return df.value
     raise AssertionError(f"no table with column {column!r}")
+
+
+def displayed(element) -> pd.DataFrame:
+    """The cells as the browser shows them: a Styler's display values, else the raw values
+    as text. st.dataframe's grid prints a missing value as "None" even when a Styler gives
+    it a display text; st.table uses the Styler's text."""
+    raw = element.value
+    styler = element.proto.arrow_data.styler
+    if not styler.display_values:
+        return raw.astype(str)
+    shown = dataframe_util.convert_arrow_bytes_to_pandas_df(styler.display_values)
+    if element.type != "table":
+        shown = shown.where(raw.notna().to_numpy(), "None")
+    return shown
+
+
+def assert_no_blank_markers(at: AppTest) -> None:
+    """No table cell reads "None", "nan" or "<NA>": empty cells are shown as "–"."""
+    tables = list(at.dataframe) + list(at.table)
+    for element in tables:
+        cells = displayed(element).to_numpy().ravel()
+        bad = [c for c in cells if str(c).strip() in ("None", "nan", "NaN", "<NA>", "NaT")]
+        assert not bad, (list(element.value.columns), bad[:5])
 
 
 def errors(at: AppTest) -> list[str]:
@@ -154,11 +183,25 @@ def test_freq_one_mouse_left_explains(freq):
     sub = freq[freq.midx == 4]
     with pytest.raises(MMTeachError) as err:
         fit_lme(sub, "res ~ treatment_idx + (1 | midx)", factors=["treatment_idx", "midx"])
-    assert any(str(err.value) in e for e in errors(at))
+    # the teaching sentence first, the engine's message after it as the detail
+    lme_error = next(e for e in errors(at) if e.startswith("**LME"))
+    assert ONE_MOUSE in lme_error and str(err.value) in lme_error
+    assert lme_error.index(ONE_MOUSE) < lme_error.index(str(err.value))
     shown = shown_table(at, "48h: p")
     lm = expected_table({"Pooled LM": fit_lm(sub, "res ~ treatment_idx",
                                              factors=["treatment_idx"])}, FREQ_TERMS)
     assert list(shown.loc["Pooled LM"]) == list(lm.loc["Pooled LM"])
+    assert "Mouse 4" in shown.index  # the per-mouse fit the sentence points to
+
+
+@pytest.mark.parametrize(("page", "query"), [
+    (AMP, {f"n{m}": "0" for m in range(2, 12)}),
+    (LICK, {f"n{m}": "0" for m in range(2, 9)}),
+])
+def test_one_mouse_left_explains_on_other_pages(page, query):
+    at = open_page(page, **query)
+    assert not at.exception
+    assert any(ONE_MOUSE in e for e in errors(at)), errors(at)
 
 
 def test_freq_all_mice_dropped():
@@ -265,6 +308,38 @@ def test_amp_unidentifiable_structure_explains_then_fits_anyway(amp):
     assert_rows(at, exp, "24h vs baseline: p")
 
 
+AMP_LADDER = (("(1 | midx) + (treatment | cidx)", "(1 | midx/cidx)"),
+              ("(treatment | midx) + (1 | cidx)", "(1 | midx/cidx)"),
+              ("(treatment | midx) + (treatment | cidx)", "(1 | midx) + (treatment | cidx)"),
+              ("(treatment | midx) + (treatment | cidx)", "(treatment | midx) + (1 | cidx)"))
+
+
+def test_amp_ladder_compares_every_model_as_nlme_does(amp):
+    """The lecture's lesson must show by default: obj3 improves obj1 a lot, obj4 less, obj5
+    adds little over obj3, with the lme4-refused models fitted as nlme fits them."""
+    from mmteach.compare import compare_models
+
+    at = open_page(AMP)
+    assert at.checkbox(key="amp.anyway").value is False
+    element = next(d for d in at.dataframe if "chisq" in d.value.columns)
+    ladder = element.value
+    for i, (big, small) in enumerate(AMP_LADDER):
+        cmp = compare_models(amp, f"res ~ treatment + {big}", f"res ~ treatment + {small}",
+                             factors=["treatment"], allow_unidentifiable=True)
+        assert ladder["chisq"].iloc[i] == pytest.approx(cmp.chisq, rel=1e-6)
+        assert ladder["p"].iloc[i] == pytest.approx(cmp.p_value, rel=1e-6, abs=1e-300)
+    assert list(ladder["status"]) == ["fitted as nlme does; lme4 refuses it", "fitted",
+                                      "fitted as nlme does; lme4 refuses it",
+                                      "fitted as nlme does; lme4 refuses it"]
+    chisq = list(ladder["chisq"])
+    assert chisq[0] > 10 * chisq[1] and ladder["p"].iloc[2] > 0.1
+    # one short explanation of lme4's refusal, not the engine's paragraph once per row
+    notes = [c.value for c in at.caption] + [m.value for m in at.markdown]
+    assert sum("lme4 refuses" in n for n in notes) == 1
+    assert not any("number of observations" in n for n in notes)
+    assert not any(v in ("None", "nan") for v in displayed(element).to_numpy().ravel())
+
+
 @pytest.mark.parametrize("structure", ["lme.obj2", "lme.obj4"])
 def test_amp_structures_and_options(amp, structure):
     from mmteach.lme import fit_lme
@@ -310,7 +385,7 @@ def test_lick_glmm_numbers(lick, method, nagq):
                     factors=["mouseID"])
     shown = shown_table(at, "odds change per 1% dF/F").loc[f"GLMM ({method})"]
     c = glmm.coef("dff")
-    assert shown["estimate ± SE"] == f"{F.fmt_num(c.estimate)} ± {F.fmt_num(c.std_error)}"
+    assert shown["estimate ± SE"] == F.fmt_est_se(c.estimate, c.std_error)
     assert shown["p"] == F.fmt_p(c.p_value)
     odds = odds_ratio_table(glmm).set_index("term").loc["dff"]
     assert shown["odds change per 1% dF/F"] == (
@@ -336,7 +411,13 @@ def test_lick_trials_and_structure(lick):
         return
     shown = shown_table(at, "odds change per 1% dF/F").loc["GLMM (Laplace)"]
     c = glmm.coef("dff")
-    assert shown["estimate ± SE"] == f"{F.fmt_num(c.estimate)} ± {F.fmt_num(c.std_error)}"
+    assert shown["estimate ± SE"] == F.fmt_est_se(c.estimate, c.std_error)
+
+
+def test_lick_bootstrap_default_is_pbmodcomps():
+    at = open_page(LICK)
+    assert at.number_input(key="lick.nboot").value == 1000  # pbkrtest::PBmodcomp's nsim
+    assert any("1,000 samples" in c.value for c in at.caption)
 
 
 def test_lick_bootstrap_button(lick):
@@ -448,3 +529,77 @@ def test_yours_missing_values_warn_and_formula_with_unknown_column():
     at.text_input(key="yours.formula").input("y ~ dose + (1 | m)").run()
     assert not at.exception
     assert any("dose" in e for e in errors(at))
+
+
+# --- every table: empty cells read "–" ---------------------------------------------------
+@pytest.mark.parametrize("present", ["0", "1"], ids=["normal", "presentation"])
+@pytest.mark.parametrize(("page", "query"), [
+    *((p, {}) for p in PAGES),
+    (AMP, {"n1": "2", "n2": "0"}),  # a mouse with too few cells for a correlation
+    (FREQ, {"n1": "1"}),
+])
+def test_tables_show_dashes_for_empty_cells(page, query, present):
+    at = open_page(page, presentation=present, **query)
+    assert at.dataframe or at.table or page.endswith("overview.py")
+    assert_no_blank_markers(at)
+
+
+# --- original data files -------------------------------------------------------------------
+ORIGINALS = [(FREQ, "ca_frequency", "Example2.txt", "freq"),
+             (AMP, "ca_amplitude", "Example3.txt", "amp"),
+             (LICK, "water_lick", "waterlick_sim.txt", "lick")]
+
+
+def upload_original(at: AppTest, name: str, filename: str, raw: bytes) -> AppTest:
+    at.file_uploader(key=f"_original_upload.{name}").set_value(
+        (filename, raw, "text/plain")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def source_captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption] + [c.value for c in at.sidebar.caption]
+
+
+@pytest.mark.parametrize(("page", "name", "filename", "prefix"), ORIGINALS)
+def test_original_file_replaces_the_reconstruction_everywhere(page, name, filename, prefix):
+    raw = (DATA / f"original_{filename}").read_bytes()
+    original = load_dataset(name, override=raw)
+    group = "mouseID" if name == "water_lick" else "midx"
+    at = upload_original(open_page(page), name, filename, raw)
+    label = f"Original file ({filename}, uploaded)"
+    # the page says which data it shows, under the data and in the sidebar
+    assert any(label in c.value for c in at.caption), source_captions(at)
+    assert any(label in c.value for c in at.sidebar.caption)
+    # ... and analyses them: the cells-per-mouse sliders are the file's, all rows are used
+    first = original[group].min()
+    n_first = (original.loc[original[group] == first, "cidx"].nunique() if name == "ca_amplitude"
+               else int((original[group] == first).sum()))
+    assert at.slider(key=f"{prefix}.n{first}").value == n_first
+    assert at.slider(key=f"{prefix}.n{first}").max == n_first
+    assert any(f"({len(original):,} rows, CSV)" in b.label for b in at.get("download_button"))
+    # the "Your data" page uses the same file for this data set
+    at.switch_page(YOURS).run()
+    at.selectbox(key="yours.dataset").set_value(name).run()
+    assert not at.exception
+    assert any(label in c.value for c in at.caption)
+    # back to the reconstruction
+    at.switch_page(page).run()
+    at.button(key=f"_original_reset.{name}").click().run()
+    assert not at.exception
+    assert any(RECONSTRUCTION in c.value for c in at.caption)
+    builtin = load_dataset(name)
+    assert any(f"({len(builtin):,} rows, CSV)" in b.label for b in at.get("download_button"))
+
+
+@pytest.mark.parametrize(("text", "filename"), [
+    (b"res,treatment_idx,midx\n0.5,9,1\n0.7,6,1\n", "Example2.txt"),  # unknown time code
+    ((DATA / "original_Example3.txt").read_bytes(), "Example3.txt"),  # the wrong example
+    (b"", "Example2.txt"),
+])
+def test_malformed_original_file_gets_the_readers_message(text, filename):
+    at = upload_original(open_page(FREQ), "ca_frequency", filename, text)
+    with pytest.raises(MMTeachError) as err:
+        read_example2(text)
+    assert any(str(err.value) in e for e in errors(at)), errors(at)
+    assert any(RECONSTRUCTION in c.value for c in at.caption)  # the page keeps the built-in data

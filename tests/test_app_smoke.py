@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,7 +39,7 @@ def test_every_page_is_registered():
 
 
 def test_presentation_mode_from_url_and_toggle():
-    at = _open("pages/2_Ca_frequency.py", presentation="1")
+    at = _open("pages/2_frequency.py", presentation="1")
     assert at.sidebar.toggle[0].value is True
     assert any("font-size" in h.value for h in at.get("html"))
     # tables become HTML tables (they scale with the CSS), charts one per row
@@ -44,3 +48,17 @@ def test_presentation_mode_from_url_and_toggle():
     at.sidebar.toggle[0].set_value(False).run()
     assert not any("font-size" in h.value for h in at.get("html"))
     assert "presentation" not in at.query_params
+
+
+@pytest.mark.slow
+def test_bench_page_rerun_runs_outside_the_repository_root(tmp_path):
+    """``python -m mmteach bench page_rerun_max`` from any folder where mmteach is importable
+    (here a link to it), not only from the repository root that holds ui_common.py."""
+    (tmp_path / "mmteach").symlink_to(ROOT / "mmteach", target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mmteach", "bench", "page_rerun_max", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "page_rerun_max" in json.loads(proc.stdout)

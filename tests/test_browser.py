@@ -2,7 +2,10 @@
 
 Starts ``streamlit run app.py`` on a free localhost port, opens each page with Debian's
 Chromium through playwright (never a downloaded browser), waits for the charts, and saves
-screenshots (normal and presentation mode) to ``tests/screenshots/`` (git-ignored).
+screenshots (normal and presentation mode) to ``tests/screenshots/`` (git-ignored). Pages
+are opened by URL with query parameters, as instructors share them; no page may show
+Streamlit's "Page not found" dialog. The simulation page's run buttons are pressed (small
+designs through the URL) and its results are screenshotted too.
 """
 
 from __future__ import annotations
@@ -23,11 +26,27 @@ SHOTS = ROOT / "tests" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-# (URL path, whether the page draws plotly charts)
-PAGES = [("overview", False), ("frequency", True), ("amplitude", True),
-         ("water-lick", True), ("your-data", True)]
-if (ROOT / "pages" / "6_Simulation.py").is_file():
-    PAGES.append(("simulation", False))
+# (URL path, query parameters of a shared link, whether the page draws plotly charts)
+PAGES = [("overview", "", False), ("frequency", "n1=200&estimation=ML", True),
+         ("amplitude", "structure=lme.obj2", True), ("water-lick", "bins=6", True),
+         ("your-data", "dataset=ca_amplitude", True)]
+SIM_QUERY = "reps=40&k=8&n=6&t1reps=200&curvereps=50"  # small designs: quick runs
+if (ROOT / "pages" / "6_simulation.py").is_file():
+    PAGES.append(("simulation", SIM_QUERY, False))
+NOT_FOUND = "Page not found"
+# Presentation mode: every widget text an instructor needs to read must be projector-sized.
+BIG_TEXT = {
+    "slider label": '[data-testid="stSlider"] [data-testid="stWidgetLabel"] p',
+    "slider value": '[data-testid="stSliderThumbValue"] p',
+    "button": '[data-testid="stMain"] button[data-testid^="stBaseButton"] p',
+    "radio option": '[data-testid="stRadioOption"] p',
+    "select value": '[data-testid="stSelectbox"] input',
+    "number input": '[data-testid="stNumberInput"] input',
+    "table cell": '[data-testid="stTable"] td',
+    "tab label": '[data-testid="stTab"] p',
+    "expander": '[data-testid="stExpander"] summary p',
+}
+MIN_PROJECTOR_PX = 20
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
@@ -104,6 +123,23 @@ def _screenshot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / name), full_page=True)
 
 
+def test_first_session_deep_link_has_no_page_not_found(server, browser):
+    """The first session after the server starts is routed by file name (pages/ exists)
+    until st.navigation has run once: a shared deep link must still open without "Page not
+    found". Keep this the first test of the module (the server fixture is module-scoped)."""
+    page, errors = _open(browser, server, "/simulation?reps=300")
+    page.get_by_text("Run the Monte Carlo simulation").first.wait_for(timeout=120_000)
+    _wait_idle(page)
+    try:
+        _check(page, errors)
+        assert page.get_by_text(NOT_FOUND).count() == 0
+        assert "/simulation" in page.url and "reps=300" in page.url
+        # the shared sidebar of app.py is there: the page ran inside the router
+        assert page.get_by_text("Presentation mode").count() >= 1
+    finally:
+        page.close()
+
+
 def test_error_boxes_are_detected(server, browser):
     """Negative control: a formula that does not parse must show an error box."""
     page = browser.new_page()
@@ -114,17 +150,61 @@ def test_error_boxes_are_detected(server, browser):
     assert "formula" in text.lower() or "(" in text
 
 
-@pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
-@pytest.mark.parametrize(("path", "charts"), PAGES, ids=[p for p, _ in PAGES])
-def test_page_renders(server, browser, path, charts, present):
-    SHOTS.mkdir(exist_ok=True)
-    (SHOTS / ".gitignore").write_text("*\n")
+def _font_sizes(page) -> dict[str, list[float]]:
+    """Computed font size (px) of every visible element of each BIG_TEXT kind."""
+    return page.evaluate(
+        """(kinds) => Object.fromEntries(Object.entries(kinds).map(([k, sel]) => [k,
+             Array.from(document.querySelectorAll(sel))
+               .filter(e => e.offsetParent !== null)
+               .map(e => parseFloat(getComputedStyle(e).fontSize))]))""", BIG_TEXT)
+
+
+def _check(page, errors: list[str]) -> None:
+    exceptions = page.locator('[data-testid="stException"]').all_inner_texts()
+    alerts = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    assert not exceptions, exceptions
+    assert not alerts, alerts
+    assert not errors, errors
+    assert page.get_by_text(NOT_FOUND).count() == 0, f"{NOT_FOUND} dialog at {page.url}"
+
+
+def _watch_not_found(page, errors: list[str]) -> None:
+    """Record every "page not found" message the server sends: the dialog it opens can be
+    closed again by a later message, so looking for the dialog alone could miss it."""
+    from google.protobuf.message import DecodeError
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    def received(payload) -> None:
+        if isinstance(payload, str):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(payload)
+        except DecodeError:  # not a ForwardMsg frame
+            return
+        if msg.WhichOneof("type") == "page_not_found":
+            errors.append(f"{NOT_FOUND} sent for {page.url}")
+
+    page.on("websocket", lambda ws: ws.on("framereceived", received))
+
+
+def _open(browser, server, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    url = f"{server}/{path}" + ("?presentation=1" if present else "")
-    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
+    _watch_not_found(page, errors)
+    page.goto(f"{server}{url}", wait_until="domcontentloaded", timeout=60_000)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
+    return page, errors
+
+
+@pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
+@pytest.mark.parametrize(("path", "query", "charts"), PAGES, ids=[p for p, _, _ in PAGES])
+def test_page_renders(server, browser, path, query, charts, present):
+    SHOTS.mkdir(exist_ok=True)
+    (SHOTS / ".gitignore").write_text("*\n")
+    query = "&".join(q for q in (query, "presentation=1" if present else "") if q)
+    page, errors = _open(browser, server, f"/{path}" + (f"?{query}" if query else ""))
     if charts:
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
         # the last element of every chart page: the script has run to the end
@@ -132,9 +212,65 @@ def test_page_renders(server, browser, path, charts, present):
     _wait_idle(page)
     page.wait_for_timeout(1000)  # let plotly finish its layout
     _screenshot(page, f"{path}_{'presentation' if present else 'normal'}.png")
-    exceptions = page.locator('[data-testid="stException"]').all_inner_texts()
-    alerts = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
-    page.close()
-    assert not exceptions, exceptions
-    assert not alerts, alerts
-    assert not errors, errors
+    sizes = _font_sizes(page)
+    try:
+        _check(page, errors)
+        # the link's settings reached the page (it ran the page asked for, with its query)
+        for pair in (query.split("&") if query else []):
+            assert pair in page.url, (pair, page.url)
+        if present:
+            small = {k: v for k, v in sizes.items() if v and min(v) < MIN_PROJECTOR_PX}
+            assert not small, f"text too small for a projector (px): {small}"
+            if path == "frequency":  # the selectors find what they measure
+                missing = set(BIG_TEXT) - {"tab label"} - {k for k, v in sizes.items() if v}
+                assert not missing, missing
+    finally:
+        page.close()
+
+
+def test_root_url_opens_the_overview(server, browser):
+    """"/" forwards to /overview (keeping ?presentation=1) without a "Page not found"."""
+    page, errors = _open(browser, server, "/?presentation=1")
+    page.wait_for_url("**/overview?presentation=1", timeout=60_000)
+    _wait_idle(page)
+    try:
+        _check(page, errors)
+        assert page.locator('[data-testid="stMain"] h1').first.inner_text().startswith("Many cells")
+    finally:
+        page.close()
+
+
+@pytest.mark.skipif(not (ROOT / "pages" / "6_simulation.py").is_file(),
+                    reason="no simulation page in this build")
+@pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
+def test_simulation_results_render(server, browser, present):
+    """Press every run button (small designs from the URL) and wait for the result charts."""
+    query = SIM_QUERY + ("&presentation=1" if present else "")
+    page, errors = _open(browser, server, f"/simulation?{query}")
+    mode = "presentation" if present else "normal"
+    try:
+        _wait_idle(page)
+        page.get_by_role("button", name="Run the Monte Carlo simulation").click()
+        page.get_by_text("Standard deviations: average estimate vs the truth").wait_for(
+            timeout=180_000)
+        _wait_idle(page)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        assert page.locator(".js-plotly-plot").count() >= 3  # the three histogram rows
+        page.wait_for_timeout(1000)
+        _screenshot(page, f"simulation_report_{mode}.png")
+        _check(page, errors)
+
+        page.get_by_role("tab", name="Type I error of pooling").click()
+        page.get_by_role("button", name="Run the type I error study").click()
+        page.get_by_text("How often each analysis finds an effect").wait_for(timeout=180_000)
+        _wait_idle(page)
+        page.get_by_role("button", name="Run the curve").click()
+        page.get_by_text("with no clustering (ICC 0) pooling is fine").wait_for(timeout=300_000)
+        _wait_idle(page)
+        tab = page.locator('[data-testid="stTabs"] [role="tabpanel"]:visible')
+        assert tab.locator(".js-plotly-plot").count() == 3  # bars, p-values, curve
+        page.wait_for_timeout(1000)
+        _screenshot(page, f"simulation_typeI_{mode}.png")
+        _check(page, errors)
+    finally:
+        page.close()

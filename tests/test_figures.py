@@ -145,8 +145,8 @@ def test_comparison_rows_and_format():
     assert list(long["analysis"]) == ["LM", "LME", "mouse 1", "mouse 2"]
     assert math.isnan(long.iloc[3]["estimate"])  # mouse 2 has no x2 row
     wide = F.format_side_by_side(long)
-    assert wide.loc["LM", "48h: estimate ± SE"] == "-0.078 ± 0.017"
-    assert wide.loc["LM", "48h: p"] == "4.8e-06 *"
+    assert wide.loc["LM", "48h: estimate ± SE"] == "-0.0780 ±\u00a00.0170"
+    assert wide.loc["LM", "48h: p"] == "4.8e-6\u00a0*"
     assert wide.loc["LME", "48h: p"] == "0.31"
     assert wide.loc["LME", "48h: df"] == "∞ (z)"
     assert wide.loc["mouse 2", "48h: estimate ± SE"] == "–"

@@ -1,4 +1,4 @@
-"""The Simulation page (pages/6_Simulation.py) in Streamlit's AppTest."""
+"""The Simulation page (pages/6_simulation.py) in Streamlit's AppTest."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
 from mmteach.simulate import simulate_report, simulate_type1
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE = "pages/6_Simulation.py"
+PAGE = "pages/6_simulation.py"
 
 
 def open_page(**query: str) -> AppTest:
@@ -28,6 +29,18 @@ def table_with(at: AppTest, column: str):
         if column in df.value.columns:
             return df.value
     raise AssertionError(f"no table with column {column!r}")
+
+
+def assert_no_blank_markers(at: AppTest) -> None:
+    """Result tables show empty cells as "–", never None or nan."""
+    for element in [*at.dataframe, *at.table]:
+        styler = element.proto.arrow_data.styler
+        shown = (dataframe_util.convert_arrow_bytes_to_pandas_df(styler.display_values)
+                 if styler.display_values else element.value.astype(str))
+        if element.type != "table":  # the grid prints a missing value as "None" anyway
+            shown = shown.where(element.value.notna().to_numpy(), "None")
+        cells = [str(c).strip() for c in shown.to_numpy().ravel()]
+        assert not {"None", "nan", "NaN", "<NA>"} & set(cells), list(element.value.columns)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +66,7 @@ def test_run_report_shows_tables(page: AppTest) -> None:
     np.testing.assert_allclose(fixed["true SE"], want.true_se.round(4))
     sds = table_with(page, "average SD")
     assert list(sds["name"]) == ["Residual", "(Intercept)", "X"]
+    assert_no_blank_markers(page)
 
 
 def test_run_type1_shows_rates(page: AppTest) -> None:
@@ -64,6 +78,7 @@ def test_run_type1_shows_rates(page: AppTest) -> None:
                                                         0.62810904, 0.53694579)))
     np.testing.assert_allclose(rates["type I error"], want.table()["rejection_rate"].round(4))
     assert rates["type I error"].iloc[0] > 0.9  # pooled
+    assert_no_blank_markers(page)
 
 
 def test_changed_setting_marks_results_stale(page: AppTest) -> None:
@@ -73,8 +88,10 @@ def test_changed_setting_marks_results_stale(page: AppTest) -> None:
 
 
 def test_curve_runs() -> None:
-    at = open_page()
+    at = open_page(curvereps="50")  # the replicates per point are a control (and in the URL)
+    assert at.slider(key="sim.curvereps").value == 50
     at.radio(key="sim.over").set_value("cells_per_mouse").run()
     at.button(key="sim_run_curve").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error
+    assert at.get("plotly_chart")

@@ -6,6 +6,7 @@ the paired t-test and LMEs with five random-effect structures, and an LRT ladder
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import pandas as pd
@@ -15,6 +16,8 @@ import ui_common as ui
 from mmteach import figures as F
 from mmteach.errors import MMTeachError, ModelError
 from mmteach.sampling import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
+
+ui.run_under_router()
 
 NAME = "ca_amplitude"
 TERMS = {"treatment2": "24h vs baseline"}
@@ -36,6 +39,12 @@ NLME = {
 LADDER = (("lme.obj3", "lme.obj1"), ("lme.obj4", "lme.obj1"), ("lme.obj5", "lme.obj3"),
           ("lme.obj5", "lme.obj4"))
 DF_METHODS = ("containment", "satterthwaite", "kenward-roger", "z")
+P_PLAIN = functools.partial(F.fmt_p, alpha=0.0)  # p-values without the 5% star
+
+
+def _cell_code(text: str) -> str:
+    """Code in a markdown table cell: its "|" would otherwise end the cell."""
+    return "`" + text.replace("|", "\\|") + "`"
 
 
 def formula(structure: str) -> str:
@@ -49,8 +58,9 @@ st.markdown(
     "and **24h** after ketamine: 622 cells from 11 mice, so the data cluster twice "
     "(two measurements per cell, many cells per mouse)."
 )
+ui.original_file_picker(NAME)
 try:
-    data = ui.load(NAME)
+    data = ui.dataset(NAME)
 except MMTeachError as err:
     st.error(str(err))
     st.stop()
@@ -63,7 +73,8 @@ ps = ui.PageState("amp", {
     "anyway": ui.Param(False),
     "seed": ui.Param(0, lo=0, hi=999_999),
 })
-ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()})
+ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()},
+       data_token=ui.source_label(data))
 
 
 def _apply_preset(preset: str) -> None:
@@ -84,7 +95,7 @@ with st.container(border=True):
         col.button(preset, key=f"amp_preset_{preset}", on_click=_apply_preset, args=(preset,),
                    width="stretch")
     preset_cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.columns([2, 1, 1.3])  # the random-effects names are long
     c1.selectbox("Random effects (LME)", list(STRUCTURES), key=ps.key("structure"),
                  format_func=lambda s: f"{s}: {STRUCTURES[s]}")
     c2.radio("Estimation", ["REML", "ML"], key=ps.key("estimation"), horizontal=True)
@@ -107,13 +118,13 @@ ui.source_note(data, "Example 3, Ca++ event integrated amplitude")
 st.info(
     "**Notice:** within each mouse a cell's 24h value rises with its baseline value (the "
     "lines hardly cross, the scatter slopes up): the two measurements of a cell are "
-    "positively correlated. Analyses that treat the 1,244 values as independent waste this "
-    "pairing; the LME and the paired t-test use it."
+    f"positively correlated. Analyses that treat the {len(sub):,} values as independent "
+    "waste this pairing; the LME and the paired t-test use it."
 )
 with st.expander("Cells per mouse", expanded=False):
     ui.show_table(cell_counts(sub, "midx", "treatment", unit="cidx")
                   .rename(columns={"1": "baseline", "2": "24h"}),
-                  name="cell counts", key="amp_counts")
+                  name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
 ui.show_fig(ui.fig("spaghetti_plot", sub, "res", "treatment", "cidx", "midx"))
 ui.show_fig(ui.fig("before_after_scatter", sub, "res", "treatment", "cidx", "midx", cols=6))
 left, right = ui.columns(2)
@@ -161,14 +172,17 @@ try:
                        f"data = d, method = \"{ps['estimation']}\")",
                        f"fit_lme(data, {formula(structure)!r}, factors=['treatment'], "
                        f"reml={reml}, df_method={ps['df']!r})")
-except ModelError as err:
-    lme = None
-    st.warning(f"**{structure} cannot be estimated from these data.** {err}")
-    st.caption("Tick *fit anyway, as nlme does* to see what nlme reports: the numbers "
-               "exist, but the variances are not separately determined by the data.")
 except MMTeachError as err:
     lme = None
-    st.error(f"LME {structure}: {err}")
+    teach = ui.too_few_groups(sub["midx"].nunique())
+    if teach:
+        st.error(f"**LME {structure}: {teach}**\n\nDetail: {err}")
+    elif isinstance(err, ModelError) and not ps["anyway"]:
+        st.warning(f"**{structure} cannot be estimated from these data.** {err}")
+        st.caption("Tick *fit anyway, as nlme does* to see what nlme reports: the numbers "
+                   "exist, but the variances are not separately determined by the data.")
+    else:
+        st.error(f"LME {structure}: {err}")
 
 if fits:
     long = F.comparison_rows(fits, TERMS)
@@ -192,40 +206,68 @@ if lme is not None:
 
 st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
 st.markdown(
-    "Each row tests whether the extra random effects of the bigger model improve the fit. "
-    "A variance tested at zero sits on the **boundary** of its range, so the chi-square "
-    "p-value is conservative (too large); the 50:50 mixture p-value corrects it, and the "
-    "book uses alpha = 0.1 as a rule of thumb. With two measurements per cell, a "
-    "cell-level random slope (obj3, obj5) has more variance parameters than a cell's pair "
-    "of values can identify: lme4 refuses it, nlme fits it."
+    "Each row tests whether the extra random effects of the bigger model improve the fit "
+    "(both fitted by ML, as `anova()` does). The lecture's reading: a cell-level random "
+    "slope (obj3) improves obj1 substantially, a mouse-level slope (obj4) less, and slopes "
+    "at both levels (obj5) add little over obj3.\n\n"
+    "| model | lme4 random effects | nlme |\n|---|---|---|\n"
+    + "\n".join(f"| {m} | {_cell_code(STRUCTURES[m])} | {_cell_code(NLME[m])} |"
+                for m in STRUCTURES)
 )
 compare = ui.engine("compare_models")
 accepts_anyway = compare is not None and \
     "allow_unidentifiable" in inspect.signature(compare).parameters
+REFUSED = "fitted as nlme does; lme4 refuses it"
 rows = []
-notes: list[str] = []
+boundary_notes: list[str] = []
+refused: set[str] = set()
 for big, small in LADDER:
-    kwargs: dict[str, object] = {"factors": FACTORS}
-    if ps["anyway"] and accepts_anyway:
-        kwargs["allow_unidentifiable"] = True
-    row: dict[str, object] = {"bigger": f"{big}: {STRUCTURES[big]}",
-                              "smaller": f"{small}: {STRUCTURES[small]}"}
+    row: dict[str, object] = {"bigger": big, "smaller": small}
+    args = (sub, formula(big), formula(small))
     try:
-        cmp = ui.call("compare_models", sub, formula(big), formula(small), **kwargs)
+        try:
+            cmp = ui.call("compare_models", *args, factors=FACTORS)
+            status = "fitted"
+        except ModelError:
+            if not accepts_anyway or ui.too_few_groups(sub["midx"].nunique()):
+                raise
+            # lme4 refuses the cell-level slopes; their log-likelihood is still well
+            # defined (only the split of the variances is not), so compare as nlme does
+            cmp = ui.call("compare_models", *args, factors=FACTORS, allow_unidentifiable=True)
+            status = REFUSED
+            refused.update(m for m in (big, small) if "treatment | cidx" in STRUCTURES[m])
         row.update({"chisq": cmp.chisq, "df": cmp.df, "p": cmp.p_value,
-                    "p (boundary 50:50)": cmp.p_value_boundary, "status": "fitted"})
+                    "p (boundary 50:50)": cmp.p_value_boundary, "status": status})
         if cmp.boundary_note:
-            notes.append(cmp.boundary_note)
+            boundary_notes.append(cmp.boundary_note)
     except MMTeachError as err:
-        row.update({"chisq": float("nan"), "df": float("nan"), "p": float("nan"),
-                    "p (boundary 50:50)": float("nan"),
-                    "status": "cannot be identified" if isinstance(err, ModelError)
-                    else "failed"})
-        notes.append(f"{big} vs {small}: {err}")
+        teach = ui.too_few_groups(sub["midx"].nunique())
+        row.update({"chisq": None, "df": None, "p": None, "p (boundary 50:50)": None,
+                    "status": "cannot be fitted"})
+        st.error(f"**{big} vs {small}: {teach}**\n\nDetail: {err}" if teach
+                 else f"{big} vs {small}: {err}")
     rows.append(row)
 ladder = pd.DataFrame(rows)
-ui.show_table(ladder, name="LRT ladder", key="amp_ladder", hide_index=True)
-for note in dict.fromkeys(notes):
-    st.caption(note)
+ui.show_table(ladder, name="LRT ladder", key="amp_ladder", hide_index=True,
+              formats={"chisq": "{:.2f}", "df": "{:.0f}", "p": P_PLAIN,
+                       "p (boundary 50:50)": P_PLAIN})
+if refused:
+    st.caption(
+        f"**Why lme4 refuses {' and '.join(sorted(refused))}:** with two measurements per "
+        "cell, a cell's pair of values has a 2x2 covariance (three numbers), which cannot "
+        "pin down four parameters (cell intercept and slope variances, their covariance and "
+        "the residual variance). nlme fits the model anyway: its log-likelihood, and so the "
+        "test, is well defined; only the split of the variances is arbitrary."
+    )
+st.caption(
+    "A variance tested at zero sits on the **boundary** of its range, so the chi-square "
+    "p-value is conservative (too large); the 50:50 mixture p-value corrects it where one "
+    "variance is tested (– where no simple mixture applies), and the book uses alpha = 0.1 "
+    "as a rule of thumb."
+)
+if boundary_notes:
+    with st.expander("More on tests at the boundary"):
+        for note in dict.fromkeys(boundary_notes):
+            st.markdown(note)
 ui.code_expander(code)
 ui.data_download(sub, "ca_amplitude_shown")

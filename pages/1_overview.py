@@ -6,6 +6,8 @@ import streamlit as st
 
 import ui_common as ui
 
+ui.run_under_router()
+
 st.title("Many cells, few mice: why pooling misleads")
 st.markdown(
     "A typical experiment records hundreds of neurons from a handful of mice. The cells of "
@@ -89,7 +91,8 @@ st.markdown(
     f"labelled **{ui.RECONSTRUCTION_LABEL}**: they have the published design (the exact "
     "cell counts per mouse and time point, the same columns) and reproduce the published "
     "estimates, but the individual values are simulated. If you have the original files "
-    "(`Example2.txt`, `Example3.txt`, `waterlick_sim.txt`) you can upload them on the "
-    "*Your data* page."
+    "(`Example2.txt`, `Example3.txt`, `waterlick_sim.txt`), upload each on its example "
+    "page (the *Data source* box at the top): it then replaces the reconstruction on "
+    "every page, and the pages say which one they show."
 )
 st.caption("R code equivalent to every fit is shown on each page, so you can check it in R.")

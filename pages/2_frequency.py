@@ -13,6 +13,8 @@ from mmteach import figures as F
 from mmteach.errors import MMTeachError
 from mmteach.sampling import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
 
+ui.run_under_router()
+
 NAME = "ca_frequency"
 TIME = {1: "24h", 2: "48h", 3: "72h", 4: "1wk"}
 TERMS = {"treatment_idx2": "48h", "treatment_idx3": "72h", "treatment_idx4": "1wk"}
@@ -29,8 +31,9 @@ st.markdown(
     "Ca++ event frequencies of PV cells were measured at 24h, 48h, 72h and 1 week after "
     "ketamine in **four mice**. Does activity change relative to 24h?"
 )
+ui.original_file_picker(NAME)
 try:
-    data = ui.load(NAME)
+    data = ui.dataset(NAME)
 except MMTeachError as err:
     st.error(str(err))
     st.stop()
@@ -43,7 +46,8 @@ ps = ui.PageState("freq", {
     "term": ui.Param("48h", choices=list(TERMS.values())),
     "seed": ui.Param(0, lo=0, hi=999_999),
 })
-ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()})
+ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()},
+       data_token=ui.source_label(data))
 
 
 def _apply_preset(preset: str) -> None:
@@ -61,7 +65,7 @@ with st.container(border=True):
     for col, preset in zip(preset_cols, PRESETS, strict=False):
         col.button(preset, key=f"freq_preset_{preset}", on_click=_apply_preset, args=(preset,),
                    width="stretch")
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.columns([2, 1, 1.3])  # the random-effects names are long
     c1.selectbox("Random effects (LME)", list(STRUCTURES), key=ps.key("structure"))
     c2.radio("Estimation", ["REML", "ML"], key=ps.key("estimation"), horizontal=True)
     # Kenward-Roger is defined for REML fits only (as in lmerTest)
@@ -81,10 +85,13 @@ if sub.empty:
     st.stop()
 ui.source_note(data, "Example 2, Ca++ event frequency")
 
+share2 = 100 * float((sub["midx"] == 2).mean())
 st.info(
     "**Notice:** in the pooled boxplot the 48h box drops, but in the per-mouse panels only "
-    "**mouse 2** drops at 48h; mice 1, 3 and 4 stay flat or rise. The pooled data follow "
-    "mouse 2 because it contributes 43% of the cells. Try *balance mice* or *drop mouse 2*."
+    "**mouse 2** drops at 48h; mice 1, 3 and 4 stay flat or rise. "
+    + (f"The pooled data follow mouse 2 because it contributes {share2:.0f}% of the cells "
+       "shown. Try *balance mice* or *drop mouse 2*." if share2 > 0 else
+       "With mouse 2 dropped, the pooled 48h drop is gone too: it was mouse 2's.")
 )
 left, right = ui.columns(2)
 with left:
@@ -95,7 +102,7 @@ with right:
 st.subheader("Cells per mouse and time point")
 table = cell_counts(sub, "midx", "treatment_idx").rename(columns={str(k): v for k, v in
                                                                     TIME.items()})
-ui.show_table(table, name="cell counts", key="freq_counts")
+ui.show_table(table, name="cell counts", key="freq_counts", formats={"% of cells": "{:.1f}"})
 
 st.subheader("The same question, four analyses")
 reml = ps["estimation"] == "REML"
@@ -106,11 +113,15 @@ code: dict[str, tuple[str, str]] = {}
 errors: list[str] = []
 
 
-def _run(label: str, fn: str, *args: object, py: str, **kwargs: object) -> None:
+def _run(label: str, fn: str, *args: object, py: str, mixed: bool = False,
+         **kwargs: object) -> None:
     try:
         res = ui.call(fn, sub, *args, **kwargs)
     except MMTeachError as err:
-        errors.append(f"**{label}**: {err}")
+        teach = ui.too_few_groups(sub["midx"].nunique()) if mixed else None
+        # the teaching sentence first, the engine's own message as the detail
+        errors.append(f"**{label}: {teach}**\n\nDetail: {err}" if teach
+                      else f"**{label}**: {err}")
         return
     fits[label] = res
     code[label] = (getattr(res, "r_code", lambda: "")(), py)
@@ -122,7 +133,7 @@ _run("Mouse as fixed effect", "fit_fixed_group", "res ~ treatment_idx + (1 | mid
      factors=FACTORS,
      py="fit_fixed_group(data, 'res ~ treatment_idx + (1 | midx)', factors=['treatment_idx', 'midx'])")
 lme_label = f"LME {ps['estimation']}, {ps['df']} df"
-_run(lme_label, "fit_lme", lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"],
+_run(lme_label, "fit_lme", lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], mixed=True,
      py=f"fit_lme(data, {lme_formula!r}, factors=['treatment_idx', 'midx'], reml={reml}, "
         f"df_method={ps['df']!r})")
 _run("Mouse", "fit_per_group", "res ~ treatment_idx", "midx", factors=("treatment_idx",),
@@ -155,7 +166,7 @@ if fits:
         ui.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
     st.markdown(
         "**Read the table:** the pooled LM calls the 48h drop highly significant because it "
-        "counts 1,724 cells as 1,724 independent replicates. Giving each mouse its own "
+        f"counts {len(sub):,} cells as {len(sub):,} independent replicates. Giving each mouse its own "
         "level (fixed or random) compares times *within* mice; the LME's 48h change is "
         "small and not significant. The per-mouse rows show why: only mouse 2 drops."
     )

@@ -11,6 +11,8 @@ import ui_common as ui
 from mmteach import figures as F
 from mmteach.errors import DataError, MMTeachError
 
+ui.run_under_router()
+
 MAX_MB = 20
 BUILTIN = {"ca_frequency": "Example 2: Ca++ event frequency",
            "ca_amplitude": "Example 3: Ca++ amplitude",
@@ -97,7 +99,7 @@ try:
     if ps["source"] == "built-in":
         c2.selectbox("Built-in data set", list(BUILTIN), key=ps.key("dataset"),
                      format_func=BUILTIN.get)
-        df = ui.load(ps["dataset"])
+        df = ui.dataset(ps["dataset"])  # an uploaded original file wins
     else:
         up = c2.file_uploader(f"CSV or TSV file (at most {MAX_MB} MB)",
                               type=["csv", "tsv", "txt"], key="yours_upload")
@@ -133,7 +135,7 @@ m1, m2 = st.columns([1, 3])
 m1.radio("Model from", ["choose columns", "type a formula"], key=ps.key("mode"))
 with m2:
     if ps["mode"] == "choose columns":
-        a, b, c, d_ = st.columns(4)
+        a, b, c, d_ = st.columns([1, 1.5, 1, 0.9])  # room for the predictor tags
         a.selectbox("Response", columns, key=ps.key("response"))
         b.multiselect("Predictors", columns, key=ps.key("predictors"))
         c.selectbox("Grouping (animal)", columns, key=ps.key("group"))
@@ -172,19 +174,21 @@ try:
 except MMTeachError as err:
     st.error(str(err))
     st.stop()
-ui.source_note(df, ps["dataset"] if ps["source"] == "built-in" else "uploaded file")
+ui.source_note(df, BUILTIN[ps["dataset"]] if ps["source"] == "built-in" else "uploaded file")
 st.caption(f"Model: `{formula}` ({family}); {len(used)} rows, {used[group].nunique()} groups.")
 
 # --- plots ------------------------------------------------------------------------------
 first = predictors[0] if predictors else None
+n_groups = used[group].nunique()
 left, right = ui.columns(2)
 try:
     if first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
-        with left:
-            ui.show_fig(ui.fig("pooled_boxplot", used, response, first))
-        with right:
-            ui.show_fig(ui.fig("per_mouse_boxplot", used, response, first, group, cols=2,
-                                            group_name=group))
+        few = n_groups <= 4  # beside the pooled plot; more groups get the full width
+        with left if few else st.container():
+            ui.show_fig(ui.fig("pooled_boxplot", used, response, first, title="All groups pooled"))
+        with right if few else st.container():
+            ui.show_fig(ui.fig("per_mouse_boxplot", used, response, first, group,
+                               cols=2 if few else 4, group_name=group, unit="rows"))
     elif first is not None and family == "binomial":
         with left:
             ui.show_fig(F.lick_proportion_curves(

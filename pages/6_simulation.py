@@ -14,6 +14,8 @@ from mmteach import sim_figures as SF
 from mmteach.errors import MMTeachError
 from mmteach.simulate import EXAMPLE1_ICC, EXAMPLE1_MICE, simulate_report, simulate_type1, type1_curve
 
+ui.run_under_router()
+
 N_COND = len(EXAMPLE1_MICE)
 RESULT_KEY = "_sim.results"  # {"report": (settings, result), "typeI": ..., "curve": ...}
 
@@ -37,6 +39,7 @@ ps = ui.PageState("sim", {
     "cells": ui.Param(50, lo=2, hi=500), "alpha": ui.Param(0.05, lo=0.001, hi=0.2),
     "t1reps": ui.Param(1000, lo=50, hi=10000), "t1seed": ui.Param(1, lo=0, hi=999_999),
     "over": ui.Param("icc", choices=["icc", "cells_per_mouse"]),
+    "curvereps": ui.Param(500, lo=50, hi=5000),
 })
 results: dict = st.session_state.setdefault(RESULT_KEY, {})
 
@@ -85,11 +88,12 @@ with tab_report:
         "sd_b1": float(ps["sd_b1"]), "sigma_w": float(ps["sigma_w"]), "reps": int(ps["reps"]),
         "seed": int(ps["seed"]), "redraw_random_effects": bool(ps["redraw"]),
     }
-    st.caption(
-        "The report's own loop repeats each class 50 times (`for (j in 1:NinClass)` around a "
-        "draw of all 50 rows), so its fits used 100,000 rows instead of 2,000. This page "
-        "generates n rows per class, as the model says."
-    )
+    if "report" not in results and not run_report:  # after a run, its notes say so
+        st.caption(
+            "The report's own loop repeats each class 50 times (`for (j in 1:NinClass)` "
+            "around a draw of all 50 rows), so its fits used 100,000 rows instead of 2,000. "
+            "This page generates n rows per class, as the model says."
+        )
     if run_report:
         bar, update = _bar("Fitting replicates")
         try:
@@ -108,7 +112,8 @@ with tab_report:
             "mc_se_estimate": "MC error", "true_std_error": "true SE",
             "avg_std_error": "average SE", "sd_of_estimates": "SD of estimates",
             "pooled_lm_avg_std_error": "pooled LM average SE", "coverage": "95% coverage"})
-        ui.show_table(ft.round(4), name="fixed effects", key="sim_fixed", hide_index=True)
+        ui.show_table(ft.round(4), name="fixed effects", key="sim_fixed", hide_index=True,
+                      formats={"95% coverage": "{:.1%}"})
         st.caption(f"Coverage: {rep.coverage_method}. MC error = SD of estimates / √reps.")
         st.subheader("Standard deviations: average estimate vs the truth")
         sd = rep.sd_table().rename(columns={"true_sd": "true SD", "avg_sd": "average SD",
@@ -176,7 +181,9 @@ with tab_type1:
         tab = t1.table()[["label", "rejections", "rejection_rate", "conf_low", "conf_high"]]
         tab = tab.rename(columns={"label": "analysis", "rejection_rate": "type I error",
                                   "conf_low": "95% CI low", "conf_high": "95% CI high"})
-        ui.show_table(tab.round(4), name="type I error", key="sim_type1", hide_index=True)
+        ui.show_table(tab.round(4), name="type I error", key="sim_type1", hide_index=True,
+                      formats=dict.fromkeys(["type I error", "95% CI low", "95% CI high"],
+                                            "{:.1%}"))
         st.caption(f"95% CI: {t1.ci_method}. Nominal alpha = {t1.alpha:g}.")
         left, right = ui.columns(2)
         with left:
@@ -200,11 +207,11 @@ with tab_type1:
              format_func={"icc": "ICC (all conditions)", "cells_per_mouse": "cells per mouse"}.get)
     values = ([0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7] if ps["over"] == "icc"
               else [2, 5, 10, 20, 50, 100, 200])
-    c2.caption(f"Values: {', '.join(map(str, values))}; 500 replicates per point; mice per "
-               "condition and alpha as set above"
-               + ("." if ps["over"] == "icc" else "; ICCs as set above."))
+    c2.slider("Replicates per point", 50, 5000, step=50, key=ps.key("curvereps"))
+    c2.caption(f"Values: {', '.join(map(str, values))}; mice per condition and alpha as set "
+               "above" + ("." if ps["over"] == "icc" else "; ICCs as set above."))
     run_curve = c2.button("Run the curve", key="sim_run_curve")
-    curve_settings = {"over": ps["over"], "values": tuple(values), "reps": 500,
+    curve_settings = {"over": ps["over"], "values": tuple(values), "reps": int(ps["curvereps"]),
                       "seed": int(ps["t1seed"]), "alpha": float(ps["alpha"]),
                       "mice_per_condition": t1_settings["mice_per_condition"]}
     if ps["over"] == "cells_per_mouse":

@@ -17,6 +17,8 @@ from mmteach import figures as F
 from mmteach.errors import MMTeachError
 from mmteach.sampling import PRESETS, preset_counts, subsample_per_group, units_per_group
 
+ui.run_under_router()
+
 NAME = "water_lick"
 GROUP = "mouseID"
 STRUCTURES = {
@@ -26,6 +28,7 @@ STRUCTURES = {
 METHODS = {"Laplace": 1, "AGQ (25 points)": 25}
 FULL_FIXED = "lick ~ dff"
 TTEST = "Per-mouse proportion t-test"
+NBOOT = 1000  # bootstrap samples by default, as pbkrtest::PBmodcomp (nsim = 1000)
 
 
 st.title("Water lick: a yes/no outcome from few mice")
@@ -35,8 +38,9 @@ st.markdown(
     "A binary outcome needs a GLM (logit link); trials of the same mouse need random "
     "effects: a GLMM."
 )
+ui.original_file_picker(NAME)
 try:
-    data = ui.load(NAME)
+    data = ui.dataset(NAME)
 except MMTeachError as err:
     st.error(str(err))
     st.stop()
@@ -46,10 +50,13 @@ ps = ui.PageState("lick", {
     "structure": ui.Param(next(iter(STRUCTURES)), choices=list(STRUCTURES)),
     "method": ui.Param("Laplace", choices=list(METHODS)),
     "bins": ui.Param(5, lo=2, hi=12),
-    "nboot": ui.Param(200, lo=20, hi=2000),
+    # pbkrtest::PBmodcomp's default; one run of 1,000 takes well under 10 s
+    # (`python -m mmteach bench glmm_bootstrap_1000`)
+    "nboot": ui.Param(NBOOT, lo=20, hi=2000),
     "seed": ui.Param(0, lo=0, hi=999_999),
 })
-ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()})
+ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()},
+       data_token=ui.source_label(data))
 
 
 def _apply_preset(preset: str) -> None:
@@ -67,7 +74,7 @@ with st.container(border=True):
         col.button(preset, key=f"lick_preset_{preset}", on_click=_apply_preset,
                    args=(preset,), width="stretch")
     preset_cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3 = st.columns([1.6, 1.2, 1.2])
     c1.selectbox("Random effects (GLMM)", list(STRUCTURES), key=ps.key("structure"))
     c2.radio("GLMM likelihood", list(METHODS), key=ps.key("method"), horizontal=True,
              help="Laplace is glmer's default; adaptive Gauss-Hermite quadrature (nAGQ = 25) "
@@ -88,11 +95,15 @@ re_terms = STRUCTURES[ps["structure"]]
 glmm_formula = f"{FULL_FIXED} + {re_terms}"
 nagq = METHODS[ps["method"]]
 glmm = None
-try:
-    glmm = ui.call("fit_glmm", sub, glmm_formula, family="binomial", nagq=nagq,
-                   factors=(GROUP,))
-except MMTeachError as err:
-    st.error(f"GLMM: {err}")
+one_mouse = ui.too_few_groups(sub[GROUP].nunique())
+if one_mouse:
+    st.error(f"**GLMM: {one_mouse}**")
+else:
+    try:
+        glmm = ui.call("fit_glmm", sub, glmm_formula, family="binomial", nagq=nagq,
+                       factors=(GROUP,))
+    except MMTeachError as err:
+        st.error(f"GLMM: {err}")
 
 
 def _curves(result: object) -> pd.DataFrame | None:
@@ -149,8 +160,9 @@ if glmm is not None:
     fits[f"GLMM ({ps['method']})"] = glmm
     code[f"GLMM ({ps['method']})"] = (
         glmm.r_code(), f"fit_glmm(data, {glmm_formula!r}, family='binomial', nagq={nagq})")
-_run("Bayesian GLMM", "fit_bayes_glmm", glmm_formula, family="binomial",
-     py=f"fit_bayes_glmm(data, {glmm_formula!r}, family='binomial')")
+if not one_mouse:
+    _run("Bayesian GLMM", "fit_bayes_glmm", glmm_formula, family="binomial",
+         py=f"fit_bayes_glmm(data, {glmm_formula!r}, family='binomial')")
 
 if fits:
     # the t-test's one number per mouse is a difference of proportions, not a slope
@@ -173,7 +185,7 @@ if fits:
     is_odds = [a != TTEST for a in odds["analysis"]]
     shown = pd.DataFrame({
         "analysis": odds["analysis"],
-        "estimate ± SE": [f"{F.fmt_num(e)} ± {F.fmt_num(s)}"
+        "estimate ± SE": [F.fmt_est_se(e, s)
                           for e, s in zip(odds["estimate"], odds["std_error"], strict=True)],
         "df": [F.fmt_df(d) for d in odds["df"]],
         "p": [F.fmt_p(p) for p in odds["p_value"]],
@@ -195,7 +207,8 @@ if fits:
         "mice, one more % dF/F multiplies the odds of a correct lick by exp(b). The GEE "
         "and the pooled GLM estimate a population-averaged effect, which a logit link "
         "pulls towards zero when the mice differ a lot (here they differ little, so the "
-        "estimates are close). The pooled GLM's SE treats all 512 trials as independent."
+        f"estimates are close). The pooled GLM's SE treats all {len(sub):,} trials as "
+        "independent."
     )
 if glmm is not None:
     ui.fit_messages(glmm)
@@ -207,6 +220,8 @@ if glmm is not None:
 st.subheader("Is dF/F needed? Likelihood-ratio test and parametric bootstrap")
 reduced = f"lick ~ 1 + {re_terms}"
 try:
+    if one_mouse:
+        raise MMTeachError(one_mouse)
     lrt = ui.call("compare_models", sub, glmm_formula, reduced, family="binomial")
     st.markdown(f"LRT of `{glmm_formula}` against `{reduced}`: chi-square = "
                 f"{lrt.chisq:.3f} on {lrt.df} df, p = {F.fmt_p(lrt.p_value)}.")
@@ -215,11 +230,13 @@ try:
 except MMTeachError as err:
     st.error(f"LRT: {err}")
 
-st.number_input("Bootstrap samples", 20, 2000, step=20, key=ps.key("nboot"))
+st.number_input("Bootstrap samples", 20, 2000, step=20, key=ps.key("nboot"),
+                help=f"pbkrtest::PBmodcomp uses {NBOOT:,} by default; fewer run faster but "
+                     "give a rougher p-value.")
 ps.sync()
-boot_key = ("lick_boot", tuple(sorted(counts.items())), int(ps["seed"]), glmm_formula,
-            int(ps["nboot"]))
-if st.button("Run the parametric bootstrap", key="lick_boot_run"):
+boot_key = ("lick_boot", ui.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]),
+            glmm_formula, int(ps["nboot"]))
+if st.button("Run the parametric bootstrap", key="lick_boot_run", disabled=bool(one_mouse)):
     bar = st.progress(0.0, text="Simulating from the smaller model…")
 
     def _progress(done: int, total: int) -> None:
@@ -243,7 +260,8 @@ if boot is not None:
         "bootstrap p is usually a little larger than the LRT's large-sample p."
     )
 else:
-    st.caption("The bootstrap refits both models on data simulated from the smaller one "
-               "(as pbkrtest::PBmodcomp); press the button to run it.")
+    st.caption("The bootstrap refits both models on data simulated from the smaller one, "
+               f"as pbkrtest::PBmodcomp does (with {NBOOT:,} samples by default); press the "
+               "button to run it.")
 ui.code_expander(code)
 ui.data_download(sub, "water_lick_shown")
