@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.design import ModelFrame, build_model
+from mmteach.design import ModelFrame, build_model, check_group_levels
 from mmteach.errors import DataError, ModelError
 from mmteach.formula import Formula, parse_formula
 from mmteach.glmm import _family_r, check_response
@@ -276,6 +276,7 @@ def fit_bayes_glmm(
     mf = build_model(data, formula, factors=factors)
     if not mf.blocks:
         raise ModelError("A Bayesian GLMM needs a random-effects term such as (1 | mouse).")
+    check_group_levels(mf)
     y, _trials = check_response(mf, fam)
     if fam == "binomial" and mf.trials is not None:
         raise ModelError("The variational Bayes fit takes a 0/1 response; expand cbind() "

@@ -84,6 +84,23 @@ class ModelFrame:
         return out
 
 
+def check_group_levels(mf: ModelFrame) -> None:
+    """Refuse a grouping factor with fewer than 2 levels, as lme4 does for lmer and glmer.
+
+    One mouse shows no mouse-to-mouse variation, so its variance cannot be estimated.
+    """
+    from mmteach.errors import ModelError
+
+    for b in mf.blocks:
+        if b.n_levels < 2:
+            raise ModelError(
+                f"The grouping factor '{b.group}' has only {b.n_levels} level in the rows "
+                "used, so there is no group-to-group variation to estimate: a random effect "
+                "needs at least 2 groups (and in practice 5 or more). Remove the term "
+                f"(... | {b.group}) or use data with more groups."
+            )
+
+
 def format_level(value: object) -> str:
     """A factor level as R prints it (1 not 1.0; 15 significant digits)."""
     if isinstance(value, (bool, np.bool_)):

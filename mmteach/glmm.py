@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from mmteach import glmm_core as core
-from mmteach.design import ModelFrame, build_model
+from mmteach.design import ModelFrame, build_model, check_group_levels
 from mmteach.errors import DataError, ModelError
 from mmteach.formula import Formula
 from mmteach.lm import r_data_prep
@@ -108,6 +108,7 @@ def _prepare(data, formula, family, link, nagq, factors):
             "one to account for trials from the same mouse; for the pooled model use "
             "mmteach.alternatives.fit_glm."
         )
+    check_group_levels(mf)
     y, trials = check_response(mf, fam)
     spec = core.make_spec(mf.X, mf.blocks, family=fam, link=lk, trials=trials)
     nagq = int(nagq)

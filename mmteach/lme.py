@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmteach.design import ModelFrame, build_model
+from mmteach.design import ModelFrame, build_model, check_group_levels
 from mmteach.dfmethods import containment_df, kenward_roger, satterthwaite_df, satterthwaite_info
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
@@ -90,14 +90,7 @@ def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> No
     The last two are skipped when ``allow_unidentifiable`` is true, as nlme fits such models.
     """
     n = mf.n_obs
-    for i, b in enumerate(mf.blocks):
-        if b.n_levels < 2:
-            raise ModelError(
-                f"The grouping factor '{b.group}' has only {b.n_levels} level in the rows "
-                "used, so there is no group-to-group variation to estimate: a random effect "
-                "needs at least 2 groups (and in practice 5 or more). Remove the term "
-                f"{term_label(mf, i)} or use data with more groups."
-            )
+    check_group_levels(mf)
     if allow_unidentifiable:
         return
     for ids in overlapping_terms(mf):

@@ -350,3 +350,15 @@ def test_glm_start_with_large_counts():
     np.testing.assert_allclose(score, 0, atol=1e-6 * y.sum())
     fit = core.fit_core(spec, y)
     assert fit.converged and not fit.singular
+
+
+def test_one_mouse_is_refused_like_glmer() -> None:
+    # R: glmer(lick ~ dff + (1 | mouseID), family = binomial, data = one mouse) errors
+    # "grouping factors must have > 1 sampled level"
+    from mmteach.datasets import load_dataset
+    from mmteach.errors import ModelError
+
+    d = load_dataset("water_lick")
+    one = d[d.mouseID == d.mouseID.iloc[0]]
+    with pytest.raises(ModelError, match="at least 2 groups"):
+        fit_glmm(one, "lick ~ dff + (1 | mouseID)", factors=["mouseID"])
