@@ -207,6 +207,49 @@ def fig(builder: str, data: pd.DataFrame, *args: Any, **kwargs: Any) -> go.Figur
     return _cached_fig(builder, data, tuple(args), tuple(sorted(kwargs.items())))
 
 
+class Analyses:
+    """The fits a page shows side by side: results, their R/mmteach code, and errors.
+
+    ``run`` calls an engine function through the cache. A fit that fails on purpose shows
+    its teaching message (``teach`` first, the engine's text as detail) at once with
+    ``st.error``, or is kept in ``errors`` for the page to show later when ``defer``.
+    """
+
+    def __init__(self, data: pd.DataFrame, *, defer: bool = False) -> None:
+        self.data = data
+        self.defer = defer
+        self.fits: dict[str, Any] = {}
+        self.code: dict[str, tuple[str, str]] = {}
+        self.errors: list[str] = []
+
+    def run(self, label: str, fn: str, *args: Any, py: str, teach: str | None = None,
+            **kwargs: Any) -> Any:
+        try:
+            res = call(fn, self.data, *args, **kwargs)
+        except MMTeachError as err:
+            msg = f"**{label}: {teach}**\n\nDetail: {err}" if teach else f"{label}: {err}"
+            if self.defer:
+                self.errors.append(msg)
+            else:
+                st.error(msg)
+            return None
+        self.fits[label] = res
+        self.code[label] = (getattr(res, "r_code", lambda: "")(), py)
+        return res
+
+
+def example_data(name: str) -> pd.DataFrame:
+    """An example page's data set (the original file if one was uploaded, with the picker
+    to upload one); a file that cannot be read stops the page with its message."""
+    original_file_picker(name)
+    try:
+        return dataset(name)
+    except MMTeachError as err:
+        st.error(str(err))
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
 def call(fn_name: str, data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
     """Call an engine function through the cache, keyed by the data and every argument.
 

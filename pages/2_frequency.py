@@ -10,7 +10,6 @@ import streamlit as st
 
 import ui_common as ui
 from mmteach import figures as F
-from mmteach.errors import MMTeachError
 from mmteach.sampling import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
 
 ui.run_under_router()
@@ -31,12 +30,7 @@ st.markdown(
     "Ca++ event frequencies of PV cells were measured at 24h, 48h, 72h and 1 week after "
     "ketamine in **four mice**. Does activity change relative to 24h?"
 )
-ui.original_file_picker(NAME)
-try:
-    data = ui.dataset(NAME)
-except MMTeachError as err:
-    st.error(str(err))
-    st.stop()
+data = ui.example_data(NAME)
 
 full = units_per_group(data, "midx")
 ps = ui.PageState("freq", {
@@ -108,23 +102,13 @@ st.subheader("The same question, four analyses")
 reml = ps["estimation"] == "REML"
 re_terms = STRUCTURES[ps["structure"]]
 lme_formula = f"res ~ treatment_idx + {re_terms}"
-fits: dict[str, object] = {}
-code: dict[str, tuple[str, str]] = {}
-errors: list[str] = []
+analyses = ui.Analyses(sub, defer=True)
+fits, code, errors = analyses.fits, analyses.code, analyses.errors
+teach_lme = ui.too_few_groups(sub["midx"].nunique())
 
 
-def _run(label: str, fn: str, *args: object, py: str, mixed: bool = False,
-         **kwargs: object) -> None:
-    try:
-        res = ui.call(fn, sub, *args, **kwargs)
-    except MMTeachError as err:
-        teach = ui.too_few_groups(sub["midx"].nunique()) if mixed else None
-        # the teaching sentence first, the engine's own message as the detail
-        errors.append(f"**{label}: {teach}**\n\nDetail: {err}" if teach
-                      else f"**{label}**: {err}")
-        return
-    fits[label] = res
-    code[label] = (getattr(res, "r_code", lambda: "")(), py)
+def _run(label: str, fn: str, *args: object, py: str, mixed: bool = False, **kwargs: object) -> None:
+    analyses.run(label, fn, *args, py=py, teach=teach_lme if mixed else None, **kwargs)
 
 
 _run("Pooled LM", "fit_lm", "res ~ treatment_idx", factors=("treatment_idx",),

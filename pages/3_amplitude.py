@@ -58,12 +58,7 @@ st.markdown(
     "and **24h** after ketamine: 622 cells from 11 mice, so the data cluster twice "
     "(two measurements per cell, many cells per mouse)."
 )
-ui.original_file_picker(NAME)
-try:
-    data = ui.dataset(NAME)
-except MMTeachError as err:
-    st.error(str(err))
-    st.stop()
+data = ui.example_data(NAME)
 
 full = units_per_group(data, "midx", "cidx")
 ps = ui.PageState("amp", {
@@ -139,18 +134,8 @@ with right:
 st.subheader("Pooled, paired and mixed analyses of the 24h change")
 reml = ps["estimation"] == "REML"
 structure = ps["structure"]
-fits: dict[str, object] = {}
-code: dict[str, tuple[str, str]] = {}
-
-
-def _run(label: str, fn: str, *args: object, py: str, **kwargs: object) -> None:
-    try:
-        res = ui.call(fn, sub, *args, **kwargs)
-    except MMTeachError as err:
-        st.error(f"{label}: {err}")
-        return
-    fits[label] = res
-    code[label] = (res.r_code(), py)
+analyses = ui.Analyses(sub)
+fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
 _run("Pooled LM", "fit_lm", "res ~ treatment", factors=FACTORS,

@@ -38,12 +38,7 @@ st.markdown(
     "A binary outcome needs a GLM (logit link); trials of the same mouse need random "
     "effects: a GLMM."
 )
-ui.original_file_picker(NAME)
-try:
-    data = ui.dataset(NAME)
-except MMTeachError as err:
-    st.error(str(err))
-    st.stop()
+data = ui.example_data(NAME)
 
 full = units_per_group(data, GROUP)
 ps = ui.PageState("lick", {
@@ -136,18 +131,8 @@ with right:
         ui.show_fig(F.caterpillar_plot(glmm.ranef()))
 
 st.subheader("Five analyses of the dF/F effect")
-fits: dict[str, object] = {}
-code: dict[str, tuple[str, str]] = {}
-
-
-def _run(label: str, fn: str, *args: object, py: str, **kwargs: object) -> None:
-    try:
-        res = ui.call(fn, sub, *args, **kwargs)
-    except MMTeachError as err:
-        st.error(f"{label}: {err}")
-        return
-    fits[label] = res
-    code[label] = (res.r_code(), py)
+analyses = ui.Analyses(sub)
+fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
 _run("Pooled GLM (logistic)", "fit_glm", FULL_FIXED, family="binomial",

@@ -201,18 +201,8 @@ except MMTeachError as err:
     st.error(str(err))
 
 # --- fits -------------------------------------------------------------------------------
-fits: dict[str, object] = {}
-code: dict[str, tuple[str, str]] = {}
-
-
-def _run(label: str, fn: str, *args: object, py: str, **kwargs: object) -> None:
-    try:
-        res = ui.call(fn, used, *args, **kwargs)
-    except MMTeachError as err:
-        st.error(f"{label}: {err}")
-        return
-    fits[label] = res
-    code[label] = (getattr(res, "r_code", lambda: "")(), py)
+analyses = ui.Analyses(used)
+fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
 fixed_only = formula.split("+ (")[0] if ps["mode"] == "choose columns" else formula
