@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.design import ModelFrame, build_model
+from mmteach.design import ModelFrame, _Coder, build_model
 from mmteach.dfmethods import kenward_roger, satterthwaite_f
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
@@ -238,21 +238,85 @@ def _bootstrap(mf1, mf0, fit0, observed, nsim, seed, progress):
     return float((1 + np.sum(ref >= observed)) / (1 + ref.size)), int(ref.size), failed
 
 
-def _term_L(mf: ModelFrame, term: str) -> np.ndarray:
+def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits`` significant digits of the largest entry."""
+    finite = np.abs(x[np.isfinite(x)])
+    mx = float(finite.max()) if finite.size else 0.0
+    d = max(0, digits - math.ceil(math.log10(mx))) if mx > 0 else digits
+    return np.round(x, d)
+
+
+def _contains(mf: ModelFrame, coder: _Coder) -> dict[int, list[int]]:
+    """lmerTest's ``containment``: for each term, the terms that contain it (SAS rule).
+
+    F2 contains F1 when F2 has every variable of F1 and more, and both involve the same
+    numeric covariates; so ``f`` is not contained in ``f:x`` but ``x`` is.
+    """
+    fixed = mf.formula.fixed
+    keys = [t.key() for t in fixed]
+    numerics = [frozenset((v.name, v.as_factor) for v in t.variables if not coder.is_factor(v))
+                for t in fixed]
+    return {k: [j for j in range(len(fixed))
+                if keys[k] < keys[j] and numerics[k] == numerics[j]]
+            for k in range(len(fixed))}
+
+
+def _type3_contrasts(mf: ModelFrame, factors: Sequence[str] = ()) -> dict[str, np.ndarray]:
+    """Type III contrast matrices of every fixed term, as lmerTest's ``get_contrasts_type3``.
+
+    X is in treatment coding, so lmerTest's ``extract_contrasts_type3`` applies directly:
+    express the over-parametrised design (every factor fully indicator-coded within each
+    term) in the columns of X, ``L = t(ginv(X) rdX)``; orthogonalise the columns of L that
+    belong to a term against those of the terms containing it (highest order first); the
+    contrast of a term is then its columns of L, read at the rows named as X's columns.
+    """
+    fixed = mf.formula.fixed
+    coder = _Coder(mf.data, set(factors) | set(mf.formula.grouping_columns()))
+    rd_names: list[str] = []
+    rd_cols: list[np.ndarray] = []
+    if mf.formula.intercept:
+        rd_names.append("(Intercept)")
+        rd_cols.append(np.ones(mf.n_obs))
+    for term in fixed:
+        for name, col in coder.term_columns(term, set()):
+            rd_names.append(name)
+            rd_cols.append(col)
+    rdX = np.column_stack(rd_cols)
+    X = mf.X
+    L = _zapsmall(np.linalg.lstsq(X, rdX, rcond=None)[0].T)  # (q, p)
+    assign = np.asarray(mf.assign)
+    cols_of = {k: np.flatnonzero(assign == k + 1) for k in range(len(fixed))}
+    contained_in = _contains(mf, coder)
+    orders = [len(t.variables) for t in fixed]
+    for k in sorted(range(len(fixed)), key=lambda i: -orders[i]):  # stable, as R's order()
+        if not contained_in[k] or not cols_of[k].size:
+            continue
+        others = np.concatenate([cols_of[j] for j in contained_in[k]])
+        if not others.size:
+            continue
+        A, B = L[:, others], L[:, cols_of[k]]
+        coef = np.linalg.lstsq(A, B, rcond=None)[0]
+        L[:, cols_of[k]] = _zapsmall(B - A @ coef)
+    index = {n: i for i, n in enumerate(rd_names)}
+    missing = [n for n in mf.fixed_names if n not in index]
+    if missing:
+        raise ModelError("Type III contrasts could not be matched to the columns "
+                         f"{', '.join(missing)} of the model matrix.")
+    L = L[[index[n] for n in mf.fixed_names]]  # (p, p)
+    out = {}
+    for k, t in enumerate(fixed):
+        Lk = L[:, cols_of[k]].T
+        out[t.label] = Lk[np.sum(np.abs(Lk), axis=1) > 1e-8]
+    return out
+
+
+def _term_L(mf: ModelFrame, term: str, type3: dict[str, np.ndarray] | None = None,
+            factors: Sequence[str] = ()) -> np.ndarray:
     labels = list(mf.term_labels)
     if term not in labels:
         raise ModelError(f"'{term}' is not a fixed term of this model; the terms are: "
                          f"{', '.join(labels) or '(none)'}.")
     k = labels.index(term) + 1
-    key = mf.formula.fixed[k - 1].key()
-    for other in mf.formula.fixed:
-        if key < other.key():
-            raise ModelError(
-                f"The term '{term}' is part of the interaction '{other.label}'. A type III "
-                "test of a main effect in the presence of its interaction depends on the "
-                "coding of the factors and is not computed here; test the interaction first, "
-                "or fit the model without it."
-            )
     cols = [j for j, a in enumerate(mf.assign) if a == k]
     if not cols:
         raise ModelError(f"All columns of '{term}' were dropped as linear combinations of others.")
@@ -263,10 +327,8 @@ def _term_L(mf: ModelFrame, term: str) -> np.ndarray:
         C = np.linalg.cholesky(mf.X.T @ mf.X)
         U = (C / np.diag(C)).T
         return U[cols]
-    L = np.zeros((len(cols), mf.X.shape[1]))
-    for r, j in enumerate(cols):
-        L[r, j] = 1.0
-    return L
+    type3 = _type3_contrasts(mf, factors) if type3 is None else type3
+    return type3[term]
 
 
 def f_test(
@@ -279,7 +341,13 @@ def f_test(
     reml: bool = True,
     allow_unidentifiable: bool = False,
 ) -> pd.DataFrame:
-    """Type III F test of fixed terms, as lmerTest's ``anova(fit, ddf = ...)``.
+    """Type III F test of fixed terms, as lmerTest's ``anova(fit, type = 3, ddf = ...)``.
+
+    Each term is tested with lmerTest's type III contrast (see :func:`_type3_contrasts`),
+    so a main effect that is also part of an interaction is tested too: a factor ``a`` in
+    ``a * b`` is averaged over the levels of ``b`` (equal weights); a covariate ``x`` in ``a * x``
+    is the slope averaged over the levels of ``a``; a factor ``a`` in ``a * x`` (SAS containment: terms
+    with different covariates do not contain each other) is the effect of ``a`` at ``x = 0``.
 
     Parameters
     ----------
@@ -319,8 +387,9 @@ def f_test(
     kr = kenward_roger(fit) if method == "kenward-roger" else None
     rows = []
     info = None
+    type3 = _type3_contrasts(mf, factors) if len(mf.term_labels) > 1 else None
     for t in terms:
-        L = _term_L(mf, t)
+        L = _term_L(mf, t, type3)
         if kr is not None:
             F, q, ddf = kr.f_test(L, fit.beta)
         else:

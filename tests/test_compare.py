@@ -138,7 +138,21 @@ def test_published_example1_lrt_and_kr_f():
     assert round(f["p_value"].iloc[0], 6) == 0.008398
 
 
-def test_f_test_refuses_main_effect_inside_interaction():
-    d = load("lme_sleepstudy_period.csv")
-    with pytest.raises(ModelError, match="interaction"):
-        f_test(d, "Reaction ~ period * Days + (1 | Subject)", "period")
+FTEST = json.loads((ROOT / "tests" / "reference" / "ftest.json").read_text())
+
+
+@pytest.mark.parametrize("method", ["satterthwaite", "kenward_roger"])
+def test_f_test_main_effect_inside_interaction_matches_lmertest(method):
+    # R (tests/r/reference_ftest.R): fit <- lmerTest::lmer(Reaction ~ period * Days +
+    #   (1 | Subject), data = d); anova(fit, type = 3, ddf = "Satterthwaite" | "Kenward-Roger")
+    # lmerTest's type III contrasts (get_contrasts_type3), e.g. for 'Days' (contained in
+    # period:Days) the slope averaged over periods, not the slope in the reference period.
+    c = FTEST["cases"]["sleepstudy_period"]
+    ref = pd.DataFrame(c[f"anova_{method}"]).set_index("term")
+    d = load(c["data_file"])
+    for term in ("period", "Days"):
+        got = f_test(d, c["formula"], term, df_method=method.replace("_", "-"))
+        assert got["num_df"].iloc[0] == ref.loc[term, "num_df"]
+        assert got["F"].iloc[0] == pytest.approx(ref.loc[term, "F"], rel=1e-4)
+        assert got["den_df"].iloc[0] == pytest.approx(ref.loc[term, "den_df"], rel=1e-2)
+        assert got["p_value"].iloc[0] == pytest.approx(ref.loc[term, "p"], rel=1e-3)
