@@ -19,10 +19,31 @@ def load_reference(name: str) -> dict:
     return json.loads((REFERENCE / f"{name}.json").read_text())
 
 
+EXAMPLE1 = SHARED / "data" / "example1_pcreb.csv"
+
+
+def load_case_data(data_file: str, subset: str | None = None) -> pd.DataFrame:
+    """The data of an R reference case: a file in tests/data, or "EXAMPLE1" (../shared),
+    skipping the test with the reason when ../shared is absent; ``subset`` is a query."""
+    if data_file == "EXAMPLE1":
+        if not EXAMPLE1.exists():
+            pytest.skip(f"{EXAMPLE1} is absent: the Example 1 checks need ../shared beside the repo")
+        d = pd.read_csv(EXAMPLE1)
+    else:
+        d = pd.read_csv(DATA / data_file)
+    return d.query(subset).reset_index(drop=True) if subset else d
+
+
+def case_factors(case: dict) -> list[str]:
+    """The ``factors`` of a reference case (jsonlite writes a one-element list as a string)."""
+    f = case.get("factors") or []
+    return [f] if isinstance(f, str) else list(f)
+
+
 @pytest.fixture(scope="session")
 def example1() -> pd.DataFrame:
     """Example 1 (real pCREB data) from ../shared; tests skip when it is absent."""
-    path = SHARED / "data" / "example1_pcreb.csv"
+    path = EXAMPLE1
     if not path.exists():
         pytest.skip(f"{path} is absent: the Example 1 checks need ../shared beside the repo")
     return pd.read_csv(path)

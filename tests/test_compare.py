@@ -11,6 +11,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import case_factors as factors
+from conftest import load_case_data as load
 from mmteach.compare import boundary_p_value, compare_models, f_test
 from mmteach.errors import ModelError
 
@@ -19,17 +21,6 @@ EX1 = ROOT.parent / "shared" / "data" / "example1_pcreb.csv"
 REF = json.loads((ROOT / "tests" / "reference" / "lme.json").read_text())
 
 
-def load(name: str) -> pd.DataFrame:
-    if name == "EXAMPLE1":
-        if not EX1.exists():
-            pytest.skip("Example 1 data (../shared/data/example1_pcreb.csv) is not available")
-        return pd.read_csv(EX1)
-    return pd.read_csv(ROOT / "tests" / "data" / name)
-
-
-def factors(c: dict) -> list[str]:
-    f = c.get("factors") or []
-    return [f] if isinstance(f, str) else list(f)
 
 
 @pytest.mark.parametrize("name", list(REF["lrt"]))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import case_factors as factors
 from mmteach.compare import f_test
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +21,6 @@ REF = json.loads((ROOT / "tests" / "reference" / "ftest.json").read_text())
 
 CASES = [(k, m) for k in REF["cases"] for m in ("satterthwaite", "kenward_roger")]
 
-
-def factors(c: dict) -> list[str]:
-    f = c.get("factors") or []
-    return [f] if isinstance(f, str) else list(f)
 
 
 @pytest.mark.parametrize("name,method", CASES)

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import case_factors as factors
+from conftest import load_case_data as load
 from mmteach.errors import ModelError
 from mmteach.lme import fit_lme
 
@@ -25,17 +27,6 @@ REF = json.loads((ROOT / "tests" / "reference" / "lme.json").read_text())
 CASES = REF["cases"]
 
 
-def load(name: str) -> pd.DataFrame:
-    if name == "EXAMPLE1":
-        if not EX1.exists():
-            pytest.skip("Example 1 data (../shared/data/example1_pcreb.csv) is not available")
-        return pd.read_csv(EX1)
-    return pd.read_csv(ROOT / "tests" / "data" / name)
-
-
-def factors(case: dict) -> list[str]:
-    f = case.get("factors") or []
-    return [f] if isinstance(f, str) else list(f)
 
 
 _FITS: dict[tuple, object] = {}

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import load_case_data as load
 from mmteach.compare import f_test
 from mmteach.design import build_model
 from mmteach.errors import ModelError
@@ -51,10 +52,6 @@ def as_list(x) -> list:
         return []
     return list(x) if isinstance(x, list) else [x]
 
-
-def load(name: str, subset: str | None = None) -> pd.DataFrame:
-    d = pd.read_csv(ROOT / "tests" / "data" / name)
-    return d.query(subset).reset_index(drop=True) if subset else d
 
 
 def case_data(c: dict) -> pd.DataFrame:
