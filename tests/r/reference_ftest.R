@@ -9,6 +9,7 @@ suppressPackageStartupMessages({
   library(pbkrtest)
   library(jsonlite)
 })
+source("tests/r/common.R")
 
 out <- list()
 out$versions <- list(
@@ -17,7 +18,6 @@ out$versions <- list(
   lmerTest = as.character(packageVersion("lmerTest")),
   pbkrtest = as.character(packageVersion("pbkrtest"))
 )
-TIGHT <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
 
 anova_table <- function(fit, ddf) {
   a <- anova(fit, type = 3, ddf = ddf)

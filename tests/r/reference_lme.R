@@ -9,6 +9,7 @@ suppressPackageStartupMessages({
   library(pbkrtest)
   library(jsonlite)
 })
+source("tests/r/common.R")
 
 out <- list()
 out$versions <- list(
@@ -18,19 +19,6 @@ out$versions <- list(
   pbkrtest = as.character(packageVersion("pbkrtest")),
   nlme = as.character(packageVersion("nlme"))
 )
-
-coef_table <- function(fit, ddf) {
-  s <- summary(fit, ddf = ddf)$coefficients
-  data.frame(term = rownames(s), estimate = s[, "Estimate"], se = s[, "Std. Error"],
-             df = s[, "df"], t = s[, "t value"], p = s[, "Pr(>|t|)"], row.names = NULL)
-}
-
-varcorr_table <- function(fit) {
-  vc <- as.data.frame(VarCorr(fit))
-  vc$var1[is.na(vc$var1)] <- ""
-  vc$var2[is.na(vc$var2)] <- ""
-  data.frame(grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = vc$vcov, sdcor = vc$sdcor)
-}
 
 lmer_case <- function(name, formula, data, reml = TRUE, kr = reml, data_file = NULL,
                       factors = character(0), anova_terms = FALSE) {

@@ -13,6 +13,7 @@ suppressPackageStartupMessages({
   library(optimx)  # for allFit()
   library(dfoptim)
 })
+source("tests/r/common.R")
 
 out <- list()
 out$versions <- list(
@@ -23,23 +24,6 @@ out$versions <- list(
   collate = Sys.getlocale("LC_COLLATE"),
   icu = capabilities("ICU")
 )
-
-# lme4's default optimiser stops when theta moves less than ~1e-6..1e-5; this one goes on
-# until bobyqa's trust region is 1e-12 (the optimum itself).
-TIGHT <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-12, maxfun = 1e5))
-
-coef_table <- function(fit, ddf) {
-  s <- summary(fit, ddf = ddf)$coefficients
-  data.frame(term = rownames(s), estimate = s[, "Estimate"], se = s[, "Std. Error"],
-             df = s[, "df"], t = s[, "t value"], p = s[, "Pr(>|t|)"], row.names = NULL)
-}
-
-varcorr_table <- function(fit) {
-  vc <- as.data.frame(VarCorr(fit))
-  vc$var1[is.na(vc$var1)] <- ""
-  vc$var2[is.na(vc$var2)] <- ""
-  data.frame(grp = vc$grp, var1 = vc$var1, var2 = vc$var2, vcov = vc$vcov, sdcor = vc$sdcor)
-}
 
 anova_table <- function(fit, ddf) {
   a <- anova(fit, type = 3, ddf = ddf)
