@@ -556,8 +556,9 @@ def fmt_est_se(estimate: float, std_error: float) -> str:
     decimal places, as results are reported ("-0.0780 ± 0.0170"). A narrow table breaks
     the line before the "±", never inside "± 0.0170" (a no-break space follows the ±).
 
-    >>> [fmt_est_se(*v).replace(NBSP, " ") for v in ((-0.07802, 0.017011), (1.5, float("nan")))]
-    ['-0.0780 ± 0.0170', '1.5 ± –']
+    >>> [fmt_est_se(*v).replace(NBSP, " ") for v in ((-0.07802, 0.017011), (1.5, float("nan")),
+    ...                                              (-0.00001, 0.0355))]
+    ['-0.0780 ± 0.0170', '1.5 ± –', '0.0000 ± 0.0355']
     """
     if is_missing(estimate):
         return "–"
@@ -565,7 +566,8 @@ def fmt_est_se(estimate: float, std_error: float) -> str:
     if not math.isfinite(se) or se <= 0 or not 1e-6 <= se < 1e6:
         return f"{fmt_num(estimate)} ±{NBSP}{fmt_num(std_error)}"
     decimals = max(0, 2 - math.floor(math.log10(se)))
-    return f"{float(estimate):.{decimals}f} ±{NBSP}{se:.{decimals}f}"
+    shown = round(float(estimate), decimals) + 0.0  # + 0.0: no "-0.0000" for a tiny negative
+    return f"{shown:.{decimals}f} ±{NBSP}{se:.{decimals}f}"
 
 
 def fmt_df(x: float) -> str:

@@ -95,7 +95,7 @@ def freq() -> pd.DataFrame:
 
 
 def freq_expected(sub: pd.DataFrame, *, formula: str = "res ~ treatment_idx + (1 | midx)",
-                  reml: bool = True, df_method: str = "satterthwaite") -> pd.DataFrame:
+                  reml: bool = False, df_method: str = "satterthwaite") -> pd.DataFrame:
     from mmteach.lme import fit_lme
 
     fits = {
@@ -114,6 +114,10 @@ def test_freq_default_numbers(freq):
     at = open_page(FREQ)
     assert not errors(at)
     assert_rows(at, freq_expected(freq), "48h: p")
+    # The default reproduces the lecture's LME table (ML, Satterthwaite): 48h p = 0.311
+    shown = shown_table(at, "48h: p")
+    lme_row = next(i for i in shown.index if str(i).startswith("LME ML"))
+    assert abs(float(shown.loc[lme_row, "48h: p"]) - 0.311) < 0.02
     counts = shown_table(at, "% of cells")
     assert counts.loc["2", "Total"] == (freq.midx == 2).sum()
     assert counts.loc["Total", "48h"] == (freq.treatment_idx == 2).sum()
@@ -135,7 +139,7 @@ def test_freq_default_numbers(freq):
 def test_freq_model_controls(freq, structure, estimation, df_method):
     at = open_page(FREQ)
     at.selectbox(key="freq.structure").set_value(structure)
-    at.radio(key="freq.estimation").set_value(estimation)
+    at.radio(key="freq.estimation").set_value(estimation).run()  # KR is offered with REML only
     at.selectbox(key="freq.df").set_value(df_method)
     at.run()
     assert not at.exception and not errors(at)
@@ -151,7 +155,7 @@ def test_freq_model_controls(freq, structure, estimation, df_method):
 
 
 def test_freq_kenward_roger_only_with_reml():
-    at = open_page(FREQ, df="kenward-roger")
+    at = open_page(FREQ, estimation="REML", df="kenward-roger")
     assert at.selectbox(key="freq.df").value == "kenward-roger"
     at.radio(key="freq.estimation").set_value("ML").run()
     assert "kenward-roger" not in at.selectbox(key="freq.df").options
@@ -236,7 +240,7 @@ def test_freq_url_state(freq):
 
 def test_freq_bad_url_values_are_ignored_with_a_warning():
     at = open_page(FREQ, estimation="maximum", n1="abc")
-    assert at.radio(key="freq.estimation").value == "REML"
+    assert at.radio(key="freq.estimation").value == "ML"
     assert any("estimation" in w.value and "n1" in w.value for w in at.warning)
     assert not errors(at)
 

@@ -108,19 +108,53 @@ def test_frequency_lm_json_agrees_with_statsmodels(freq, ref):
                                rtol=1e-8, atol=1e-10)
 
 
-def test_frequency_lmer_matches_slides(ref):
-    # R: lmerTest::lmer(res ~ treatment_idx + (1|midx)), REML, Satterthwaite df
+# The slides' lmerTest table (published_results.md, Example 2).
+SLIDES_EST = [0.699786009, -0.017490109, 0.009353984, 0.029448530]
+SLIDES_SE = [0.03484986, 0.01726513, 0.01657856, 0.01656107]
+SLIDES_DF = [4.901964, 1723.485832, 1720.292658, 1719.621372]
+SLIDES_P = [0.311, 0.573, 0.076]  # slide summary table, treatments
+
+
+def test_frequency_slides_table_is_the_ml_fit(ref):
+    # R: lmerTest::lmer(res ~ treatment_idx + (1|midx), REML = FALSE), Satterthwaite df.
+    # The slides print only the first line of the call; their intercept SE and df (0.0348 on
+    # 4.90 df) come out with ML and not with REML (0.0397 on 3.5 df), so ML is the target.
+    r = ref["ca_frequency"]["lmer_ml"]
+    # The issue asks estimates and SEs within 0.003 and p within 0.02; the reconstruction is
+    # calibrated to this fit and hits them far closer.
+    np.testing.assert_allclose(r["Estimate"], SLIDES_EST, atol=1e-5)
+    np.testing.assert_allclose(r["Std. Error"], SLIDES_SE, atol=1e-5)
+    np.testing.assert_allclose(r["Pr(>|t|)"][1:], SLIDES_P, atol=0.001)
+    # What tells ML from REML: the Satterthwaite df (REML gives 3.5 for the intercept)
+    np.testing.assert_allclose(r["df"], SLIDES_DF, atol=0.01)
+
+
+def test_frequency_lmer_reml_keeps_estimates(ref):
+    # R: lmerTest::lmer(res ~ treatment_idx + (1|midx)), REML (lme4's default). Same fixed
+    # effects and treatment SEs as the slides (within the issue's 0.003 and 0.02); the
+    # intercept SE is larger (0.0398) because REML's mouse variance (0.0057) exceeds ML's
+    # (0.0042) with only 4 mice.
     r = ref["ca_frequency"]["lmer"]
-    slides_est = [0.699786009, -0.017490109, 0.009353984, 0.029448530]
-    slides_se = [0.03484986, 0.01726513, 0.01657856, 0.01656107]
-    slides_p = [0.311, 0.573, 0.076]  # slide summary table, treatments
-    np.testing.assert_allclose(r["Estimate"], slides_est, atol=0.003)
-    np.testing.assert_allclose(r["Std. Error"][1:], slides_se[1:], atol=0.003)
-    np.testing.assert_allclose(r["Pr(>|t|)"][1:], slides_p, atol=0.02)
-    # Known gap (datasets/README.md): with the published counts and LM estimates the REML
-    # mouse variance cannot be small enough for the slides' intercept SE 0.0348; R gives
-    # about 0.0397. Pin it so a rebuild that drifts further is noticed.
-    assert abs(r["Std. Error"][0] - slides_se[0]) < 0.006
+    ml = ref["ca_frequency"]["lmer_ml"]
+    np.testing.assert_allclose(r["Estimate"], SLIDES_EST, atol=0.003)
+    np.testing.assert_allclose(r["Std. Error"][1:], SLIDES_SE[1:], atol=0.003)
+    np.testing.assert_allclose(r["Pr(>|t|)"][1:], SLIDES_P, atol=0.02)
+    assert r["Std. Error"][0] > ml["Std. Error"][0] + 0.003
+    assert r["variance"][0] > ml["variance"][0]
+
+
+@pytest.mark.parametrize("reml, key", [(True, "lmer"), (False, "lmer_ml")])
+def test_frequency_mmteach_lme_matches_r(freq, ref, reml, key):
+    # What the frequency page shows for either estimation method, against lmerTest
+    from mmteach import fit_lme
+
+    fit = fit_lme(freq, "res ~ treatment_idx + (1 | midx)", factors=["treatment_idx", "midx"],
+                  reml=reml).tidy()
+    r = ref["ca_frequency"][key]
+    np.testing.assert_allclose(fit["estimate"], r["Estimate"], atol=1e-6)  # lme4 default fit
+    np.testing.assert_allclose(fit["std_error"], r["Std. Error"], rtol=1e-4)
+    np.testing.assert_allclose(fit["df"], r["df"], rtol=1e-3)  # Satterthwaite
+    np.testing.assert_allclose(fit["p_value"], r["Pr(>|t|)"], rtol=1e-3, atol=1e-8)
 
 
 def test_frequency_lme_ml_close_to_book(ref):

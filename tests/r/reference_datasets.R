@@ -29,6 +29,10 @@ fit_lm <- lm(res ~ treatment_idx, data = ex2)
 s_lm <- summary(fit_lm)
 fit_lmer <- lmerTest::lmer(res ~ treatment_idx + (1 | midx), data = ex2, REML = TRUE)
 vc <- as.data.frame(VarCorr(fit_lmer))
+# The slides' table is this ML fit: its Satterthwaite df (4.90 for the intercept; 1723.5,
+# 1720.3, 1719.6) and SEs come out only with REML = FALSE.
+fit_lmer_ml <- lmerTest::lmer(res ~ treatment_idx + (1 | midx), data = ex2, REML = FALSE)
+vc_ml <- as.data.frame(VarCorr(fit_lmer_ml))
 fit_lme_ml <- nlme::lme(res ~ treatment_idx, random = ~ 1 | midx, data = ex2, method = "ML")
 fit_lme_ml0 <- nlme::lme(res ~ 1, random = ~ 1 | midx, data = ex2, method = "ML")
 medians <- tapply(ex2$res, list(ex2$midx, ex2$treatment_idx), median)
@@ -46,6 +50,10 @@ ca_frequency <- list(
   # lmerTest::lmer(res ~ treatment_idx + (1|midx), REML = TRUE); Satterthwaite df
   lmer = c(coef_table(summary(fit_lmer)$coefficients),
            list(vcov_names = vc$grp, variance = vc$vcov, reml_criterion = unname(REMLcrit(fit_lmer)))),
+  # lmerTest::lmer(res ~ treatment_idx + (1|midx), REML = FALSE); Satterthwaite df
+  lmer_ml = c(coef_table(summary(fit_lmer_ml)$coefficients),
+              list(vcov_names = vc_ml$grp, variance = vc_ml$vcov,
+                   loglik = as.numeric(logLik(fit_lmer_ml)))),
   # nlme::lme(res ~ treatment_idx, random = ~1|midx, method = "ML"), containment df
   lme_ml = c(coef_table(summary(fit_lme_ml)$tTable),
              list(loglik = as.numeric(logLik(fit_lme_ml)),
