@@ -66,7 +66,8 @@ ENGINE: dict[str, tuple[str, str]] = {
     "fit_glm": ("mmteach.alternatives", "fit_glm"),
     "fit_gee": ("mmteach.alternatives", "fit_gee"),
     "proportion_t_test": ("mmteach.alternatives", "proportion_t_test"),
-    "fit_bayes_glmm": ("mmteach.alternatives", "fit_bayes_glmm"),
+    "fit_bayes_glmm": ("mmteach.bayes", "fit_bayes_glmm"),
+    "bayes_factor": ("mmteach.bayes", "bayes_factor"),
     "load_dataset": ("mmteach.datasets", "load_dataset"),
     "parse_formula": ("mmteach.formula", "parse_formula"),
 }

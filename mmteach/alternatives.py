@@ -6,8 +6,8 @@
   standard errors: a population-averaged effect that accounts for clustering.
 * :func:`proportion_t_test` - the naive-but-honest route: reduce each mouse to one number
   and run a t-test across mice.
-* :func:`fit_bayes_glmm` - a Bayesian GLMM by variational Bayes (statsmodels), an
-  approximation to the posterior, not MCMC.
+
+The Bayesian GLMM is in :mod:`mmteach.bayes`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.design import ModelFrame, build_model, check_group_levels
+from mmteach.design import ModelFrame, build_model
 from mmteach.errors import DataError, ModelError
 from mmteach.formula import Formula, parse_formula
 from mmteach.glmm import _family_r, check_response
 from mmteach.glmm_core import check_family
 from mmteach.lm import r_data_prep
-from mmteach.results import Coef, FitResult, VarComp
+from mmteach.results import Coef, FitResult
 
 
 def _formula(data: pd.DataFrame, formula: str | Formula) -> Formula:
@@ -241,88 +241,3 @@ def proportion_t_test(
     )
 
 
-def fit_bayes_glmm(
-    data: pd.DataFrame,
-    formula: str | Formula,
-    *,
-    family: str = "binomial",
-    factors: Sequence[str] = (),
-    fe_prior_sd: float = 2.0,
-    vc_prior_sd: float = 1.0,
-) -> FitResult:
-    """Bayesian GLMM by variational Bayes (statsmodels ``BinomialBayesMixedGLM.fit_vb``).
-
-    A mean-field Gaussian approximation to the posterior, not MCMC (brms on the slides
-    uses MCMC): posterior means are usually close to the glmer estimates but posterior SDs
-    can be too small. Priors: fixed effects N(0, ``fe_prior_sd``^2); log random-effect SDs
-    N(0, ``vc_prior_sd``^2). Random slopes are fitted without correlations.
-    ``estimate`` is the posterior mean, ``std_error`` the posterior SD, and
-    ``conf_low``/``conf_high`` a 95% credible interval (mean +- 1.96 SD).
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> g = np.repeat(np.arange(6), 30)
-    >>> d = pd.DataFrame({"y": rng.integers(0, 2, 180), "x": rng.normal(size=180), "g": g})
-    >>> fit_bayes_glmm(d, "y ~ x + (1 | g)", factors=["g"]).method
-    'VB (variational Bayes)'
-    """
-    from statsmodels.genmod.bayes_mixed_glm import (
-        BinomialBayesMixedGLM,
-        PoissonBayesMixedGLM,
-    )
-
-    fam, _ = check_family(family, None)
-    mf = build_model(data, formula, factors=factors)
-    if not mf.blocks:
-        raise ModelError("A Bayesian GLMM needs a random-effects term such as (1 | mouse).")
-    check_group_levels(mf)
-    y, _trials = check_response(mf, fam)
-    if fam == "binomial" and mf.trials is not None:
-        raise ModelError("The variational Bayes fit takes a 0/1 response; expand cbind() "
-                         "data to one row per trial first.")
-    cols, ident, names = [], [], []
-    for b in mf.blocks:
-        ind = np.zeros((mf.n_obs, len(b.levels)))
-        ind[np.arange(mf.n_obs), b.codes] = 1.0
-        for j, term in enumerate(b.terms):
-            cols.append(ind * np.asarray(b.Z)[:, [j]])
-            ident.extend([len(names)] * len(b.levels))
-            names.append((b.group, term))
-    exog_vc = np.hstack(cols)
-    cls = BinomialBayesMixedGLM if fam == "binomial" else PoissonBayesMixedGLM
-    model = cls(y, mf.X, exog_vc, np.asarray(ident), vcp_p=vc_prior_sd, fe_p=fe_prior_sd,
-                fep_names=list(mf.fixed_names),
-                vcp_names=[f"{g}:{t}" for g, t in names])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = model.fit_vb()
-    mean, sd = np.asarray(res.fe_mean), np.asarray(res.fe_sd)
-    coefs = []
-    for n, m_, s in zip(mf.fixed_names, mean, sd):
-        z = m_ / s
-        coefs.append(Coef(n, float(m_), float(s), math.inf, float(z),
-                          float(2 * stats.norm.sf(abs(z))), float(m_ - 1.96 * s),
-                          float(m_ + 1.96 * s)))
-    vcs = []
-    for i, (g, t) in enumerate(names):
-        sd_re = float(np.exp(res.vcp_mean[i]))  # posterior mean of log SD, exponentiated
-        vcs.append(VarComp(g, t, sd_re**2, sd_re))
-    msgs = (
-        "Variational Bayes approximation (statsmodels fit_vb), not MCMC: posterior means "
-        "are close to the maximum-likelihood GLMM, posterior SDs may be too small. "
-        "'p_value' is a normal-approximation value given for comparison only; read the "
-        "95% credible interval instead.",
-        f"Priors: fixed effects N(0, {fe_prior_sd:g}^2); log random-effect SDs "
-        f"N(0, {vc_prior_sd:g}^2).",
-    )
-    bf = "bernoulli" if fam == "binomial" else "poisson"
-    return FitResult(
-        model="bayes", formula=mf.formula.text, method="VB (variational Bayes)",
-        df_method="z", coefficients=tuple(coefs), n_obs=mf.n_obs, varcomps=tuple(vcs),
-        groups=tuple(mf.group_sizes().items()), messages=msgs,
-        r_call=f"fit <- brms::brm({mf.formula.to_r()}, data = d, family = {bf}())\n"
-               "summary(fit)",
-        extras={"vcp_mean_log_sd": np.asarray(res.vcp_mean), "vcp_sd_log_sd":
-                np.asarray(res.vcp_sd)},
-    )

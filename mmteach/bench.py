@@ -47,6 +47,17 @@ def _registry() -> list[Benchmark]:
 
     entries.append(Benchmark("glmm_bootstrap_1000", _glmm_boot, repeat=1))
 
+    # Bayes: what the water-lick page computes for its Bayesian row and Bayes factor, with
+    # the random slope (the slowest structure it offers); a cold cache pays this once.
+    def _bayes():
+        from mmteach.bayes import bayes_factor, fit_bayes_glmm
+        from mmteach.datasets import load_dataset
+        d = load_dataset("water_lick")
+        return lambda: bayes_factor(fit_bayes_glmm(d, "lick ~ dff + (1 + dff | mouseID)"),
+                                    fit_bayes_glmm(d, "lick ~ 1 + (1 + dff | mouseID)"))
+
+    entries.append(Benchmark("bayes_slope_with_bayes_factor", _bayes, repeat=3))
+
     # simulation (issue 6): 1,000 replicates each, goal <= 10 s on 2 cores.
     def _report():
         from mmteach.simulate import simulate_report

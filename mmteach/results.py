@@ -97,7 +97,7 @@ class FitResult:
     formula : str
         The formula as given (or a description for tests).
     method : str
-        "OLS", "REML", "ML", "Laplace", "AGQ(25)", "VB", ...
+        "OLS", "REML", "ML", "Laplace", "AGQ(25)", "Bayes (nested Laplace)", ...
     df_method : str
         "residual", "satterthwaite", "kenward-roger", "containment", "z", "welch", ...
     """
@@ -252,3 +252,32 @@ class Comparison:
             out["bootstrap_failed"] = self.bootstrap_failed
         out["messages"] = list(self.messages)
         return clean_json(out)
+
+
+@dataclass(frozen=True)
+class BayesFactor:
+    """A Bayes factor of a fuller model against a reduced one, from marginal likelihoods."""
+
+    formula: str
+    reduced: str
+    log_ml1: float  # log p(y | formula)
+    log_ml0: float  # log p(y | reduced)
+    r_call: str = ""
+
+    @property
+    def log_bf10(self) -> float:
+        return self.log_ml1 - self.log_ml0
+
+    @property
+    def bf10(self) -> float:
+        """BF10 > 1 favours ``formula``; 1 / BF10 is the evidence for ``reduced``."""
+        return math.exp(self.log_bf10)
+
+    def glance(self) -> pd.DataFrame:
+        """One row: the two models, their log marginal likelihoods and BF10."""
+        return pd.DataFrame([{"formula": self.formula, "reduced": self.reduced,
+                              "log_ml_formula": self.log_ml1, "log_ml_reduced": self.log_ml0,
+                              "bf10": self.bf10}])
+
+    def r_code(self) -> str:
+        return self.r_call

@@ -1,4 +1,4 @@
-"""Alternatives to the GLMM: pooled GLM, GEE, per-mouse t-test, variational Bayes.
+"""Alternatives to the GLMM: pooled GLM, GEE, per-mouse t-test (the Bayesian GLMM: test_bayes.py).
 
 Reference values: tests/r/reference_glmm.R (glm, geepack::geeglm) on tests/data/glmm_bernoulli.csv.
 """
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mmteach.alternatives import fit_bayes_glmm, fit_gee, fit_glm, proportion_t_test
+from mmteach.alternatives import fit_gee, fit_glm, proportion_t_test
 from mmteach.errors import DataError
 from mmteach.glmm import fit_glmm
 
@@ -85,20 +85,3 @@ def test_proportion_t_test_rejects_non_binary():
         proportion_t_test(d, "y", "g", "x")
 
 
-def test_bayes_vb_close_to_glmer_on_large_case():
-    rng = np.random.default_rng(11)
-    ng, per = 40, 60
-    g = np.repeat(np.arange(ng), per)
-    x = rng.normal(size=ng * per)
-    eta = -0.4 + 0.8 * x + rng.normal(0, 0.7, ng)[g]
-    d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-eta))), "x": x,
-                      "g": [f"m{i}" for i in g]})
-    vb = fit_bayes_glmm(d, "y ~ x + (1 | g)")
-    ml = fit_glmm(d, "y ~ x + (1 | g)")
-    for term in ("(Intercept)", "x"):
-        assert vb.coef(term).estimate == pytest.approx(ml.coef(term).estimate, abs=0.05)
-    # the slope's posterior SD is close to the ML SE; VB is known to shrink the intercept's
-    assert vb.coef("x").std_error == pytest.approx(ml.coef("x").std_error, rel=0.2)
-    assert vb.varcomps[0].sd == pytest.approx(ml.varcomps[0].sd, rel=0.25)
-    assert "VB" in vb.method
-    assert any("Variational" in m for m in vb.messages)

@@ -6,6 +6,7 @@ show exactly the same formatted values.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -416,6 +417,29 @@ def test_lick_trials_and_structure(lick):
     shown = shown_table(at, "odds change per 1% dF/F").loc["GLMM (Laplace)"]
     c = glmm.coef("dff")
     assert shown["estimate ± SE"] == F.fmt_est_se(c.estimate, c.std_error)
+
+
+@pytest.mark.parametrize("prior_sd", [None, 0.1])
+def test_lick_bayes_row_and_bayes_factor(lick, prior_sd):
+    from mmteach.bayes import bayes_factor, fit_bayes_glmm
+
+    at = open_page(LICK) if prior_sd is None else open_page(LICK, prior_sd=str(prior_sd))
+    assert not errors(at)
+    sd = 10.0 if prior_sd is None else prior_sd  # the book's normal(0, 10) by default
+    assert at.select_slider(key="lick.prior_sd").value == sd
+    fit1 = fit_bayes_glmm(lick, "lick ~ dff + (1 | mouseID)", b_prior_sd=sd)
+    fit0 = fit_bayes_glmm(lick, "lick ~ 1 + (1 | mouseID)", b_prior_sd=sd)
+    c = fit1.coef("dff")
+    shown = shown_table(at, "odds change per 1% dF/F").loc["Bayesian GLMM"]
+    assert shown["estimate ± SE"] == F.fmt_est_se(c.estimate, c.std_error)
+    assert shown["p"] == "–"  # a posterior has no p-value
+    lo, hi = 100 * (math.exp(c.conf_low) - 1), 100 * (math.exp(c.conf_high) - 1)
+    assert f"({lo:+.1f}% to {hi:+.1f}%)" in shown["odds change per 1% dF/F"]
+    bf = bayes_factor(fit1, fit0).bf10
+    text = " ".join(m.value for m in at.markdown)
+    assert f"BF10 = **{bf:.3g}**" in text
+    # the wide default prior favours the model without dF/F, a narrow one the model with it
+    assert ("without dF/F" in text) == (sd == 10.0)
 
 
 def test_lick_bootstrap_default_is_pbmodcomps():

@@ -1,0 +1,182 @@
+"""Bayesian GLMM (nested Laplace) against brms/Stan with the book's priors.
+
+Reference values: ``tests/reference/bayes.json`` from ``Rscript tests/r/reference_bayes.R``
+(4 chains x 20,000 draws each, so the Monte Carlo error of a posterior mean is below 1% of
+its posterior SD; log marginal likelihoods by bridge sampling, the median of 5 runs).
+Tolerances are in posterior SDs because that is the scale on which a reader compares two
+posteriors; they cover the Laplace approximation and the remaining Monte Carlo error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DATA, load_reference
+from mmteach.bayes import bayes_factor, fit_bayes_glmm
+from mmteach.datasets import load_dataset
+from mmteach.errors import DataError, ModelError
+
+REF = load_reference("bayes")
+CASES = {
+    # brm(lick ~ dff + (1 | mouseID), family = bernoulli(), prior = normal(0,10) b, cauchy(0,5) sd)
+    "water_lick": ("water_lick", "binomial"),
+    # brm(lick ~ dff + (1 + dff | mouseID), ...), lkj(1) on the correlation
+    "water_lick_slope": ("water_lick", "binomial"),
+    # brm(count ~ x + (1 | g), family = poisson(), ...)
+    "poisson": ("glmm_poisson.csv", "poisson"),
+}
+
+
+def _data(source: str) -> pd.DataFrame:
+    return load_dataset(source) if source == "water_lick" else pd.read_csv(DATA / source)
+
+
+@pytest.fixture(scope="module")
+def fits() -> dict:
+    out = {}
+    for name, (source, family) in CASES.items():
+        ref = REF[name]
+        d = _data(source)
+        out[name] = fit_bayes_glmm(d, ref["formula"], family=family)
+        if "formula0" in ref:
+            out[name + "0"] = fit_bayes_glmm(d, ref["formula0"], family=family)
+    return out
+
+
+def _fixed_name(brms_name: str) -> str:
+    return "(Intercept)" if brms_name == "b_Intercept" else brms_name[2:]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fixed_effects_match_brms(fits, case):
+    fit = fits[case].tidy().set_index("term")
+    for name, ref in REF[case]["draws"].items():
+        if not name.startswith("b_"):
+            continue
+        row = fit.loc[_fixed_name(name)]
+        sd = ref["sd"]
+        # measured: means within 0.023 SD, SDs within 1%, interval ends within 0.06 SD
+        assert abs(row["estimate"] - ref["mean"]) < 0.05 * sd, name  # posterior mean
+        assert abs(row["std_error"] / sd - 1) < 0.02, name  # posterior SD, 2%
+        assert abs(row["conf_low"] - ref["q025"]) < 0.08 * sd, name  # l-95% CI
+        assert abs(row["conf_high"] - ref["q975"]) < 0.08 * sd, name  # u-95% CI
+        assert math.isnan(row["p_value"])  # a posterior has no p-value
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_random_effect_sds_match_brms(fits, case):
+    fit = fits[case]
+    summary = fit.extras["sd_summary"]
+    for name, ref in REF[case]["draws"].items():
+        if not name.startswith("sd_"):
+            continue
+        # brms names sd_<group>__<term>
+        group, term = name[3:].split("__")
+        term = "(Intercept)" if term == "Intercept" else term
+        row = summary[(summary["group"] == group) & (summary["term"] == term)].iloc[0]
+        sd = ref["sd"]
+        # measured: means within 0.01 SD; interval ends within 0.13 SD (the upper end of the
+        # random-slope SD, a long right tail read off the coarse 3-D grid)
+        assert abs(row["mean"] - ref["mean"]) < 0.05 * sd, name  # posterior mean of the SD
+        assert abs(row["conf_low"] - ref["q025"]) < 0.15 * sd, name
+        assert abs(row["conf_high"] - ref["q975"]) < 0.15 * sd, name
+        vc = next(v for v in fit.varcomps if v.group == group and v.term == term)
+        assert vc.sd == pytest.approx(row["mean"])
+
+
+def test_correlation_matches_brms(fits):
+    ref = REF["water_lick_slope"]["draws"]["cor_mouseID__Intercept__dff"]
+    rho = fits["water_lick_slope"].correlations[0].corr
+    assert abs(rho - ref["mean"]) < 0.05 * ref["sd"]  # posterior mean of the correlation (0.003 SD)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "formula0" in REF[c]])
+def test_bayes_factor_matches_bridge_sampling(fits, case):
+    ref = REF[case]
+    bf = bayes_factor(fits[case], fits[case + "0"])
+    # brms::bayes_factor(fit1, fit0) by bridge sampling (its runs spread by ~0.015); log BF
+    # within 0.03, i.e. BF within 3% (measured: 0.004)
+    assert ref["logml_spread"] < 0.03
+    assert abs(bf.log_bf10 - ref["log_bf10"]) < 0.03
+    # each log marginal likelihood, as bridge_sampler(fit)$logml
+    assert abs(bf.log_ml1 - ref["logml1"]) < 0.03
+    assert abs(bf.log_ml0 - ref["logml0"]) < 0.03
+    assert "brms::bayes_factor(fit1, fit0)" in bf.r_code()
+
+
+def test_priors_are_the_books(fits):
+    # brms's prior_summary() of the reference fit
+    prior = pd.DataFrame(REF["water_lick"]["prior"])
+    assert "normal(0, 10)" in set(prior.loc[prior["class"] == "b", "prior"])
+    assert "cauchy(0, 5)" in set(prior.loc[prior["class"] == "sd", "prior"])
+    assert "student_t(3, 0, 2.5)" in set(prior.loc[prior["class"] == "Intercept", "prior"])
+    code = fits["water_lick"].r_code()
+    assert "prior(normal(0, 10), class = b)" in code
+    assert "prior(cauchy(0, 5), class = sd)" in code
+
+
+def test_poisson_intercept_prior_follows_brms():
+    # brms centres the default Poisson intercept prior on log(median(y)), rounded to 0.1
+    prior = pd.DataFrame(REF["poisson"]["prior"])
+    brms = prior.loc[prior["class"] == "Intercept", "prior"].iloc[0]
+    d = pd.read_csv(DATA / "glmm_poisson.csv")
+    fit = fit_bayes_glmm(d, "count ~ x + (1 | g)", family="poisson")
+    assert brms in fit.r_code()
+
+
+def test_deterministic():
+    d = load_dataset("water_lick")
+    a = fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)").tidy()
+    b = fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)").tidy()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_narrow_prior_moves_bayes_factor_not_estimate():
+    # Lindley: the Bayes factor follows the prior width, the posterior hardly does
+    d = load_dataset("water_lick")
+    wide = fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)", b_prior_sd=10)
+    narrow = fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)", b_prior_sd=0.1)
+    null_wide = fit_bayes_glmm(d, "lick ~ 1 + (1 | mouseID)", b_prior_sd=10)
+    null_narrow = fit_bayes_glmm(d, "lick ~ 1 + (1 | mouseID)", b_prior_sd=0.1)
+    # normal(0, 0.1) shrinks a slope with SE 0.02 by about (0.02 / 0.1)^2 = 4%
+    assert abs(wide.coef("dff").estimate - narrow.coef("dff").estimate) < 0.2 * wide.coef(
+        "dff").std_error
+    bf_wide = bayes_factor(wide, null_wide).bf10
+    bf_narrow = bayes_factor(narrow, null_narrow).bf10
+    # Savage-Dickey: BF10 = prior density at 0 / posterior density at 0; the prior's is
+    # 100 times higher with SD 0.1, the posterior's about the same
+    assert bf_wide < 1 < bf_narrow
+    assert 50 < bf_narrow / bf_wide < 150
+    with pytest.raises(ModelError, match="different priors"):
+        bayes_factor(wide, null_narrow)
+
+
+@pytest.mark.parametrize(
+    ("formula", "kwargs", "error", "fragment"),
+    [
+        ("lick ~ dff", {}, ModelError, "random-effects term"),
+        ("lick ~ dff + (1 + dff + day | mouseID)", {}, ModelError, "at most two"),
+        ("lick ~ dff + (1 + dff | mouseID) + (1 | day)", {}, ModelError, "up to 3 variance"),
+        ("dff ~ 1 + (1 | mouseID)", {}, DataError, "0/1"),
+        ("lick ~ dff + (1 | mouseID)", {"family": "binomial", "one_mouse": True}, ModelError,
+         "only 1 level"),
+    ],
+)
+def test_teaching_errors(formula, kwargs, error, fragment):
+    d = load_dataset("water_lick").assign(day=lambda x: np.arange(len(x)) % 4)
+    if kwargs.pop("one_mouse", False):
+        d = d[d["mouseID"] == 1]
+    with pytest.raises(error, match=fragment):
+        fit_bayes_glmm(d, formula, **kwargs)
+
+
+def test_bayes_factor_needs_same_rows():
+    d = load_dataset("water_lick")
+    fit1 = fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)")
+    fit0 = fit_bayes_glmm(d.iloc[:400], "lick ~ 1 + (1 | mouseID)")
+    with pytest.raises(ModelError, match="same data"):
+        bayes_factor(fit1, fit0)
