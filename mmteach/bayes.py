@@ -16,6 +16,7 @@ log(median(y)) instead), correlations ~ lkj(1), i.e. uniform.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -271,6 +272,7 @@ class _Posterior:
     ess: float  # effective sample size of the weighted draws
 
 
+@functools.lru_cache(maxsize=8)
 def _draws(d: int, n: int) -> np.ndarray:
     """``n`` (a power of 2) multivariate-t(_NU) draws in ``d`` dimensions, standardised,
     from a scrambled Sobol sequence with a fixed seed: the same every run, more even than
@@ -278,7 +280,9 @@ def _draws(d: int, n: int) -> np.ndarray:
     u = stats.qmc.Sobol(d + 1, scramble=True, seed=20221).random_base2(int(math.log2(n)))
     u = np.clip(u, 1e-12, 1 - 1e-12)
     z = stats.norm.ppf(u[:, :d])
-    return z / np.sqrt(stats.chi2.ppf(u[:, d], _NU) / _NU)[:, None]
+    out = z / np.sqrt(stats.chi2.ppf(u[:, d], _NU) / _NU)[:, None]
+    out.flags.writeable = False  # cached and shared between fits
+    return out
 
 
 def _importance(model: _Model, cond: _Conditional, zt: np.ndarray) -> tuple[float, np.ndarray,
