@@ -407,6 +407,8 @@ def test_lick_trials_and_structure(lick):
     at.slider(key="lick.bins").set_value(8)
     at.run()
     assert not at.exception
+    # the random slope leaves the fast bootstrap path: the page says what it costs
+    assert any("refits both models" in c.value for c in at.caption)
     sub = subsample_per_group(lick, "mouseID", {3: 0, 5: 1}, seed=0)
     formula = "lick ~ dff + (1 + dff | mouseID)"
     try:
