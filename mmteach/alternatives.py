@@ -153,7 +153,9 @@ def fit_gee(
         warnings.simplefilter("ignore")
         model = sm.GEE(endog, mf.X, groups=groups, family=_sm_family(fam, lk),
                        cov_struct=sm.cov_struct.Exchangeable())
-        res = model.fit()
+        # geepack's moment estimators divide by N, not N - p (ddof_scale=0 reproduces
+        # geeglm's alpha, estimates and SEs to ~1e-9)
+        res = model.fit(ddof_scale=0, ctol=1e-10, maxiter=200)
     alpha = float(model.cov_struct.dep_params)
     prep = r_data_prep("d", [c for c in factors if c in f.variables()])
     msgs = (
@@ -169,7 +171,9 @@ def fit_gee(
                       f"fit <- geepack::geeglm({f.to_r()}, id = {group}, data = d, "
                       f"family = {_family_r(fam, lk)}, corstr = \"exchangeable\")\n"
                       "summary(fit)",
-        extras={"alpha": alpha, "scale": float(res.scale),
+        # geeglm's estimated scale (Pearson chi-square / N); statsmodels fixes it at 1 for
+        # binomial and Poisson, which the robust SEs do not use
+        extras={"alpha": alpha, "scale": float(np.sum(np.asarray(res.resid_pearson) ** 2) / mf.n_obs),
                 "vcov": np.asarray(res.cov_params())},
     )
 
