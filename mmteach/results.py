@@ -273,6 +273,11 @@ class BayesFactor:
         """BF10 > 1 favours ``formula``; 1 / BF10 is the evidence for ``reduced``."""
         return math.exp(self.log_bf10)
 
+    def tidy(self) -> pd.DataFrame:
+        """One row per model: its formula and log marginal likelihood (reduced first)."""
+        return pd.DataFrame([{"model": self.reduced, "log_marginal_likelihood": self.log_ml0},
+                             {"model": self.formula, "log_marginal_likelihood": self.log_ml1}])
+
     def glance(self) -> pd.DataFrame:
         """One row: the two models, their log marginal likelihoods and BF10."""
         return pd.DataFrame([{"formula": self.formula, "reduced": self.reduced,

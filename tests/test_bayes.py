@@ -106,6 +106,8 @@ def test_bayes_factor_matches_bridge_sampling(fits, case):
     assert abs(bf.log_ml1 - ref["logml1"]) < 0.03
     assert abs(bf.log_ml0 - ref["logml0"]) < 0.03
     assert "brms::bayes_factor(fit1, fit0)" in bf.r_code()
+    assert bf.tidy()["log_marginal_likelihood"].tolist() == [bf.log_ml0, bf.log_ml1]
+    assert bf.glance().loc[0, "bf10"] == pytest.approx(math.exp(ref["log_bf10"]), rel=0.03)
 
 
 def test_priors_are_the_books(fits):
