@@ -72,7 +72,8 @@ with st.container(border=True):
         col.button(preset, key=f"lick_preset_{preset}", on_click=_apply_preset,
                    args=(preset,), width="stretch")
     preset_cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))
-    c1, c2, c3, c4 = st.columns([1.6, 1.2, 1.1, 1.1])
+    c1, c2 = st.columns([1.6, 1.2])  # two rows: a long selectbox label stays readable
+    c3, c4 = st.columns(2)
     c1.selectbox("Random effects (GLMM)", list(STRUCTURES), key=ps.key("structure"))
     c2.radio("GLMM likelihood", list(METHODS), key=ps.key("method"), horizontal=True,
              help="Laplace is glmer's default; adaptive Gauss-Hermite quadrature (nAGQ = 25) "
