@@ -62,7 +62,9 @@ def summary_text(result: FitResult, data_label: str = "") -> str:
         out += ["", "Random effects:", format_table(result.variance_components())]
     for c in result.correlations:
         out.append(f"  corr({c.term1}, {c.term2} | {c.group}) = {_fmt(c.corr, 4)}")
-    out += ["", f"Fixed effects (df: {result.df_method}):", format_table(result.tidy())]
+    heading = ("posterior mean, SD and 95% credible interval" if result.model == "bayes"
+               else f"df: {result.df_method}")
+    out += ["", f"Fixed effects ({heading}):", format_table(result.tidy())]
     if result.singular:
         out.append("\nboundary (singular) fit: see messages")
     if result.messages:
@@ -102,7 +104,14 @@ def _load(data: str) -> tuple[pd.DataFrame, str]:
 
 def _cmd_fit(args: argparse.Namespace) -> dict[str, Any] | str:
     data, label = _load(args.data)
-    if args.family:
+    if args.bayes:
+        from mmteach.bayes import fit_bayes_glmm
+
+        if not args.family:
+            raise MMTeachError("--bayes fits a Bayesian GLMM: add --family binomial or poisson.")
+        result = fit_bayes_glmm(data, args.formula, family=args.family, factors=args.factor,
+                                b_prior_sd=args.prior_sd)
+    elif args.family:
         from mmteach.glmm import fit_glmm
 
         result = fit_glmm(data, args.formula, family=args.family, link=args.link, nagq=args.nagq,
@@ -130,6 +139,8 @@ def _cmd_compare(args: argparse.Namespace) -> dict[str, Any] | str:
     from mmteach.compare import compare_models
 
     data, label = _load(args.data)
+    if args.bayes:
+        return _bayes_factor(args, data, label)
     kwargs: dict[str, Any] = {"factors": args.factor}
     if args.family:
         kwargs.update(family=args.family, bootstrap=args.bootstrap, seed=args.seed)
@@ -141,6 +152,24 @@ def _cmd_compare(args: argparse.Namespace) -> dict[str, Any] | str:
         out["data_source"] = label
         return out
     return (f"Data: {label}\n" if label else "") + comparison_text(cmp)
+
+
+def _bayes_factor(args: argparse.Namespace, data: pd.DataFrame, label: str) -> dict[str, Any] | str:
+    from mmteach.bayes import bayes_factor, fit_bayes_glmm
+
+    if not args.family:
+        raise MMTeachError("--bayes compares Bayesian GLMMs: add --family binomial or poisson.")
+    fits = [fit_bayes_glmm(data, f, family=args.family, factors=args.factor,
+                           b_prior_sd=args.prior_sd) for f in (args.full, args.reduced)]
+    bf = bayes_factor(*fits)
+    if args.json:
+        return {"bf10": bf.bf10, "log_bf10": bf.log_bf10, "log_ml_full": bf.log_ml1,
+                "log_ml_reduced": bf.log_ml0, "prior_sd": args.prior_sd, "data_source": label}
+    return ((f"Data: {label}\n" if label else "")
+            + f"Bayes factor of {bf.formula} against {bf.reduced}: BF10 = {bf.bf10:.4g} "
+            f"(log {bf.log_bf10:.4f}; log marginal likelihoods {bf.log_ml1:.4f} and "
+            f"{bf.log_ml0:.4f}); slopes normal(0, {args.prior_sd:g}), SDs half-Cauchy(0, 5).\n\n"
+            f"R:\n{bf.r_code()}")
 
 
 def _floats(text: str) -> tuple[float, ...] | float:
@@ -200,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="treat this numeric column as a factor (repeatable)")
         p.add_argument("--family", choices=("binomial", "poisson"), help="fit a GLMM")
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--bayes", action="store_true",
+                       help="Bayesian GLMM with the book's brms priors (needs --family)")
+        p.add_argument("--prior-sd", type=float, default=10.0,
+                       help="SD of the normal prior on slopes with --bayes (default 10)")
 
     fit = sub.add_parser("fit", help="fit an LM, LME or GLMM and print its table")
     data_args(fit)

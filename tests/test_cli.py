@@ -60,6 +60,24 @@ def test_compare_json_reproduces_anova() -> None:
     assert got["p_value"] == pytest.approx(0.002438, abs=5e-7)
 
 
+def test_bayes_fit_and_bayes_factor() -> None:
+    ref = load_reference("bayes")["water_lick"]
+    out = run("fit", "water_lick", "lick ~ dff + (1|mouseID)", "--family", "binomial",
+              "--bayes", "--json")
+    assert out.returncode == 0, out.stderr
+    got = {c["term"]: c for c in json.loads(out.stdout)["fixed"]}
+    # brms posterior mean of b_dff (4 x 20,000 draws); within 0.05 posterior SD
+    assert abs(got["dff"]["estimate"] - ref["draws"]["b_dff"]["mean"]) < 0.05 * ref["draws"][
+        "b_dff"]["sd"]
+    out = run("compare", "water_lick", "lick ~ dff + (1|mouseID)", "lick ~ (1|mouseID)",
+              "--family", "binomial", "--bayes", "--json")
+    assert out.returncode == 0, out.stderr
+    # brms::bayes_factor(fit1, fit0) by bridge sampling; log BF within 0.03
+    assert abs(json.loads(out.stdout)["log_bf10"] - ref["log_bf10"]) < 0.03
+    out = run("compare", "water_lick", "lick ~ dff + (1|mouseID)", "lick ~ (1|mouseID)", "--bayes")
+    assert out.returncode == 2 and "--family" in out.stderr
+
+
 def test_fit_text_output_on_builtin_dataset() -> None:
     out = run("fit", "ca_frequency", "res ~ treatment_idx + (1|midx)", "--factor", "treatment_idx")
     assert out.returncode == 0, out.stderr
