@@ -375,8 +375,11 @@ def parametric_bootstrap(
     done = 0
     fast = core.uses_fast_path(spec_full, nagq) and core.uses_fast_path(spec_reduced, nagq)
     batch = spec_full.single and spec_reduced.single
+    # The general path's PIRLS iterates a whole batch until its slowest sample converges, so
+    # small batches are faster there (about 2x at 20 against 250 for a random slope)
+    size = chunk if fast else min(chunk, 20)
     while done < nsim:
-        b = min(chunk, nsim - done)
+        b = min(size, nsim - done)
         Y = core.simulate_response(spec_reduced, fit_reduced, b, rng)
         if fast:
             # each sample's full fit starts from its own reduced fit (see fit_nested)

@@ -50,7 +50,7 @@ from scipy.special import gammaln
 
 _U_TOL = 1e-9  # PIRLS stops when every level's Newton step is below this
 _ETA_MAX_LOG = 700.0  # exp overflow guard for the log link
-_ESCAPE = 0.1  # least step along a direction of negative curvature (see _newton_step)
+_ESCAPE = 0.1  # least step along a direction of negative curvature (see newton_step)
 _MAX_DTHETA = 5.0  # trust region of a Newton step: theta ...
 _MAX_DETA = 20.0  # ... and the fixed part of the linear predictor on any row
 _BLOCK = 32768  # samples x merged rows per block: row arrays of 256 kB stay in cache
@@ -468,7 +468,7 @@ def derivatives(des: ScalarDesign, dat: _Data, x: np.ndarray,
 # --------------------------------------------------------------------------------------
 # Newton over (theta, beta)
 # --------------------------------------------------------------------------------------
-def _newton_step(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def newton_step(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Newton step ``-H^-1 g`` made safe, and whether H is positive (semi)definite.
 
     The eigenvalues of H are replaced by their (floored) absolute values, so every step goes
@@ -555,7 +555,7 @@ def _fit_block(des, dat, x, u, maxit, tol):
         if len(act) == 0:
             break
         xa, fa, ua = x[act], f[act], u[act]
-        step, convex = _newton_step(g, H)
+        step, convex = newton_step(g, H)
         dec = -np.sum(g * step, axis=1)
         done = (dec < tol) & np.isfinite(dec) & convex
         pend = np.flatnonzero(~done)
