@@ -101,6 +101,14 @@ def test_parametric_bootstrap_counts():
     assert np.all(lrt >= 0)
 
 
+def _water_lick_fits(random: str) -> tuple:
+    """Specs and observed fits of lick ~ dff + RANDOM and lick ~ 1 + RANDOM on water_lick."""
+    d = pd.read_csv(ROOT / "datasets/water_lick.csv")
+    _, _, _, y, s1, _ = _prepare(d, f"lick ~ dff + {random}", "binomial", None, 1, ["mouseID"])
+    _, _, _, _, s0, _ = _prepare(d, f"lick ~ 1 + {random}", "binomial", None, 1, ["mouseID"])
+    return s1, s0, core.fit_core(s1, y), core.fit_core(s0, y)
+
+
 def test_water_lick_bootstrap_refits_all_converge():
     """The benchmark's bootstrap (issue 4: dff on water_lick, seed 1, chunks of 250).
 
@@ -110,12 +118,7 @@ def test_water_lick_bootstrap_refits_all_converge():
     theta gradient vanishes by symmetry, with deviances 1 to 4 too high (LRT* = 0). Single
     fits from glmer's default start (theta = 1, GLM fixed effects) find the same optima.
     """
-    d = pd.read_csv(ROOT / "datasets/water_lick.csv")
-    _, _, _, y, s1, _ = _prepare(d, "lick ~ dff + (1 | mouseID)", "binomial", None, 1,
-                                 ["mouseID"])
-    _, _, _, _, s0, _ = _prepare(d, "lick ~ 1 + (1 | mouseID)", "binomial", None, 1,
-                                 ["mouseID"])
-    f1, f0 = core.fit_core(s1, y), core.fit_core(s0, y)
+    s1, s0, f1, f0 = _water_lick_fits("(1 | mouseID)")
     rng = np.random.default_rng(1)
     Y = np.vstack([core.simulate_response(s0, f0, 250, rng) for _ in range(4)])
     d1, c1, d0, c0 = core.fast.fit_nested(s1, s0, Y, np.r_[f1.theta, f1.beta],
@@ -148,12 +151,7 @@ def test_random_slope_bootstrap_refits_reach_the_optimum():
     theta gradient vanishes by symmetry. Before the Newton steps escaped along negative
     curvature (as glmm_fast does), 9 of these 40 full-model refits stayed at theta = 0 with
     deviances 0.1 to 5 too high (LRT* = 0) and the bootstrap dropped them."""
-    d = pd.read_csv(ROOT / "datasets/water_lick.csv")
-    _, _, _, y, s1, _ = _prepare(d, "lick ~ dff + (1 + dff | mouseID)", "binomial", None, 1,
-                                 ["mouseID"])
-    _, _, _, _, s0, _ = _prepare(d, "lick ~ 1 + (1 + dff | mouseID)", "binomial", None, 1,
-                                 ["mouseID"])
-    f1, f0 = core.fit_core(s1, y), core.fit_core(s0, y)
+    s1, s0, f1, f0 = _water_lick_fits("(1 + dff | mouseID)")
     lrt, failed = parametric_bootstrap(s1, s0, f1, f0, 40, seed=1)
     assert failed == 0 and len(lrt) == 40
     assert np.all(lrt > 0)
