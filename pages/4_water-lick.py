@@ -227,7 +227,9 @@ except MMTeachError as err:
 bayes_fit = fits.get("Bayesian GLMM")
 if bayes_fit is not None:
     try:
-        bayes0 = ui.call("fit_bayes_glmm", sub, reduced, family="binomial", b_prior_sd=prior_sd)
+        with st.spinner("Bayes factor: fitting the model without dF/F…"):
+            bayes0 = ui.call("fit_bayes_glmm", sub, reduced, family="binomial",
+                             b_prior_sd=prior_sd)
         bf = bayes_factor(bayes_fit, bayes0)
         favours = ("with dF/F" if bf.bf10 >= 1 else "without dF/F")
         ratio = bf.bf10 if bf.bf10 >= 1 else 1 / bf.bf10
