@@ -243,10 +243,10 @@ if bayes_fit is not None:
             "data rule out, and so penalises it even when the slope is clearly positive "
             "(Lindley's paradox). Move *Bayes: prior SD of the slope* and watch BF10 change "
             "while the slope's credible interval barely moves. The book reports 5.02 for its "
-            "original data; for a slope of about 0.06 ± 0.02 under a normal(0, 10) prior the "
-            "Savage–Dickey ratio (prior density of the slope at 0, 0.040, over its posterior "
-            "density at 0, about 0.14) gives BF10 ≈ 0.3 on the full data, so the book's 5.02 is "
-            "probably the evidence for the model without dF/F.")
+            "original data, which its stated prior cannot give for a slope of about 0.06 ± 0.02: "
+            "the Savage–Dickey ratio (prior density of the slope at 0, 0.040, over its "
+            "posterior density at 0, about 0.14) puts BF10 near 0.3 (1/BF10 near 3); on these "
+            "data a prior SD near 0.6 gives about 5.")
         code["Bayes factor"] = (bf.r_code(), "bayes_factor(fit_bayes_glmm(data, "
                                 f"{glmm_formula!r}, b_prior_sd={prior_sd:g}), "
                                 f"fit_bayes_glmm(data, {reduced!r}, b_prior_sd={prior_sd:g}))")
