@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-import ui_common as ui
+from ui import display, sources, state
 
 HERE = Path(__file__).parent
 
@@ -18,7 +18,7 @@ st.set_page_config(page_title="mmteach: mixed models for neuroscience", page_ico
                    layout="wide")
 
 # (file, title, icon, URL path): the URL paths are what instructors put in shared links.
-# Each file is named after its URL path (see ui_common.run_under_router for why).
+# Each file is named after its URL path (see ui/router.py for why).
 PAGES = [
     ("pages/1_overview.py", "Overview", ":material/explore:", "overview"),
     ("pages/2_frequency.py", "Ca++ frequency: pooling", ":material/show_chart:", "frequency"),
@@ -31,7 +31,6 @@ PAGES = [
 pages = [
     st.Page(path, title=title, icon=icon, url_path=url)
     for path, title, icon, url in PAGES
-    if (HERE / path).is_file()  # the simulation page is optional in a partial build
 ]
 
 
@@ -52,19 +51,19 @@ page = st.navigation([home, *pages])
 # Presentation mode is global: read it from the URL once, then from the toggle.
 if "_present_loaded" not in st.session_state:
     st.session_state["_present_loaded"] = True
-    st.session_state[ui.PRESENT_KEY] = st.query_params.get(ui.PRESENT_KEY) == "1"
+    st.session_state[state.PRESENT_KEY] = st.query_params.get(state.PRESENT_KEY) == "1"
 with st.sidebar:
-    st.toggle("Presentation mode", key=ui.PRESENT_KEY,
+    st.toggle("Presentation mode", key=state.PRESENT_KEY,
               help="Large fonts and one chart per row, for a projector.")
     st.caption(
         "Examples 2-4 of Yu et al. (2022, Neuron 110:21-35). Their original files are not "
-        f"public any more: the built-in data are a *{ui.RECONSTRUCTION_LABEL.lower()}*. "
+        f"public any more: the built-in data are a *{sources.RECONSTRUCTION_LABEL.lower()}*. "
         "Each example page can load the original file instead."
     )
-if ui.presenting():
-    st.html(ui.PRESENTATION_CSS)
-    st.query_params[ui.PRESENT_KEY] = "1"
-elif ui.PRESENT_KEY in st.query_params:
-    del st.query_params[ui.PRESENT_KEY]
+if state.presenting():
+    st.html(display.PRESENTATION_CSS)
+    st.query_params[state.PRESENT_KEY] = "1"
+elif state.PRESENT_KEY in st.query_params:
+    del st.query_params[state.PRESENT_KEY]
 
 page.run()

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # used on its own.
 _EXPORTS = {
     "parse_formula": "mmteach.formula",
-    "build_model": "mmteach.design",
+    "build_model": "mmteach.model_frame",
     "fit_lm": "mmteach.lm",
     "t_test": "mmteach.lm",
     "fit_fixed_group": "mmteach.lm",
@@ -39,9 +39,9 @@ _EXPORTS = {
     "fit_glmm": "mmteach.glmm",
     "compare_glmm": "mmteach.glmm",
     "odds_ratio_table": "mmteach.glmm",
-    "fit_glm": "mmteach.alternatives",
-    "fit_gee": "mmteach.alternatives",
-    "proportion_t_test": "mmteach.alternatives",
+    "fit_glm": "mmteach.marginal",
+    "fit_gee": "mmteach.marginal",
+    "proportion_t_test": "mmteach.marginal",
     "fit_bayes_glmm": "mmteach.bayes",
     "bayes_factor": "mmteach.bayes",
     "load_dataset": "mmteach.datasets",

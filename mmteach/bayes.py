@@ -27,12 +27,12 @@ import pandas as pd
 from scipy import optimize, stats
 from scipy.special import expit, gammaln
 
-from mmteach.design import ModelFrame, build_model, check_group_levels
 from mmteach.errors import ModelError
 from mmteach.formula import Formula
 from mmteach.glmm import check_response
-from mmteach.glmm_core import check_family
+from mmteach.glmm_laplace import check_family
 from mmteach.lm import r_data_prep
+from mmteach.model_frame import ModelFrame, build_model, check_group_levels
 from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp
 
 # Grid points whose log posterior is this far below the mode carry < 1e-4 of the mass

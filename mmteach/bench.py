@@ -70,21 +70,6 @@ def _registry() -> list[Benchmark]:
     entries.append(Benchmark("montecarlo_report_1000", _report, repeat=3))
     entries.append(Benchmark("typeI_1000", _typeI, repeat=3))
 
-    # app (issue 5): slowest page rerun after a control change, warm caches; goal <= 1 s.
-    # The Streamlit side lives in ui_common.py at the repo root (mmteach never imports it).
-    def _page_rerun():
-        import importlib
-        import sys
-        from pathlib import Path
-
-        # ui_common.py sits at the repository root, which is on sys.path only when python
-        # was started there: put it there, whatever the working directory.
-        root = str(Path(__file__).resolve().parents[1])
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        return importlib.import_module("ui_common").make_page_rerun_bench()
-
-    entries.append(Benchmark("page_rerun_max", _page_rerun, repeat=5))
     return entries
 
 

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.design import ModelFrame, _Coder, build_model
 from mmteach.dfmethods import kenward_roger, satterthwaite_f
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
 from mmteach.lm import r_data_prep
 from mmteach.lme import fit_frame, normalise_df_method
-from mmteach.lme_core import LmeFit, LmeProblem
+from mmteach.lme_deviance import LmeFit, LmeProblem
+from mmteach.model_frame import ModelFrame, _Coder, build_model
 from mmteach.results import Comparison
 
 BOUNDARY_NOTE = (

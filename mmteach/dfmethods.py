@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmteach.lme_core import LmeFit, LmeProblem
+from mmteach.lme_deviance import LmeFit, LmeProblem
 
 
 # ------------------------------------------------------------------------- Satterthwaite
@@ -99,7 +99,7 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     --------
     >>> rng = np.random.default_rng(2)
     >>> g = np.repeat(np.arange(8), 6)
-    >>> from mmteach.lme_core import Block
+    >>> from mmteach.lme_deviance import Block
     >>> X = np.column_stack([np.ones(48), rng.normal(size=48)])
     >>> y = X @ [1.0, 0.5] + rng.normal(size=8)[g] + rng.normal(size=48)
     >>> fit = LmeProblem(y, X, [Block(g, 8, np.ones((48, 1)), "g")]).fit()
@@ -157,7 +157,7 @@ def satterthwaite_df(fit: LmeFit, L: np.ndarray, info: SatterthwaiteInfo | None 
     --------
     >>> rng = np.random.default_rng(3)
     >>> g = np.repeat(np.arange(10), 5)
-    >>> from mmteach.lme_core import Block
+    >>> from mmteach.lme_deviance import Block
     >>> X = np.column_stack([np.ones(50), np.repeat(rng.normal(size=10), 5)])
     >>> y = X @ [1.0, 0.5] + rng.normal(size=10)[g] + rng.normal(size=50)
     >>> fit = LmeProblem(y, X, [Block(g, 10, np.ones((50, 1)), "g")]).fit()
@@ -287,7 +287,7 @@ def kenward_roger(fit: LmeFit) -> KenwardRoger:
     --------
     >>> rng = np.random.default_rng(4)
     >>> g = np.repeat(np.arange(8), 6)
-    >>> from mmteach.lme_core import Block
+    >>> from mmteach.lme_deviance import Block
     >>> X = np.column_stack([np.ones(48), np.repeat(rng.normal(size=8), 6)])
     >>> y = X @ [1.0, 0.5] + rng.normal(size=8)[g] + rng.normal(size=48)
     >>> kr = kenward_roger(LmeProblem(y, X, [Block(g, 8, np.ones((48, 1)), "g")]).fit())

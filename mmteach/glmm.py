@@ -5,7 +5,7 @@ maximum likelihood (Laplace approximation, or adaptive Gauss-Hermite quadrature 
 ``nagq > 1``) and returns a :class:`mmteach.results.FitResult` with Wald z tests.
 ``compare_glmm`` is the likelihood-ratio test of two nested GLMMs with an optional
 parametric bootstrap (``pbkrtest::PBmodcomp``). The numerics live in
-:mod:`mmteach.glmm_core`.
+:mod:`mmteach.glmm_laplace`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach import glmm_core as core
-from mmteach.design import ModelFrame, build_model, check_group_levels
+from mmteach import glmm_laplace as core
 from mmteach.errors import DataError, ModelError
 from mmteach.formula import Formula
 from mmteach.lm import r_data_prep
+from mmteach.model_frame import ModelFrame, build_model, check_group_levels
 from mmteach.results import Coef, Comparison, Correlation, FitResult, RanefValue, VarComp
 
 CONVERGENCE_ADVICE = (
@@ -106,7 +106,7 @@ def _prepare(data, formula, family, link, nagq, factors):
         raise ModelError(
             "This formula has no random-effects term such as (1 | mouseID). A GLMM needs "
             "one to account for trials from the same mouse; for the pooled model use "
-            "mmteach.alternatives.fit_glm."
+            "mmteach.marginal.fit_glm."
         )
     check_group_levels(mf)
     y, trials = check_response(mf, fam)

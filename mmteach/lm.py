@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.design import ModelFrame, build_model, factor_codes
 from mmteach.errors import DataError
 from mmteach.formula import Formula, Term, Variable, parse_formula
+from mmteach.model_frame import ModelFrame, build_model, factor_codes
 from mmteach.results import Coef, FitResult, VarComp
 
 

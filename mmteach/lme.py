@@ -1,7 +1,7 @@
 """Linear mixed models from a data frame and an lme4 formula: :func:`fit_lme`.
 
 The numbers follow ``lmerTest::lmer`` (REML or ML; Satterthwaite or Kenward-Roger df) and,
-for ``df_method="containment"``, ``nlme::lme``. The engine is :mod:`mmteach.lme_core`.
+for ``df_method="containment"``, ``nlme::lme``. The engine is :mod:`mmteach.lme_deviance`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmteach.design import ModelFrame, build_model, check_group_levels
 from mmteach.dfmethods import containment_df, kenward_roger, satterthwaite_df, satterthwaite_info
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
 from mmteach.lm import coef_rows, r_data_prep
-from mmteach.lme_core import Block, LmeFit, LmeProblem
+from mmteach.lme_deviance import Block, LmeFit, LmeProblem
+from mmteach.model_frame import ModelFrame, build_model, check_group_levels
 from mmteach.results import Correlation, FitResult, RanefValue, VarComp
 
 DF_METHODS = ("satterthwaite", "kenward-roger", "containment", "z")
@@ -178,7 +178,7 @@ def _r_call(mf: ModelFrame, factors: Sequence[str], reml: bool, df_method: str) 
 
 
 def problem_from_frame(mf: ModelFrame) -> LmeProblem:
-    """The matrices of a model frame as an :class:`~mmteach.lme_core.LmeProblem`."""
+    """The matrices of a model frame as an :class:`~mmteach.lme_deviance.LmeProblem`."""
     blocks = [Block(np.asarray(b.codes), b.n_levels, np.asarray(b.Z, dtype=float), b.group)
               for b in mf.blocks]
     return LmeProblem(mf.y, mf.X, blocks)

@@ -1,6 +1,6 @@
 """Monte Carlo studies: the mixed-effects report and the type I error of pooling.
 
-Two simulations, both fitted with the batch REML fitters of :mod:`mmteach.batchfit`:
+Two simulations, both fitted with the batch REML fitters of :mod:`mmteach.sim_reml`:
 
 * :func:`simulate_report` re-runs the Monte Carlo report (Bossier 2018): classes with a
   random intercept and a random slope, ``lmer(Y ~ 1 + X + (1 + X | class), REML = TRUE)``
@@ -27,15 +27,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.batchfit import (
+from mmteach.errors import DataError
+from mmteach.results import clean_json
+from mmteach.sim_reml import (
     fit_intercept_batch,
     fit_slope_batch,
     means_anova,
     pooled_f_test,
     slope_true_vcov,
 )
-from mmteach.errors import DataError
-from mmteach.results import clean_json
 
 __all__ = [
     "ReportResult",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui_common as ui
+from ui import display, router, sources
 
-ui.run_under_router()
+router.run_under_router()
 
 st.title("Many cells, few mice: why pooling misleads")
 st.markdown(
@@ -16,7 +16,7 @@ st.markdown(
     "pretends we have hundreds of animals when we have four."
 )
 
-left, right = ui.columns(2)
+left, right = display.columns(2)
 with left:
     st.subheader("LM: the linear model")
     st.latex(r"Y = X\beta + \epsilon,\qquad \epsilon \sim N(0, \sigma^2 I)")
@@ -88,7 +88,7 @@ st.markdown(
     "(https://doi.org/10.1016/j.neuron.2021.10.030), and of the companion book "
     "https://yu-zhaoxia.github.io/MM_in_Neuroscience/.\n\n"
     f"The original files of Examples 2-4 are no longer public. The built-in data sets are "
-    f"labelled **{ui.RECONSTRUCTION_LABEL}**: they have the published design (the exact "
+    f"labelled **{sources.RECONSTRUCTION_LABEL}**: they have the published design (the exact "
     "cell counts per mouse and time point, the same columns) and reproduce the published "
     "estimates, but the individual values are simulated. If you have the original files "
     "(`Example2.txt`, `Example3.txt`, `waterlick_sim.txt`), upload each on its example "

@@ -6,13 +6,17 @@ under the student's control.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
-import ui_common as ui
 from mmteach import figures as F
-from mmteach.sampling import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
+from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
+from mmteach.lme import fit_lme
+from mmteach.subsample import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
+from ui import compute, display, router, sources, state
 
-ui.run_under_router()
+router.run_under_router()
 
 NAME = "ca_frequency"
 TIME = {1: "24h", 2: "48h", 3: "72h", 4: "1wk"}
@@ -30,19 +34,19 @@ st.markdown(
     "Ca++ event frequencies of PV cells were measured at 24h, 48h, 72h and 1 week after "
     "ketamine in **four mice**. Does activity change relative to 24h?"
 )
-data = ui.example_data(NAME)
+data = sources.example_data(NAME)
 
 full = units_per_group(data, "midx")
-ps = ui.PageState("freq", {
-    "structure": ui.Param(next(iter(STRUCTURES)), choices=list(STRUCTURES)),
+ps = state.PageState("freq", {
+    "structure": state.Param(next(iter(STRUCTURES)), choices=list(STRUCTURES)),
     # ML by default: the lecture's lmerTest table is an ML fit (REML = FALSE), see datasets/README.md
-    "estimation": ui.Param("ML", choices=["REML", "ML"]),
-    "df": ui.Param("satterthwaite", choices=list(DF_METHODS)),
-    "term": ui.Param("48h", choices=list(TERMS.values())),
-    "seed": ui.Param(0, lo=0, hi=999_999),
+    "estimation": state.Param("ML", choices=["REML", "ML"]),
+    "df": state.Param("satterthwaite", choices=list(DF_METHODS)),
+    "term": state.Param("48h", choices=list(TERMS.values())),
+    "seed": state.Param(0, lo=0, hi=999_999),
 })
-ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()},
-       data_token=ui.source_label(data))
+ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
+       data_token=sources.source_label(data))
 
 
 def _apply_preset(preset: str) -> None:
@@ -81,7 +85,7 @@ sub = subsample_per_group(data, "midx", counts, seed=int(ps["seed"]))
 if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
-ui.source_note(data, "Example 2, Ca++ event frequency")
+sources.source_note(data, "Example 2, Ca++ event frequency")
 
 share2 = 100 * float((sub["midx"] == 2).mean())
 st.info(
@@ -91,40 +95,40 @@ st.info(
        "shown. Try *balance mice* or *drop mouse 2*." if share2 > 0 else
        "With mouse 2 dropped, the pooled 48h drop is gone too: it was mouse 2's.")
 )
-left, right = ui.columns(2)
+left, right = display.columns(2)
 with left:
-    ui.show_fig(ui.fig("pooled_boxplot", sub, "res", "treatment_idx", labels=TIME))
+    display.show_fig(compute.fig(F.pooled_boxplot, sub, "res", "treatment_idx", labels=TIME))
 with right:
-    ui.show_fig(ui.fig("per_mouse_boxplot", sub, "res", "treatment_idx", "midx", labels=TIME))
+    display.show_fig(compute.fig(F.per_mouse_boxplot, sub, "res", "treatment_idx", "midx", labels=TIME))
 
 st.subheader("Cells per mouse and time point")
 table = cell_counts(sub, "midx", "treatment_idx").rename(columns={str(k): v for k, v in
                                                                     TIME.items()})
-ui.show_table(table, name="cell counts", key="freq_counts", formats={"% of cells": "{:.1f}"})
+display.show_table(table, name="cell counts", key="freq_counts", formats={"% of cells": "{:.1f}"})
 
 st.subheader("The same question, four analyses")
 reml = ps["estimation"] == "REML"
 re_terms = STRUCTURES[ps["structure"]]
 lme_formula = f"res ~ treatment_idx + {re_terms}"
-analyses = ui.Analyses(sub, defer=True)
+analyses = compute.Analyses(sub, defer=True)
 fits, code, errors = analyses.fits, analyses.code, analyses.errors
-teach_lme = ui.too_few_groups(sub["midx"].nunique())
+teach_lme = display.too_few_groups(sub["midx"].nunique())
 
 
-def _run(label: str, fn: str, *args: object, py: str, mixed: bool = False, **kwargs: object) -> None:
+def _run(label: str, fn: Callable[..., object], *args: object, py: str, mixed: bool = False, **kwargs: object) -> None:
     analyses.run(label, fn, *args, py=py, teach=teach_lme if mixed else None, **kwargs)
 
 
-_run("Pooled LM", "fit_lm", "res ~ treatment_idx", factors=("treatment_idx",),
+_run("Pooled LM", fit_lm, "res ~ treatment_idx", factors=("treatment_idx",),
      py="fit_lm(data, 'res ~ treatment_idx', factors=['treatment_idx'])")
-_run("Mouse as fixed effect", "fit_fixed_group", "res ~ treatment_idx + (1 | midx)",
+_run("Mouse as fixed effect", fit_fixed_group, "res ~ treatment_idx + (1 | midx)",
      factors=FACTORS,
      py="fit_fixed_group(data, 'res ~ treatment_idx + (1 | midx)', factors=['treatment_idx', 'midx'])")
 lme_label = f"LME {ps['estimation']}, {ps['df']} df"
-_run(lme_label, "fit_lme", lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], mixed=True,
+_run(lme_label, fit_lme, lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], mixed=True,
      py=f"fit_lme(data, {lme_formula!r}, factors=['treatment_idx', 'midx'], reml={reml}, "
         f"df_method={ps['df']!r})")
-_run("Mouse", "fit_per_group", "res ~ treatment_idx", "midx", factors=("treatment_idx",),
+_run("Mouse", fit_per_group, "res ~ treatment_idx", "midx", factors=("treatment_idx",),
      py="fit_per_group(data, 'res ~ treatment_idx', 'midx', factors=['treatment_idx'])")
 code["Mouse"] = ("by(data, data$midx, function(d) summary(lm(res ~ treatment_idx, data = d)))",
                  code.get("Mouse", ("", ""))[1])
@@ -135,12 +139,12 @@ if fits:
     long = F.comparison_rows(fits, TERMS)
     st.caption("Estimate ± SE of the change from 24h; * marks p < 0.05. Per-mouse rows are "
                "separate LMs within each mouse.")
-    ui.show_table(F.format_side_by_side(long), name="comparison table", key="freq_compare")
+    display.show_table(F.format_side_by_side(long), name="comparison table", key="freq_compare")
     lme = fits.get(lme_label)
     if lme is not None:
-        ui.fit_messages(lme)
+        display.fit_messages(lme)
         with st.expander("LME variance components"):
-            ui.show_table(lme.variance_components(), name="variance components",
+            display.show_table(lme.variance_components(), name="variance components",
                           key="freq_varcomp", hide_index=True)
     per = fits.get("Mouse")
     if per is not None and "note" in per.columns:
@@ -151,12 +155,12 @@ if fits:
     ps.sync()
     forest = long[(long["label"] == term)].dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
-        ui.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
+        display.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
     st.markdown(
         "**Read the table:** the pooled LM calls the 48h drop highly significant because it "
         f"counts {len(sub):,} cells as {len(sub):,} independent replicates. Giving each mouse its own "
         "level (fixed or random) compares times *within* mice; the LME's 48h change is "
         "small and not significant. The per-mouse rows show why: only mouse 2 drops."
     )
-    ui.code_expander(code)
-ui.data_download(sub, "ca_frequency_shown")
+    display.code_expander(code)
+sources.data_download(sub, "ca_frequency_shown")

@@ -7,17 +7,19 @@ the paired t-test and LMEs with five random-effect structures, and an LRT ladder
 from __future__ import annotations
 
 import functools
-import inspect
 
 import pandas as pd
 import streamlit as st
 
-import ui_common as ui
 from mmteach import figures as F
+from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError, ModelError
-from mmteach.sampling import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
+from mmteach.lm import fit_lm, t_test
+from mmteach.lme import fit_lme
+from mmteach.subsample import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
+from ui import compute, display, router, sources, state
 
-ui.run_under_router()
+router.run_under_router()
 
 NAME = "ca_amplitude"
 TERMS = {"treatment2": "24h vs baseline"}
@@ -58,18 +60,18 @@ st.markdown(
     "and **24h** after ketamine: 622 cells from 11 mice, so the data cluster twice "
     "(two measurements per cell, many cells per mouse)."
 )
-data = ui.example_data(NAME)
+data = sources.example_data(NAME)
 
 full = units_per_group(data, "midx", "cidx")
-ps = ui.PageState("amp", {
-    "structure": ui.Param("lme.obj1", choices=list(STRUCTURES)),
-    "estimation": ui.Param("ML", choices=["REML", "ML"]),
-    "df": ui.Param("containment", choices=list(DF_METHODS)),
-    "anyway": ui.Param(False),
-    "seed": ui.Param(0, lo=0, hi=999_999),
+ps = state.PageState("amp", {
+    "structure": state.Param("lme.obj1", choices=list(STRUCTURES)),
+    "estimation": state.Param("ML", choices=["REML", "ML"]),
+    "df": state.Param("containment", choices=list(DF_METHODS)),
+    "anyway": state.Param(False),
+    "seed": state.Param(0, lo=0, hi=999_999),
 })
-ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()},
-       data_token=ui.source_label(data))
+ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
+       data_token=sources.source_label(data))
 
 
 def _apply_preset(preset: str) -> None:
@@ -108,7 +110,7 @@ sub = subsample_per_group(data, "midx", counts, seed=int(ps["seed"]), unit="cidx
 if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
-ui.source_note(data, "Example 3, Ca++ event integrated amplitude")
+sources.source_note(data, "Example 3, Ca++ event integrated amplitude")
 
 st.info(
     "**Notice:** within each mouse a cell's 24h value rises with its baseline value (the "
@@ -117,41 +119,41 @@ st.info(
     "waste this pairing; the LME and the paired t-test use it."
 )
 with st.expander("Cells per mouse", expanded=False):
-    ui.show_table(cell_counts(sub, "midx", "treatment", unit="cidx")
+    display.show_table(cell_counts(sub, "midx", "treatment", unit="cidx")
                   .rename(columns={"1": "baseline", "2": "24h"}),
                   name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
-ui.show_fig(ui.fig("spaghetti_plot", sub, "res", "treatment", "cidx", "midx"))
-ui.show_fig(ui.fig("before_after_scatter", sub, "res", "treatment", "cidx", "midx", cols=6))
-left, right = ui.columns(2)
+display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx"))
+display.show_fig(compute.fig(F.before_after_scatter, sub, "res", "treatment", "cidx", "midx", cols=6))
+left, right = display.columns(2)
 with left:
     corr = F.per_group_correlation(sub, "res", "treatment", "cidx", "midx")
     if corr["correlation"].notna().any():
-        ui.show_fig(F.correlation_boxplot(corr))
+        display.show_fig(F.correlation_boxplot(corr))
 with right:
-    ui.show_table(corr.rename(columns={"group": "mouse"}), name="correlations",
+    display.show_table(corr.rename(columns={"group": "mouse"}), name="correlations",
                   key="amp_corr", hide_index=True)
 
 st.subheader("Pooled, paired and mixed analyses of the 24h change")
 reml = ps["estimation"] == "REML"
 structure = ps["structure"]
-analyses = ui.Analyses(sub)
+analyses = compute.Analyses(sub)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
-_run("Pooled LM", "fit_lm", "res ~ treatment", factors=FACTORS,
+_run("Pooled LM", fit_lm, "res ~ treatment", factors=FACTORS,
      py="fit_lm(data, 'res ~ treatment', factors=['treatment'])")
-_run("t-test, equal variances", "t_test", "res", "treatment", kind="pooled",
+_run("t-test, equal variances", t_test, "res", "treatment", kind="pooled",
      py="t_test(data, 'res', 'treatment', kind='pooled')")
-_run("Welch t-test", "t_test", "res", "treatment", kind="welch",
+_run("Welch t-test", t_test, "res", "treatment", kind="welch",
      py="t_test(data, 'res', 'treatment', kind='welch')")
-_run("Paired t-test", "t_test", "res", "treatment", kind="paired", pair="cidx",
+_run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx",
      py="t_test(data, 'res', 'treatment', kind='paired', pair='cidx')")
 lme_label = f"LME {structure} ({ps['estimation']}, {ps['df']} df)"
 lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
 if ps["anyway"]:
     lme_kwargs["allow_unidentifiable"] = True
 try:
-    lme = ui.call("fit_lme", sub, formula(structure), **lme_kwargs)
+    lme = compute.call(fit_lme, sub, formula(structure), **lme_kwargs)
     fits[lme_label] = lme
     code[lme_label] = (lme.r_code() + f"\n# nlme: lme(res ~ treatment, {NLME[structure]}, "
                        f"data = d, method = \"{ps['estimation']}\")",
@@ -159,7 +161,7 @@ try:
                        f"reml={reml}, df_method={ps['df']!r})")
 except MMTeachError as err:
     lme = None
-    teach = ui.too_few_groups(sub["midx"].nunique())
+    teach = display.too_few_groups(sub["midx"].nunique())
     if teach:
         st.error(f"**LME {structure}: {teach}**\n\nDetail: {err}")
     elif isinstance(err, ModelError) and not ps["anyway"]:
@@ -171,10 +173,10 @@ except MMTeachError as err:
 
 if fits:
     long = F.comparison_rows(fits, TERMS)
-    ui.show_table(F.format_side_by_side(long), name="comparison table", key="amp_compare")
+    display.show_table(F.format_side_by_side(long), name="comparison table", key="amp_compare")
     forest = long.dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
-        ui.show_fig(F.estimate_comparison_plot(forest, term_label="24h vs baseline"))
+        display.show_fig(F.estimate_comparison_plot(forest, term_label="24h vs baseline"))
     st.markdown(
         "**Read the table:** every analysis estimates about the same change; they differ "
         "in the standard error. The pooled LM and the unpaired t-tests ignore that each "
@@ -184,9 +186,9 @@ if fits:
         "because it matches the design (cells in mice), not because p is smaller."
     )
 if lme is not None:
-    ui.fit_messages(lme)
+    display.fit_messages(lme)
     st.markdown(f"**Variance components of {structure}**")
-    ui.show_table(lme.variance_components(), name="variance components", key="amp_varcomp",
+    display.show_table(lme.variance_components(), name="variance components", key="amp_varcomp",
                   hide_index=True)
 
 st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
@@ -199,9 +201,6 @@ st.markdown(
     + "\n".join(f"| {m} | {_cell_code(STRUCTURES[m])} | {_cell_code(NLME[m])} |"
                 for m in STRUCTURES)
 )
-compare = ui.engine("compare_models")
-accepts_anyway = compare is not None and \
-    "allow_unidentifiable" in inspect.signature(compare).parameters
 REFUSED = "fitted as nlme does; lme4 refuses it"
 rows = []
 boundary_notes: list[str] = []
@@ -211,14 +210,14 @@ for big, small in LADDER:
     args = (sub, formula(big), formula(small))
     try:
         try:
-            cmp = ui.call("compare_models", *args, factors=FACTORS)
+            cmp = compute.call(compare_models, *args, factors=FACTORS)
             status = "fitted"
         except ModelError:
-            if not accepts_anyway or ui.too_few_groups(sub["midx"].nunique()):
+            if display.too_few_groups(sub["midx"].nunique()):
                 raise
             # lme4 refuses the cell-level slopes; their log-likelihood is still well
             # defined (only the split of the variances is not), so compare as nlme does
-            cmp = ui.call("compare_models", *args, factors=FACTORS, allow_unidentifiable=True)
+            cmp = compute.call(compare_models, *args, factors=FACTORS, allow_unidentifiable=True)
             status = REFUSED
             refused.update(m for m in (big, small) if "treatment | cidx" in STRUCTURES[m])
         row.update({"chisq": cmp.chisq, "df": cmp.df, "p": cmp.p_value,
@@ -226,14 +225,14 @@ for big, small in LADDER:
         if cmp.boundary_note:
             boundary_notes.append(cmp.boundary_note)
     except MMTeachError as err:
-        teach = ui.too_few_groups(sub["midx"].nunique())
+        teach = display.too_few_groups(sub["midx"].nunique())
         row.update({"chisq": None, "df": None, "p": None, "p (boundary 50:50)": None,
                     "status": "cannot be fitted"})
         st.error(f"**{big} vs {small}: {teach}**\n\nDetail: {err}" if teach
                  else f"{big} vs {small}: {err}")
     rows.append(row)
 ladder = pd.DataFrame(rows)
-ui.show_table(ladder, name="LRT ladder", key="amp_ladder", hide_index=True,
+display.show_table(ladder, name="LRT ladder", key="amp_ladder", hide_index=True,
               formats={"chisq": "{:.2f}", "df": "{:.0f}", "p": P_PLAIN,
                        "p (boundary 50:50)": P_PLAIN})
 if refused:
@@ -254,5 +253,5 @@ if boundary_notes:
     with st.expander("More on tests at the boundary"):
         for note in dict.fromkeys(boundary_notes):
             st.markdown(note)
-ui.code_expander(code)
-ui.data_download(sub, "ca_amplitude_shown")
+display.code_expander(code)
+sources.data_download(sub, "ca_amplitude_shown")

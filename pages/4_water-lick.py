@@ -12,13 +12,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-import ui_common as ui
 from mmteach import figures as F
-from mmteach.bayes import bayes_factor
+from mmteach.bayes import bayes_factor, fit_bayes_glmm
+from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError
-from mmteach.sampling import PRESETS, preset_counts, subsample_per_group, units_per_group
+from mmteach.glmm import fit_glmm
+from mmteach.marginal import fit_gee, fit_glm, proportion_t_test
+from mmteach.subsample import PRESETS, preset_counts, subsample_per_group, units_per_group
+from ui import compute, display, router, sources, state
 
-ui.run_under_router()
+router.run_under_router()
 
 NAME = "water_lick"
 GROUP = "mouseID"
@@ -40,21 +43,21 @@ st.markdown(
     "A binary outcome needs a GLM (logit link); trials of the same mouse need random "
     "effects: a GLMM."
 )
-data = ui.example_data(NAME)
+data = sources.example_data(NAME)
 
 full = units_per_group(data, GROUP)
-ps = ui.PageState("lick", {
-    "structure": ui.Param(next(iter(STRUCTURES)), choices=list(STRUCTURES)),
-    "method": ui.Param("Laplace", choices=list(METHODS)),
-    "bins": ui.Param(5, lo=2, hi=12),
+ps = state.PageState("lick", {
+    "structure": state.Param(next(iter(STRUCTURES)), choices=list(STRUCTURES)),
+    "method": state.Param("Laplace", choices=list(METHODS)),
+    "bins": state.Param(5, lo=2, hi=12),
     # pbkrtest::PBmodcomp's default; one run of 1,000 takes well under 10 s
     # (`python -m mmteach bench glmm_bootstrap_1000`)
-    "nboot": ui.Param(NBOOT, lo=20, hi=2000),
-    "seed": ui.Param(0, lo=0, hi=999_999),
-    "prior_sd": ui.Param(10.0, choices=list(PRIOR_SDS)),
+    "nboot": state.Param(NBOOT, lo=20, hi=2000),
+    "seed": state.Param(0, lo=0, hi=999_999),
+    "prior_sd": state.Param(10.0, choices=list(PRIOR_SDS)),
 })
-ps.add({f"n{m}": ui.Param(n, lo=0, hi=n) for m, n in full.items()},
-       data_token=ui.source_label(data))
+ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
+       data_token=sources.source_label(data))
 
 
 def _apply_preset(preset: str) -> None:
@@ -90,7 +93,7 @@ sub = subsample_per_group(data, GROUP, counts, seed=int(ps["seed"]))
 if sub.empty:
     st.warning("Every mouse has 0 trials: move a slider up or pick a preset.")
     st.stop()
-ui.source_note(data, "Example 4, water-lick task")
+sources.source_note(data, "Example 4, water-lick task")
 st.caption(f"{len(sub)} trials, {int(sub['lick'].sum())} correct "
            f"({100 * sub['lick'].mean():.1f}%), {sub[GROUP].nunique()} mice.")
 
@@ -98,12 +101,12 @@ re_terms = STRUCTURES[ps["structure"]]
 glmm_formula = f"{FULL_FIXED} + {re_terms}"
 nagq = METHODS[ps["method"]]
 glmm = None
-one_mouse = ui.too_few_groups(sub[GROUP].nunique())
+one_mouse = display.too_few_groups(sub[GROUP].nunique())
 if one_mouse:
     st.error(f"**GLMM: {one_mouse}**")
 else:
     try:
-        glmm = ui.call("fit_glmm", sub, glmm_formula, family="binomial", nagq=nagq,
+        glmm = compute.call(fit_glmm, sub, glmm_formula, family="binomial", nagq=nagq,
                        factors=(GROUP,))
     except MMTeachError as err:
         st.error(f"GLMM: {err}")
@@ -130,24 +133,24 @@ st.info(
     "correct licks. The bold curve averages over mice; it is flatter than the curve of a "
     "typical mouse (dashed) because the logit link is not linear."
 )
-left, right = ui.columns(2)
+left, right = display.columns(2)
 with left:
     binned = F.binned_proportions(sub, "lick", "dff", GROUP, bins=int(ps["bins"]))
-    ui.show_fig(F.lick_proportion_curves(binned, _curves(glmm)))
+    display.show_fig(F.lick_proportion_curves(binned, _curves(glmm)))
 with right:
     if glmm is not None:
-        ui.show_fig(F.caterpillar_plot(glmm.ranef()))
+        display.show_fig(F.caterpillar_plot(glmm.ranef()))
 
 st.subheader("Five analyses of the dF/F effect")
-analyses = ui.Analyses(sub)
+analyses = compute.Analyses(sub)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
-_run("Pooled GLM (logistic)", "fit_glm", FULL_FIXED, family="binomial",
+_run("Pooled GLM (logistic)", fit_glm, FULL_FIXED, family="binomial",
      py=f"fit_glm(data, {FULL_FIXED!r}, family='binomial')")
-_run(TTEST, "proportion_t_test", "lick", GROUP, "dff",
+_run(TTEST, proportion_t_test, "lick", GROUP, "dff",
      py=f"proportion_t_test(data, 'lick', {GROUP!r}, 'dff')")
-_run("GEE (exchangeable)", "fit_gee", FULL_FIXED, GROUP, family="binomial",
+_run("GEE (exchangeable)", fit_gee, FULL_FIXED, GROUP, family="binomial",
      py=f"fit_gee(data, {FULL_FIXED!r}, {GROUP!r}, family='binomial')")
 if glmm is not None:
     fits[f"GLMM ({ps['method']})"] = glmm
@@ -155,7 +158,7 @@ if glmm is not None:
         glmm.r_code(), f"fit_glmm(data, {glmm_formula!r}, family='binomial', nagq={nagq})")
 prior_sd = float(ps["prior_sd"])
 if not one_mouse:
-    _run("Bayesian GLMM", "fit_bayes_glmm", glmm_formula, family="binomial", b_prior_sd=prior_sd,
+    _run("Bayesian GLMM", fit_bayes_glmm, glmm_formula, family="binomial", b_prior_sd=prior_sd,
          py=f"fit_bayes_glmm(data, {glmm_formula!r}, family='binomial', b_prior_sd={prior_sd:g})")
 
 if fits:
@@ -188,12 +191,12 @@ if fits:
             for c, lo, hi, ok in zip(odds["odds_change_pct"], odds["ci_low_pct"],
                                      odds["ci_high_pct"], is_odds, strict=True)],
     }).set_index("analysis")
-    ui.show_table(shown, name="comparison table", key="lick_compare")
+    display.show_table(shown, name="comparison table", key="lick_compare")
     st.caption("Odds change = 100 (exp(b) − 1) with its 95% interval (credible interval for "
                "the Bayesian fit). The t-test row is on another scale: for each mouse, the "
                "share of correct licks in its high-dF/F trials minus its low-dF/F trials, "
                "tested across mice (df = mice − 1). * marks p < 0.05.")
-    ui.show_fig(F.estimate_comparison_plot(
+    display.show_fig(F.estimate_comparison_plot(
         long[[a != TTEST for a in long["analysis"]]]
         .dropna(subset=["conf_low"]), term_label="dF/F (log odds)"))
     st.markdown(
@@ -205,18 +208,18 @@ if fits:
         "independent."
     )
 if glmm is not None:
-    ui.fit_messages(glmm)
+    display.fit_messages(glmm)
     with st.expander("GLMM variance components and random effects"):
-        ui.show_table(glmm.variance_components(), name="variance components",
+        display.show_table(glmm.variance_components(), name="variance components",
                       key="lick_varcomp", hide_index=True)
-        ui.show_table(glmm.ranef(), name="random effects", key="lick_ranef", hide_index=True)
+        display.show_table(glmm.ranef(), name="random effects", key="lick_ranef", hide_index=True)
 
 st.subheader("Is dF/F needed? Likelihood-ratio test, Bayes factor, parametric bootstrap")
 reduced = f"lick ~ 1 + {re_terms}"
 try:
     if one_mouse:
         raise MMTeachError(one_mouse)
-    lrt = ui.call("compare_models", sub, glmm_formula, reduced, family="binomial")
+    lrt = compute.call(compare_models, sub, glmm_formula, reduced, family="binomial")
     st.markdown(f"LRT of `{glmm_formula}` against `{reduced}`: chi-square = "
                 f"{lrt.chisq:.3f} on {lrt.df} df, p = {F.fmt_p(lrt.p_value)}.")
     code["LRT"] = (lrt.r_code(), f"compare_models(data, {glmm_formula!r}, {reduced!r}, "
@@ -228,7 +231,7 @@ bayes_fit = fits.get("Bayesian GLMM")
 if bayes_fit is not None:
     try:
         with st.spinner("Bayes factor: fitting the model without dF/F…"):
-            bayes0 = ui.call("fit_bayes_glmm", sub, reduced, family="binomial",
+            bayes0 = compute.call(fit_bayes_glmm, sub, reduced, family="binomial",
                              b_prior_sd=prior_sd)
         bf = bayes_factor(bayes_fit, bayes0)
         favours = ("with dF/F" if bf.bf10 >= 1 else "without dF/F")
@@ -263,7 +266,7 @@ if ps["structure"] != next(iter(STRUCTURES)):
                f"way, about 0.075 s per sample here: {int(ps['nboot']):,} samples take about "
                + (f"{secs:.0f} s." if secs < 90 else f"{secs / 60:.0f} min."))
 ps.sync()
-boot_key = ("lick_boot", ui.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]),
+boot_key = ("lick_boot", sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]),
             glmm_formula, int(ps["nboot"]))
 if st.button("Run the parametric bootstrap", key="lick_boot_run", disabled=bool(one_mouse)):
     bar = st.progress(0.0, text="Simulating from the smaller model…")
@@ -272,10 +275,7 @@ if st.button("Run the parametric bootstrap", key="lick_boot_run", disabled=bool(
         bar.progress(min(1.0, done / max(total, 1)), text=f"{done} of {total} samples")
 
     try:
-        compare = ui.engine("compare_models")
-        if compare is None:
-            raise MMTeachError("compare_models is not available in this build yet.")
-        st.session_state[str(boot_key)] = compare(
+        st.session_state[str(boot_key)] = compare_models(
             sub, glmm_formula, reduced, family="binomial", bootstrap=int(ps["nboot"]),
             seed=int(ps["seed"]), progress=_progress)
     except MMTeachError as err:
@@ -292,5 +292,5 @@ else:
     st.caption("The bootstrap refits both models on data simulated from the smaller one, "
                f"as pbkrtest::PBmodcomp does (with {NBOOT:,} samples by default); press the "
                "button to run it.")
-ui.code_expander(code)
-ui.data_download(sub, "water_lick_shown")
+display.code_expander(code)
+sources.data_download(sub, "water_lick_shown")

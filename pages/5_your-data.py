@@ -7,11 +7,16 @@ import io
 import pandas as pd
 import streamlit as st
 
-import ui_common as ui
 from mmteach import figures as F
 from mmteach.errors import DataError, MMTeachError
+from mmteach.formula import parse_formula
+from mmteach.glmm import fit_glmm
+from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
+from mmteach.lme import fit_lme
+from mmteach.marginal import fit_gee, fit_glm
+from ui import compute, display, router, sources, state
 
-ui.run_under_router()
+router.run_under_router()
 
 MAX_MB = 20
 BUILTIN = {"ca_frequency": "Example 2: Ca++ event frequency",
@@ -84,13 +89,13 @@ st.markdown(
     "predictors and a column naming the animal, or start from a built-in set. You get the "
     "same comparison as on the example pages: pooled vs animal-aware analyses."
 )
-ps = ui.PageState("yours", {
-    "source": ui.Param("built-in", choices=["built-in", "upload"]),
-    "dataset": ui.Param("ca_frequency", choices=list(BUILTIN)),
-    "mode": ui.Param("choose columns", choices=["choose columns", "type a formula"]),
-    "response": ui.Param(""), "predictors": ui.Param([]), "group": ui.Param(""),
-    "factors": ui.Param([]), "family": ui.Param("gaussian", choices=list(FAMILIES)),
-    "formula": ui.Param(""),
+ps = state.PageState("yours", {
+    "source": state.Param("built-in", choices=["built-in", "upload"]),
+    "dataset": state.Param("ca_frequency", choices=list(BUILTIN)),
+    "mode": state.Param("choose columns", choices=["choose columns", "type a formula"]),
+    "response": state.Param(""), "predictors": state.Param([]), "group": state.Param(""),
+    "factors": state.Param([]), "family": state.Param("gaussian", choices=list(FAMILIES)),
+    "formula": state.Param(""),
 })
 c1, c2 = st.columns([1, 2])
 c1.radio("Data", ["built-in", "upload"], key=ps.key("source"), horizontal=True)
@@ -99,7 +104,7 @@ try:
     if ps["source"] == "built-in":
         c2.selectbox("Built-in data set", list(BUILTIN), key=ps.key("dataset"),
                      format_func=BUILTIN.get)
-        df = ui.dataset(ps["dataset"])  # an uploaded original file wins
+        df = sources.dataset(ps["dataset"])  # an uploaded original file wins
     else:
         up = c2.file_uploader(f"CSV or TSV file (at most {MAX_MB} MB)",
                               type=["csv", "tsv", "txt"], key="yours_upload")
@@ -161,8 +166,7 @@ try:
         if not formula:
             st.info("Type a formula, e.g. `res ~ treatment_idx + (1 | midx)`.")
             st.stop()
-        parse = ui.engine("parse_formula")
-        parsed = parse(formula, columns)
+        parsed = parse_formula(formula, columns)
         if not parsed.grouping_columns():
             raise DataError("The formula has no random-effects term such as (1 | mouse): "
                             "add one naming the column of the animal.")
@@ -174,53 +178,53 @@ try:
 except MMTeachError as err:
     st.error(str(err))
     st.stop()
-ui.source_note(df, BUILTIN[ps["dataset"]] if ps["source"] == "built-in" else "uploaded file")
+sources.source_note(df, BUILTIN[ps["dataset"]] if ps["source"] == "built-in" else "uploaded file")
 st.caption(f"Model: `{formula}` ({family}); {len(used)} rows, {used[group].nunique()} groups.")
 
 # --- plots ------------------------------------------------------------------------------
 first = predictors[0] if predictors else None
 n_groups = used[group].nunique()
-left, right = ui.columns(2)
+left, right = display.columns(2)
 try:
     if first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
         few = n_groups <= 4  # beside the pooled plot; more groups get the full width
         with left if few else st.container():
-            ui.show_fig(ui.fig("pooled_boxplot", used, response, first, title="All groups pooled"))
+            display.show_fig(compute.fig(F.pooled_boxplot, used, response, first, title="All groups pooled"))
         with right if few else st.container():
-            ui.show_fig(ui.fig("per_mouse_boxplot", used, response, first, group,
+            display.show_fig(compute.fig(F.per_mouse_boxplot, used, response, first, group,
                                cols=2 if few else 4, group_name=group, unit="rows"))
     elif first is not None and family == "binomial":
         with left:
-            ui.show_fig(F.lick_proportion_curves(
+            display.show_fig(F.lick_proportion_curves(
                 F.binned_proportions(used, response, first, group), x_title=first,
                 y_title=f"proportion {response} = 1", group_name=group))
     elif first is not None:
         with left:
-            ui.show_fig(ui.fig("group_scatter", used, response, first, group, group_name=group))
+            display.show_fig(compute.fig(F.group_scatter, used, response, first, group, group_name=group))
 except MMTeachError as err:
     st.error(str(err))
 
 # --- fits -------------------------------------------------------------------------------
-analyses = ui.Analyses(used)
+analyses = compute.Analyses(used)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
 fixed_only = formula.split("+ (")[0] if ps["mode"] == "choose columns" else formula
 if family == "gaussian":
-    _run("Pooled LM", "fit_lm", formula, factors=factors,
+    _run("Pooled LM", fit_lm, formula, factors=factors,
          py=f"fit_lm(data, {formula!r}, factors={list(factors)})")
-    _run(f"{group} as fixed effect", "fit_fixed_group", formula, factors=factors,
+    _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors,
          py=f"fit_fixed_group(data, {formula!r}, factors={list(factors)})")
-    _run("LME (REML, Satterthwaite)", "fit_lme", formula, factors=factors,
+    _run("LME (REML, Satterthwaite)", fit_lme, formula, factors=factors,
          py=f"fit_lme(data, {formula!r}, factors={list(factors)})")
-    _run(group, "fit_per_group", formula, group, factors=factors,
+    _run(group, fit_per_group, formula, group, factors=factors,
          py=f"fit_per_group(data, {formula!r}, {group!r}, factors={list(factors)})")
 else:
-    _run("Pooled GLM", "fit_glm", fixed_only, family="binomial", factors=factors,
+    _run("Pooled GLM", fit_glm, fixed_only, family="binomial", factors=factors,
          py=f"fit_glm(data, {fixed_only!r}, family='binomial')")
-    _run("GEE (exchangeable)", "fit_gee", fixed_only, group, family="binomial",
+    _run("GEE (exchangeable)", fit_gee, fixed_only, group, family="binomial",
          factors=factors, py=f"fit_gee(data, {fixed_only!r}, {group!r}, family='binomial')")
-    _run("GLMM (Laplace)", "fit_glmm", formula, family="binomial", factors=factors,
+    _run("GLMM (Laplace)", fit_glmm, formula, family="binomial", factors=factors,
          py=f"fit_glmm(data, {formula!r}, family='binomial')")
 
 if fits:
@@ -230,18 +234,18 @@ if fits:
     terms = [t for t in terms if not str(t).startswith(group)]
     if terms:
         long = F.comparison_rows(fits, {t: t for t in terms})
-        ui.show_table(F.format_side_by_side(long), name="comparison table",
+        display.show_table(F.format_side_by_side(long), name="comparison table",
                       key="yours_compare")
         term = st.selectbox("Forest plot of", terms, key="yours_term")
         forest = long[long["label"] == term].dropna(subset=["estimate", "conf_low"])
         if not forest.empty:
-            ui.show_fig(F.estimate_comparison_plot(forest, term_label=term))
+            display.show_fig(F.estimate_comparison_plot(forest, term_label=term))
     mixed = next((v for k, v in fits.items() if k.startswith(("LME", "GLMM"))), None)
     if mixed is not None:
-        ui.fit_messages(mixed)
+        display.fit_messages(mixed)
         with st.expander("Variance components and random effects"):
-            ui.show_table(mixed.variance_components(), name="variance components",
+            display.show_table(mixed.variance_components(), name="variance components",
                           key="yours_varcomp", hide_index=True)
-            ui.show_fig(F.caterpillar_plot(mixed.ranef(), group_name=group))
-    ui.code_expander(code)
-ui.data_download(used, "your_data_shown")
+            display.show_fig(F.caterpillar_plot(mixed.ranef(), group_name=group))
+    display.code_expander(code)
+sources.data_download(used, "your_data_shown")

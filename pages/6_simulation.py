@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-import ui_common as ui
 from mmteach import sim_figures as SF
 from mmteach.errors import MMTeachError
 from mmteach.simulate import EXAMPLE1_ICC, EXAMPLE1_MICE, simulate_report, simulate_type1, type1_curve
+from ui import display, router, state
 
-ui.run_under_router()
+router.run_under_router()
 
 N_COND = len(EXAMPLE1_MICE)
 RESULT_KEY = "_sim.results"  # {"report": (settings, result), "typeI": ..., "curve": ...}
@@ -26,20 +26,20 @@ st.markdown(
     "model recovers the truth, and how often pooling cells finds an effect that is not there."
 )
 
-ps = ui.PageState("sim", {
+ps = state.PageState("sim", {
     # Monte Carlo report (Bossier 2018)
-    "k": ui.Param(40, lo=3, hi=200), "n": ui.Param(50, lo=3, hi=500),
-    "beta0": ui.Param(5.0, lo=-100.0, hi=100.0), "beta1": ui.Param(2.0, lo=-100.0, hi=100.0),
-    "sd_b0": ui.Param(1.0, lo=0.0, hi=10.0), "sd_b1": ui.Param(2.0, lo=0.0, hi=10.0),
-    "sigma_w": ui.Param(1.0, lo=0.1, hi=10.0), "redraw": ui.Param(False),
-    "reps": ui.Param(1000, lo=10, hi=5000), "seed": ui.Param(1, lo=0, hi=999_999),
+    "k": state.Param(40, lo=3, hi=200), "n": state.Param(50, lo=3, hi=500),
+    "beta0": state.Param(5.0, lo=-100.0, hi=100.0), "beta1": state.Param(2.0, lo=-100.0, hi=100.0),
+    "sd_b0": state.Param(1.0, lo=0.0, hi=10.0), "sd_b1": state.Param(2.0, lo=0.0, hi=10.0),
+    "sigma_w": state.Param(1.0, lo=0.1, hi=10.0), "redraw": state.Param(False),
+    "reps": state.Param(1000, lo=10, hi=5000), "seed": state.Param(1, lo=0, hi=999_999),
     # Type I error (Example 1)
-    **{f"mice{c + 1}": ui.Param(m, lo=1, hi=20) for c, m in enumerate(EXAMPLE1_MICE)},
-    **{f"icc{c + 1}": ui.Param(round(v, 3), lo=0.0, hi=0.95) for c, v in enumerate(EXAMPLE1_ICC)},
-    "cells": ui.Param(50, lo=2, hi=500), "alpha": ui.Param(0.05, lo=0.001, hi=0.2),
-    "t1reps": ui.Param(1000, lo=50, hi=10000), "t1seed": ui.Param(1, lo=0, hi=999_999),
-    "over": ui.Param("icc", choices=["icc", "cells_per_mouse"]),
-    "curvereps": ui.Param(500, lo=50, hi=5000),
+    **{f"mice{c + 1}": state.Param(m, lo=1, hi=20) for c, m in enumerate(EXAMPLE1_MICE)},
+    **{f"icc{c + 1}": state.Param(round(v, 3), lo=0.0, hi=0.95) for c, v in enumerate(EXAMPLE1_ICC)},
+    "cells": state.Param(50, lo=2, hi=500), "alpha": state.Param(0.05, lo=0.001, hi=0.2),
+    "t1reps": state.Param(1000, lo=50, hi=10000), "t1seed": state.Param(1, lo=0, hi=999_999),
+    "over": state.Param("icc", choices=["icc", "cells_per_mouse"]),
+    "curvereps": state.Param(500, lo=50, hi=5000),
 })
 results: dict = st.session_state.setdefault(RESULT_KEY, {})
 
@@ -112,16 +112,16 @@ with tab_report:
             "mc_se_estimate": "MC error", "true_std_error": "true SE",
             "avg_std_error": "average SE", "sd_of_estimates": "SD of estimates",
             "pooled_lm_avg_std_error": "pooled LM average SE", "coverage": "95% coverage"})
-        ui.show_table(ft.round(4), name="fixed effects", key="sim_fixed", hide_index=True,
+        display.show_table(ft.round(4), name="fixed effects", key="sim_fixed", hide_index=True,
                       formats={"95% coverage": "{:.1%}"})
         st.caption(f"Coverage: {rep.coverage_method}. MC error = SD of estimates / √reps.")
         st.subheader("Standard deviations: average estimate vs the truth")
         sd = rep.sd_table().rename(columns={"true_sd": "true SD", "avg_sd": "average SD",
                                             "mc_se_sd": "MC error"})
-        ui.show_table(sd.round(4), name="standard deviations", key="sim_sds", hide_index=True)
-        ui.show_fig(SF.report_estimates_histogram(rep), key="sim_fig_est")
-        ui.show_fig(SF.report_se_histogram(rep), key="sim_fig_se")
-        ui.show_fig(SF.report_sd_histogram(rep), key="sim_fig_sd")
+        display.show_table(sd.round(4), name="standard deviations", key="sim_sds", hide_index=True)
+        display.show_fig(SF.report_estimates_histogram(rep), key="sim_fig_est")
+        display.show_fig(SF.report_se_histogram(rep), key="sim_fig_se")
+        display.show_fig(SF.report_sd_histogram(rep), key="sim_fig_sd")
         st.markdown(
             "**Read it:** the REML average SE sits near the true SE, while the pooled LM's SE "
             "is far off: too large for the intercept, far too small for the slope, because "
@@ -181,15 +181,15 @@ with tab_type1:
         tab = t1.table()[["label", "rejections", "rejection_rate", "conf_low", "conf_high"]]
         tab = tab.rename(columns={"label": "analysis", "rejection_rate": "type I error",
                                   "conf_low": "95% CI low", "conf_high": "95% CI high"})
-        ui.show_table(tab.round(4), name="type I error", key="sim_type1", hide_index=True,
+        display.show_table(tab.round(4), name="type I error", key="sim_type1", hide_index=True,
                       formats=dict.fromkeys(["type I error", "95% CI low", "95% CI high"],
                                             "{:.1%}"))
         st.caption(f"95% CI: {t1.ci_method}. Nominal alpha = {t1.alpha:g}.")
-        left, right = ui.columns(2)
+        left, right = display.columns(2)
         with left:
-            ui.show_fig(SF.type1_bar(t1), key="sim_fig_t1")
+            display.show_fig(SF.type1_bar(t1), key="sim_fig_t1")
         with right:
-            ui.show_fig(SF.type1_pvalue_histogram(t1), key="sim_fig_p")
+            display.show_fig(SF.type1_pvalue_histogram(t1), key="sim_fig_p")
         for note in t1.notes:
             st.caption(f"Note: {note}")
         with st.expander("R code of one replicate"):
@@ -229,7 +229,7 @@ with tab_type1:
         settings, curve = results["curve"]
         if settings != curve_settings:
             st.warning("The settings changed since this curve was run: press *Run the curve*.")
-        ui.show_fig(SF.type1_curve_plot(curve, alpha=settings["alpha"]), key="sim_fig_curve")
+        display.show_fig(SF.type1_curve_plot(curve, alpha=settings["alpha"]), key="sim_fig_curve")
         st.markdown(
             "**Read it:** with no clustering (ICC 0) pooling is fine; as soon as mice differ, "
             "the pooled test's false-positive rate climbs, and more cells per mouse make it "

@@ -19,7 +19,7 @@ from mmteach.datasets import load_dataset, read_example2
 from mmteach.errors import MMTeachError
 from mmteach.formula import parse_formula
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
-from mmteach.sampling import subsample_per_group
+from mmteach.subsample import subsample_per_group
 
 ROOT = Path(__file__).resolve().parents[1]
 FREQ = "pages/2_frequency.py"

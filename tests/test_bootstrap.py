@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmteach import glmm_core as core
+from mmteach import glmm_laplace as core
 from mmteach.glmm import _prepare, compare_glmm, parametric_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +149,7 @@ def test_random_slope_bootstrap_refits_reach_the_optimum():
     model never fits worse than the reduced one. The observed full fit is singular (the
     slope's Cholesky factor is 0), and refits start there: a saddle where the deviance's
     theta gradient vanishes by symmetry. Before the Newton steps escaped along negative
-    curvature (as glmm_fast does), 9 of these 40 full-model refits stayed at theta = 0 with
+    curvature (as glmm_scalar does), 9 of these 40 full-model refits stayed at theta = 0 with
     deviances 0.1 to 5 too high (LRT* = 0) and the bootstrap dropped them."""
     s1, s0, f1, f0 = _water_lick_fits("(1 + dff | mouseID)")
     lrt, failed = parametric_bootstrap(s1, s0, f1, f0, 40, seed=1)

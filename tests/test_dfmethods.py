@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmteach.design import build_model
 from mmteach.dfmethods import (
     containment_df,
     kenward_roger,
@@ -18,6 +17,7 @@ from mmteach.dfmethods import (
     satterthwaite_info,
 )
 from mmteach.lme import problem_from_frame
+from mmteach.model_frame import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests" / "reference" / "lme.json").read_text())

@@ -218,13 +218,13 @@ def test_agq_needs_scalar_intercept():
         fit_glmm(d, "cbind(s, n - s) ~ x + (1 + x | g)", nagq=5)
 
 
-# --- fast path (mmteach/glmm_fast.py): exact derivatives, agreement with the generic code ----
+# --- fast path (mmteach/glmm_scalar.py): exact derivatives, agreement with the generic code ----
 def _toy_spec(family="binomial", z_one=True, continuous=True, trials=False, empty=False,
               seed=0):
     """A one-term GLMM on simulated data, shaped as core.make_spec wants it."""
     from types import SimpleNamespace
 
-    from mmteach import glmm_core as core
+    from mmteach import glmm_laplace as core
 
     rng = np.random.default_rng(seed)
     m, per = 7, 16
@@ -259,10 +259,10 @@ TOYS = {
 
 @pytest.mark.parametrize("toy", TOYS, ids=list(TOYS))
 def test_fast_path_exact_derivatives(toy):
-    """glmm_fast's deviance equals the generic PIRLS deviance; its gradient equals central
+    """glmm_scalar's deviance equals the generic PIRLS deviance; its gradient equals central
     differences of that deviance and its Hessian central differences of the gradient."""
-    from mmteach import glmm_core as core
-    from mmteach import glmm_fast as fast
+    from mmteach import glmm_laplace as core
+    from mmteach import glmm_scalar as fast
 
     spec, y = _toy_spec(**TOYS[toy])
     assert core.uses_fast_path(spec, 1)
@@ -291,8 +291,8 @@ def test_fast_path_exact_derivatives(toy):
 @pytest.mark.parametrize("toy", TOYS, ids=list(TOYS))
 def test_fast_path_matches_finite_difference_newton(toy):
     """The exact-Newton fit reaches the optimum of the generic finite-difference Newton."""
-    from mmteach import glmm_core as core
-    from mmteach import glmm_fast as fast
+    from mmteach import glmm_laplace as core
+    from mmteach import glmm_scalar as fast
 
     spec, y = _toy_spec(**TOYS[toy], seed=1)
     x0 = np.concatenate([spec.theta_start(), core.glm_start(spec, y)])[None, :]
@@ -312,8 +312,8 @@ def test_fast_path_boundary_and_saddle():
     """A variance estimated as 0 is a converged (singular) fit, not a failure; and a start
     at theta = 0, where the theta gradient vanishes by symmetry, still finds an interior
     optimum (negative curvature there is followed, not mistaken for convergence)."""
-    from mmteach import glmm_core as core
-    from mmteach import glmm_fast as fast
+    from mmteach import glmm_laplace as core
+    from mmteach import glmm_scalar as fast
 
     spec, y_grp = _toy_spec(seed=2)
     rng = np.random.default_rng(5)
@@ -336,7 +336,7 @@ def test_glm_start_with_large_counts():
     IRLS overshot here and handed the GLMM fit a start of exp(46)."""
     from types import SimpleNamespace
 
-    from mmteach import glmm_core as core
+    from mmteach import glmm_laplace as core
 
     rng = np.random.default_rng(4)
     g = np.repeat(np.arange(6), 8)

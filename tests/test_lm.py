@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from conftest import DATA, load_reference
-from mmteach.design import build_model
 from mmteach.errors import DataError
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
+from mmteach.model_frame import build_model
 
 REF = load_reference("lm")
 

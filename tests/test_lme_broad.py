@@ -36,9 +36,9 @@ import pytest
 
 from conftest import load_case_data as load
 from mmteach.compare import f_test
-from mmteach.design import build_model
 from mmteach.errors import ModelError
 from mmteach.lme import fit_lme
+from mmteach.model_frame import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests" / "reference" / "lme_broad.json").read_text())

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, load_reference
-from mmteach.batchfit import (
+from mmteach.errors import DataError, MMTeachError
+from mmteach.sim_reml import (
     fit_intercept_batch,
     fit_slope_batch,
     intercept_stats,
@@ -23,7 +24,6 @@ from mmteach.batchfit import (
     slope_stats,
     slope_true_vcov,
 )
-from mmteach.errors import DataError, MMTeachError
 from mmteach.simulate import (
     EXAMPLE1_ICC,
     binomial_ci,

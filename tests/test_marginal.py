@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mmteach.alternatives import fit_gee, fit_glm, proportion_t_test
 from mmteach.errors import DataError
 from mmteach.glmm import fit_glmm
+from mmteach.marginal import fit_gee, fit_glm, proportion_t_test
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests/reference/glmm.json").read_text())

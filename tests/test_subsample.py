@@ -1,4 +1,4 @@
-"""Tests of mmteach.sampling: reproducible, nested subsampling of cells per mouse."""
+"""Tests of mmteach.subsample: reproducible, nested subsampling of cells per mouse."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mmteach.errors import DataError
-from mmteach.sampling import (
+from mmteach.subsample import (
     cell_counts,
     preset_counts,
     subsample_per_group,

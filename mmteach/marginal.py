@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.design import ModelFrame, build_model
 from mmteach.errors import DataError, ModelError
 from mmteach.formula import Formula, parse_formula
 from mmteach.glmm import _family_r, check_response
-from mmteach.glmm_core import check_family
+from mmteach.glmm_laplace import check_family
 from mmteach.lm import r_data_prep
+from mmteach.model_frame import ModelFrame, build_model
 from mmteach.results import Coef, FitResult
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmteach.design import build_model, format_level
 from mmteach.errors import DataError
+from mmteach.model_frame import build_model, format_level
 
 
 @pytest.fixture()

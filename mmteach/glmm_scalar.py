@@ -1,6 +1,6 @@
 """Batched Laplace fits of a GLMM with one scalar random-effects term and a canonical link.
 
-This is the fast path behind :func:`mmteach.glmm_core.fit_core` and the parametric bootstrap
+This is the fast path behind :func:`mmteach.glmm_laplace.fit_core` and the parametric bootstrap
 for models such as ``lick ~ dff + (1 | mouseID)`` (binomial, logit link) or
 ``count ~ x + (1 | g)`` (Poisson, log link): one random-effects term with a single column
 ``z`` (usually the intercept), Laplace approximation.
@@ -36,7 +36,7 @@ machine epsilon (log link): these clamps only act far from any optimum (fitted
 probabilities within 1e-16 of 0 or 1) and are where the clamped deviance stops being
 smooth; the log link is capped at ``eta <= 700`` against overflow.
 
-Nothing here imports :mod:`mmteach.glmm_core`; it works on any spec with ``X``,
+Nothing here imports :mod:`mmteach.glmm_laplace`; it works on any spec with ``X``,
 ``trials``, ``family``, ``link`` and one term with ``codes``, ``Z`` and ``m``.
 """
 

@@ -13,7 +13,7 @@ term (lme4's ``theta`` is the column-major lower triangle of ``T``).
   Newton method; the diagonal of each ``T`` is left free in sign (the deviance does not
   change when a column of ``T`` flips sign) so the problem is unconstrained, and signs are
   normalised at the end. For one scalar random-effects term with a canonical link (logit,
-  log) under Laplace, :mod:`mmteach.glmm_fast` does this with the exact gradient and
+  log) under Laplace, :mod:`mmteach.glmm_scalar` does this with the exact gradient and
   Hessian (see :func:`uses_fast_path`); otherwise the derivatives are finite differences.
 * ``vcov(beta)`` is ``2 H^-1`` restricted to beta, where ``H`` is the central finite
   difference Hessian (step 1e-4) of the deviance over ``(theta, beta)``: what
@@ -21,7 +21,7 @@ term (lme4's ``theta`` is the column-major lower triangle of ``T``).
 
 Everything works on a batch of responses (leading axis) when there is a single
 random-effects term, which makes the parametric bootstrap a handful of array operations
-(:func:`fit_batch`, :func:`mmteach.glmm_fast.fit_nested`).
+(:func:`fit_batch`, :func:`mmteach.glmm_scalar.fit_nested`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, gammaln, ndtr, ndtri, xlogy
 
-from mmteach import glmm_fast as fast
+from mmteach import glmm_scalar as fast
 from mmteach.errors import ModelError
 
 _EPS = np.finfo(float).eps
@@ -260,7 +260,7 @@ def make_spec(
     ----------
     X : (n, p) fixed-effects model matrix.
     blocks : objects with ``group``, ``codes``, ``levels``, ``terms``, ``Z`` (a
-        :class:`mmteach.design.RandomBlock` or anything shaped like it), in lme4's order.
+        :class:`mmteach.model_frame.RandomBlock` or anything shaped like it), in lme4's order.
     family, link : "binomial" (logit or probit) or "poisson" (log).
     trials : (n,) binomial trials for ``cbind`` responses; ones (Bernoulli) if None.
 
@@ -749,7 +749,7 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
 
 
 def uses_fast_path(spec: GlmmSpec, nagq: int) -> bool:
-    """True when :mod:`mmteach.glmm_fast` fits the model: Laplace, one scalar random-effects
+    """True when :mod:`mmteach.glmm_scalar` fits the model: Laplace, one scalar random-effects
     term, canonical link (logit or log); it has the exact gradient and Hessian."""
     return (nagq <= 1 and spec.single and spec.terms[0].k == 1
             and spec.link in ("logit", "log"))

@@ -1,0 +1,10 @@
+"""The Streamlit side of mmteach: helpers the pages share, one role per module.
+
+- ``router``: the one workaround that keeps every page under app.py's ``st.navigation``;
+- ``state``: control values in session state and in the URL, the presentation flag;
+- ``compute``: cached engine calls (pages pass the engine function itself);
+- ``sources``: example data, original-file uploads, where the data come from;
+- ``display``: tables, figures, code expanders, presentation-mode CSS.
+
+The engine (``mmteach``) never imports this package.
+"""

@@ -1,0 +1,163 @@
+"""How pages show results: tables, figures, code, notes, and the presentation-mode CSS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from mmteach import figures
+from mmteach.figures import style
+from ui.state import presenting
+
+PRESENTATION_CSS = """
+<style>
+/* Text, widget labels and the values inside widgets: large enough for the back row. */
+.stApp, .stMarkdown p, .stMarkdown li, .stCaption, label, .stAlert p, summary p,
+table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton button p,
+[data-testid="stDownloadButton"] button p, [data-testid="stExpander"] summary p,
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li,
+[data-testid="stSliderThumbValue"] p, [data-testid="stRadioOption"] p,
+[data-testid="stTab"] p, [data-testid="stFileUploaderDropzoneInstructions"] span,
+[data-testid="stMain"] input, [data-testid="stMain"] textarea, [role="option"],
+[data-baseweb="tag"] span, [data-testid="stCheckbox"] p
+  { font-size: 1.45rem !important; }
+[data-testid="stSliderTickBar"] p, [data-testid="stTooltipIcon"] svg { font-size: 1.1rem !important; }
+/* widgets grow with their text */
+[data-testid="stMain"] input { min-height: 2.6rem; }
+/* sliders: a bigger thumb, its value above it (not over the track), room for both */
+[data-testid="stSlider"] [style*="translate(-50%, -50%)"] { width: 1.3rem !important;
+  height: 1.3rem !important; }
+[data-testid="stSliderThumbValue"] { top: auto !important; bottom: calc(100% + 0.1rem) !important;
+  height: auto !important; }
+[data-testid="stSliderThumbValue"] p { line-height: 1.2 !important; }
+[data-testid="stSlider"] [role="group"] { margin-top: 1.2rem; }
+[data-testid="stRadioOption"] > div > div:first-child { transform: scale(1.4); margin-right: 0.5rem; }
+/* table cells the page marked "nowrap" (numbers, p-values) keep that inside their text */
+[data-testid="stTable"] td p { white-space: inherit !important; }
+/* long labels wrap instead of ending in "..." */
+.stMarkdownEllipsis, .stMarkdownEllipsis p { white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; }
+h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; }
+h3 { font-size: 1.9rem !important; }
+.katex { font-size: 1.1em !important; } .katex-display .katex { font-size: 1.5em !important; }
+code { font-size: 0.9em !important; }
+</style>
+"""
+
+
+def columns(n: int, *, gap: str = "medium") -> list[Any]:
+    """``n`` side-by-side columns; in presentation mode one full-width block per item."""
+    if presenting():
+        return [st.container() for _ in range(n)]
+    return list(st.columns(n, gap=gap))
+
+
+def show_fig(fig: go.Figure, *, key: str | None = None) -> None:
+    """Draw a plotly figure, with projector-sized fonts in presentation mode."""
+    if presenting():  # the builders already applied the normal style
+        fig = style(fig, presentation=True)
+        fig.update_layout(height=int((fig.layout.height or 450) * 1.35))
+    st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+
+
+def _cell_formatter(how: str | Callable[[Any], str] | None) -> Callable[[Any], str]:
+    """How one column's cells are printed: "–" when missing, text as it is, numbers by
+    ``how`` (a format string such as "{:.1f}" or a function), else by fmt_num."""
+    fn = figures.display_value if how is None else (how if callable(how) else how.format)
+
+    def shown(v: Any) -> str:
+        if isinstance(v, str):
+            return v
+        return "–" if figures.is_missing(v) else fn(v)
+
+    return shown
+
+
+def display_table(df: pd.DataFrame,
+                  formats: Mapping[str, str | Callable[[Any], str]] | None = None) -> Any:
+    """A Styler that shows ``df`` as the pages print numbers: "–" for missing cells, floats
+    to 4 significant digits; ``formats`` maps a column to a format string ("{:.1f}") or a
+    function (e.g. ``figures.fmt_p``). Columns without missing cells keep their numbers
+    underneath (they sort as numbers); a column with a missing cell is shown as text,
+    since st.dataframe prints a missing cell as "None" whatever a Styler says."""
+    formats = formats or {}
+    if not (df.index.is_unique and df.columns.is_unique):  # a Styler needs unique labels
+        return df.map(figures.display_value)
+    gaps = [c for c in df.columns if df[c].isna().any()]
+    numeric_gaps = _numeric_gaps(df)
+    if gaps:
+        df = df.copy()
+        for c in gaps:
+            df[c] = df[c].map(_cell_formatter(formats.get(c)))
+    styler = df.style.format(_cell_formatter(None))
+    for col, how in formats.items():
+        if col in df.columns and col not in gaps:
+            styler = styler.format(_cell_formatter(how), subset=[col])
+    # numbers and p-values never break inside ("2e-" / "16"); long text columns may wrap
+    short = [c for c in df.columns
+             if df[c].map(lambda v: len(figures.display_value(v))).max() <= 16]
+    if short and len(df):
+        styler = styler.set_properties(subset=short, **{"white-space": "nowrap"})
+    if numeric_gaps:  # numbers shown as text still line up on the right
+        styler = styler.set_properties(subset=numeric_gaps, **{"text-align": "right"})
+    return styler
+
+
+def _numeric_gaps(df: pd.DataFrame) -> list[Any]:
+    """Numeric columns with a missing cell (shown as text, so they need right alignment)."""
+    return [c for c in df.columns
+            if pd.api.types.is_numeric_dtype(df[c]) and df[c].isna().any()]
+
+
+def show_table(df: pd.DataFrame, *, name: str, key: str, hide_index: bool = False,
+               formats: Mapping[str, str | Callable[[Any], str]] | None = None) -> None:
+    """A table plus its CSV download button; a large HTML table in presentation mode.
+
+    Both show empty cells as "–" and floats as the page's formatter does.
+    """
+    shown = display_table(df, formats)
+    if presenting():
+        st.table(shown, hide_index=hide_index)
+    else:
+        # small tables in full (no scrolling for 11 mice); long ones scroll. Row names such
+        # as "LME (REML, Satterthwaite)" get a column wide enough to read them.
+        config: dict[Any, Any] = {
+            c: st.column_config.TextColumn(alignment="right") for c in _numeric_gaps(df)}
+        if not hide_index and df.index.astype(str).str.len().max() > 14:
+            config["_index"] = st.column_config.TextColumn(width="medium")
+        st.dataframe(shown, hide_index=hide_index,
+                     height="content" if len(df) <= 25 else "auto",
+                     column_config=config or None)
+    st.download_button(
+        f"Download {name} (CSV)", df.to_csv(index=not hide_index).encode(),
+        file_name=f"{key}.csv", mime="text/csv", key=f"dl_{key}",
+    )
+
+
+def too_few_groups(n_groups: int, unit: str = "mouse") -> str | None:
+    """The teaching sentence for a mixed model asked to run on fewer than two groups."""
+    if n_groups >= 2:
+        return None
+    return (f"With one {unit} there is no {unit}-to-{unit} variation to estimate: a mixed "
+            f"model needs at least two mice; compare the per-{unit} fit instead.")
+
+
+def code_expander(fits: Mapping[str, Any]) -> None:
+    """An expander with the R call (and the mmteach call) of each fit shown."""
+    with st.expander("Show the R and mmteach code of each fit"):
+        for name, (r_code, py_code) in fits.items():
+            st.markdown(f"**{name}**")
+            if r_code:
+                st.code(r_code, language="r")
+            if py_code:
+                st.code(py_code, language="python")
+
+
+def fit_messages(result: Any) -> None:
+    """Show a fit's warnings (singular fit, no convergence, notes) as short notes."""
+    for msg in getattr(result, "messages", ()) or ():
+        st.caption(f"Note: {msg}")

@@ -1,0 +1,131 @@
+"""The data a page analyses: built-in examples, original-file uploads, and where they come from."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from mmteach.datasets import load_dataset
+from mmteach.errors import MMTeachError
+
+RECONSTRUCTION_LABEL = "Reconstruction calibrated to the published results"
+ORIGINAL_LABEL = "Original file"
+# The original file of each example, under the name it was published with.
+ORIGINAL_FILES = {"ca_frequency": "Example2.txt", "ca_amplitude": "Example3.txt",
+                  "water_lick": "waterlick_sim.txt"}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def load(name: str) -> pd.DataFrame:
+    """A built-in data set (cached; the attrs keep its source label)."""
+    return load_dataset(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _load_original(name: str, raw: bytes, filename: str) -> pd.DataFrame:
+    df = load_dataset(name, override=raw)
+    df.attrs["source_file"] = filename
+    return df
+
+
+def _original_key(name: str) -> str:
+    return f"_original.{name}"
+
+
+def dataset(name: str) -> pd.DataFrame:
+    """The data of example ``name``: the original file uploaded in this session if there
+    is one (see :func:`original_file_picker`), else the built-in data."""
+    stored = st.session_state.get(_original_key(name))
+    if stored is not None:
+        filename, raw = stored
+        return _load_original(name, raw, filename)
+    return load(name)
+
+
+def source_label(df: pd.DataFrame) -> str:
+    """"Original file (Example2.txt, uploaded)" or the reconstruction's label."""
+    label = df.attrs.get("source_label", RECONSTRUCTION_LABEL)
+    if df.attrs.get("source_file"):
+        label = f"{label} ({df.attrs['source_file']}, uploaded)"
+    return label
+
+
+def _on_original_upload(name: str) -> None:
+    up = st.session_state.get(f"_original_upload.{name}")
+    st.session_state.pop(f"_original_error.{name}", None)
+    if up is None:  # the file was removed from the uploader: back to the built-in data
+        st.session_state.pop(_original_key(name), None)
+        return
+    raw = up.getvalue()
+    try:
+        _load_original(name, raw, up.name)
+    except MMTeachError as err:
+        st.session_state[f"_original_error.{name}"] = f"{up.name}: {err}"
+        return
+    st.session_state[_original_key(name)] = (up.name, raw)
+
+
+def _back_to_reconstruction(name: str) -> None:
+    st.session_state.pop(_original_key(name), None)
+    st.session_state.pop(f"_original_error.{name}", None)
+    st.session_state.pop(f"_original_upload.{name}", None)
+
+
+def original_file_picker(name: str) -> None:
+    """An expander to upload the original file of example ``name``.
+
+    The file is checked by the original-format reader; a good file replaces the built-in
+    data on every page of this session (through :func:`dataset`), a malformed one gets the
+    reader's message. A button goes back to the built-in data.
+    """
+    filename = ORIGINAL_FILES[name]
+    stored = st.session_state.get(_original_key(name))
+    try:
+        where = source_label(dataset(name))
+    except MMTeachError:
+        where = RECONSTRUCTION_LABEL
+    ask = "" if stored else f" (have the original {filename}?)"
+    with st.expander(f"Data: {where}{ask}"):
+        st.markdown(
+            f"The built-in data are a *{RECONSTRUCTION_LABEL.lower()}*: they have the "
+            f"published design and reproduce the published estimates, but the values are "
+            f"simulated. If you have the original **{filename}** (format as published), "
+            "upload it: every page then analyses it instead, until you go back or reload "
+            "the browser tab (an upload lives in this browser session only)."
+        )
+        st.file_uploader(f"Original {filename}", type=["txt", "csv", "tsv"],
+                         key=f"_original_upload.{name}", on_change=_on_original_upload,
+                         args=(name,))
+        if stored:
+            st.button("Back to the reconstruction", key=f"_original_reset.{name}",
+                      on_click=_back_to_reconstruction, args=(name,))
+    error = st.session_state.get(f"_original_error.{name}")
+    if error:
+        st.error(error)
+
+
+def example_data(name: str) -> pd.DataFrame:
+    """An example page's data set (the original file if one was uploaded, with the picker
+    to upload one); a file that cannot be read stops the page with its message."""
+    original_file_picker(name)
+    try:
+        return dataset(name)
+    except MMTeachError as err:
+        st.error(str(err))
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
+
+
+def source_note(df: pd.DataFrame, name: str) -> None:
+    """Say where the data come from, under the data and in the sidebar."""
+    label = source_label(df)
+    st.caption(f"Data: **{name}** — {label}.")
+    st.sidebar.caption(f"Data on this page: {label}.")
+
+
+def data_download(df: pd.DataFrame, key: str) -> None:
+    """A CSV download of exactly the rows the page analyses."""
+    st.download_button(
+        f"Download the data shown ({len(df):,} rows, CSV)", df.to_csv(index=False).encode(),
+        file_name=f"{key}.csv", mime="text/csv", key=f"dl_data_{key}",
+    )
