@@ -59,11 +59,30 @@ def _ml_fit(mf: ModelFrame, allow_unidentifiable: bool) -> tuple[float, int, Lme
     return fit.loglik, fit.n_par, fit
 
 
-def variance_keys(mf: ModelFrame) -> set[tuple[frozenset[str], frozenset[str]]]:
-    """The random-effect variances of a model, each as (grouping factors, term variables) sets.
+def grouping_key(codes: np.ndarray) -> bytes:
+    """What a grouping factor is, whatever its name: the partition of the rows into its levels.
 
-    Sets, not names: ``(1 | a/b)``, ``(1 | a) + (1 | b:a)`` and ``(1 | a) + (1 | a:b)`` hold
-    the same variances, so comparing two models gives the same test however they are spelled.
+    ``a:b`` and ``b:a`` (and ``b`` alone when its labels are already unique within ``a``, as
+    cell ids within mice) split the rows the same way, so they are the same grouping.
+
+    Examples
+    --------
+    >>> grouping_key(np.array([2, 2, 0, 1])) == grouping_key(np.array([5, 5, 7, 3]))
+    True
+    """
+    codes = np.asarray(codes)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    order = np.empty(first.size, dtype=np.int64)
+    order[np.argsort(first, kind="stable")] = np.arange(first.size)  # levels by first appearance
+    return order[inverse.ravel()].tobytes()
+
+
+def variance_keys(mf: ModelFrame) -> set[tuple[bytes, frozenset[str]]]:
+    """The random-effect variances of a model, each as (grouping, term variables as a set).
+
+    Structure, not names: ``(1 | a/b)``, ``(1 | a) + (1 | b:a)`` and ``(1 | a) + (1 | a:b)`` hold
+    the same variances (the grouping is the partition of the rows, :func:`grouping_key`), so
+    comparing two models gives the same test however they are spelled.
 
     Examples
     --------
@@ -74,7 +93,7 @@ def variance_keys(mf: ModelFrame) -> set[tuple[frozenset[str], frozenset[str]]]:
     ...     build_model(d, "y ~ 1 + (1 | a) + (1 | b:a)"))
     True
     """
-    return {(frozenset(b.group.split(":")), frozenset(t.split(":"))) for b in mf.blocks for t in b.terms}
+    return {(grouping_key(b.codes), frozenset(t.split(":"))) for b in mf.blocks for t in b.terms}
 
 
 def boundary_p_value(chisq: float, df: int) -> float:

@@ -134,3 +134,21 @@ def test_glmm_uses_the_same_lrt_with_its_boundary_p():
     assert cmp.df == 2
     assert cmp.p_value_boundary == pytest.approx(boundary_p_value(cmp.chisq, 2))
     assert cmp.p_value_boundary < cmp.p_value and cmp.boundary_note
+
+
+def test_cells_unique_within_mice_are_the_same_grouping_as_the_nested_spelling():
+    """Example 3's cells have ids unique across mice: (1 | cidx) and (1 | midx/cidx)'s
+    (1 | cidx:midx) split the rows alike, so obj3 vs obj1 drops one variance (the cell
+    slope, with its covariance): df 2 and a chi-bar-square p, as with the other spelling."""
+    from mmteach.datasets import load_dataset
+
+    d = load_dataset("ca_amplitude")
+    kw = dict(factors=["treatment"], allow_unidentifiable=True)
+    nested = compare_models(d, "res ~ treatment + (1 | midx) + (treatment | cidx)",
+                            "res ~ treatment + (1 | midx/cidx)", **kw)
+    plain = compare_models(d, "res ~ treatment + (1 | midx) + (treatment | cidx)",
+                           "res ~ treatment + (1 | midx) + (1 | cidx)", **kw)
+    assert nested.df == plain.df == 2
+    assert nested.chisq == pytest.approx(plain.chisq, abs=1e-6)
+    assert not math.isnan(nested.p_value_boundary)
+    assert nested.p_value_boundary == pytest.approx(plain.p_value_boundary, rel=1e-6, abs=1e-12)
