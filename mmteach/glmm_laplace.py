@@ -32,14 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from scipy.special import ndtri
 
 from mmteach import glmm_scalar as fast
 from mmteach.errors import MMTeachError, ModelError
 from mmteach.families import Response, check_family, mu_eta
 from mmteach.optim import fd_derivatives, newton_minimize, newton_step
-from mmteach.sparse_chol import PatternCholesky
+from mmteach.sparse_chol import RowPattern
 
 
 # --------------------------------------------------------------------------------------
@@ -326,64 +325,21 @@ def deviance_single(spec, resp, theta, beta, u, nagq=1):
     return dev, u, ok
 
 
-class SparseDesign:
-    """The sparse structure of ``A = Z Lambda`` for several random-effects terms.
-
-    Row ``i`` of ``A`` has ``r = sum_j k_j`` non-zeros, in the columns ``cols[i]`` (one
-    level of each term); their values ``a[i]`` are ``z_ij' T_j`` and change with ``theta``.
-    ``H = A'WA + I`` therefore has a fixed pattern, so its values are a sum of the row
-    products ``w_i a_is a_it`` into fixed slots (one ``bincount``), and its sparse Cholesky
-    (:class:`mmteach.sparse_chol.PatternCholesky`) keeps its fill-reducing ordering and
-    symbolic analysis across PIRLS iterations and theta steps.
-    """
-
-    def __init__(self, spec: GlmmSpec) -> None:
+def _sparse_design(spec: GlmmSpec) -> RowPattern:
+    """The fixed pattern of ``A = Z Lambda`` for several terms: row ``i`` has one non-zero
+    per term column, at the level of row ``i`` (cached on the spec)."""
+    if "sparse" not in spec._cache:
         cols = []
         for j, t in enumerate(spec.terms):
             base = spec.offset[j] + t.codes * t.k
             cols.extend(base + c for c in range(t.k))
-        self.cols = np.column_stack(cols).astype(np.int64)  # (n, r)
-        self.flat_cols = self.cols.ravel()
-        n, r = self.cols.shape
-        q = spec.q
-        self.q = q
-        # every (row s, column t) slot that a row touches, plus the diagonal (the + I)
-        keys = (np.tile(self.cols, (1, r)) * q + np.repeat(self.cols, r, axis=1)).ravel()
-        diag = np.arange(q, dtype=np.int64) * (q + 1)
-        uniq, inv = np.unique(np.concatenate([keys, diag]), return_inverse=True)
-        self.pos, self.diag_pos = inv[: keys.size], inv[keys.size:]
-        self.nnz = uniq.size
-        self.indices = (uniq % q).astype(np.int32)
-        self.indptr = np.searchsorted(uniq // q, np.arange(q + 1)).astype(np.int32)
-        self.chol = PatternCholesky(self.matrix(np.ones(self.nnz)))
-
-    def matrix(self, data: np.ndarray) -> sp.csc_matrix:
-        return sp.csc_matrix((data, self.indices, self.indptr), shape=(self.q, self.q))
-
-    def a_values(self, spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
-        """Non-zero values of ``Z Lambda(theta)``, shape (n, r)."""
-        return np.column_stack([t.Z @ t.T(theta) for t in spec.terms])
-
-    def hessian(self, a: np.ndarray, w: np.ndarray) -> sp.csc_matrix:
-        """``A'WA + I`` in the fixed pattern."""
-        prod = (w[:, None, None] * a[:, :, None] * a[:, None, :]).ravel()
-        data = np.bincount(self.pos, weights=prod, minlength=self.nnz)
-        data[self.diag_pos] += 1.0
-        return self.matrix(data)
-
-    def at(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """``A'v`` for a vector ``v`` (n,)."""
-        return np.bincount(self.flat_cols, weights=(a * v[:, None]).ravel(), minlength=self.q)
-
-    def times(self, a: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """``A u`` (n,)."""
-        return np.sum(a * u[self.cols], axis=1)
-
-
-def _sparse_design(spec: GlmmSpec) -> SparseDesign:
-    if "sparse" not in spec._cache:
-        spec._cache["sparse"] = SparseDesign(spec)
+        spec._cache["sparse"] = RowPattern(np.column_stack(cols), spec.q)
     return spec._cache["sparse"]
+
+
+def _a_values(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
+    """Non-zero values of ``Z Lambda(theta)``, (n, r): ``z_ij' T_j`` for each term j."""
+    return np.column_stack([t.Z @ t.T(theta) for t in spec.terms])
 
 
 def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.ndarray,
@@ -397,7 +353,7 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
     where the fit breaks down numerically.
     """
     sd = _sparse_design(spec)
-    a = sd.a_values(spec, theta)
+    a = _a_values(spec, theta)
     X = spec.X
     canon = spec.link in ("logit", "log")
 
