@@ -467,6 +467,11 @@ class LmeProblem:
             cols.extend(base + j for j in range(f.k))
         self._rows = RowPattern(np.column_stack(cols), self.q)
         self._row_t_index = [self._t_index(f) for f, _ in self._factor_starts()]
+        # Z_f'[X y] per level of each factor: B = Lambda'Z'[X y] is then T_f' times it
+        self._ztxy = []
+        for f, _ in self._factor_starts():
+            zx = np.einsum("ni,nj->nij", f.Z, self.Xy).reshape(self.n, -1)
+            self._ztxy.append(_group_sum(f.codes, zx, f.n_levels).reshape(f.n_levels, f.k, self.p + 1))
 
     def _sparse_decompose(self, theta: np.ndarray):
         Ts, vals = [], []
@@ -478,7 +483,8 @@ class LmeProblem:
         a = np.column_stack(vals)
         rows = self._rows
         rows.chol.factor(rows.hessian(a))
-        B = rows.at(a, self.Xy)
+        B = np.concatenate([np.einsum("ji,ljc->lic", T, zx).reshape(-1, self.p + 1)
+                            for T, zx in zip(Ts, self._ztxy)])
         AiB = rows.chol.solve(B)
         M = self.xytxy - B.T @ AiB
         return Ts, AiB, 0.5 * (M + M.T), rows.chol.logdet()
