@@ -518,15 +518,21 @@ class LmeProblem:
     def parts(self, theta: np.ndarray) -> tuple[float, float, float, np.ndarray, np.ndarray]:
         """``(ldL2, ldRX2, pwrss, beta, (RX'RX)^-1)`` at ``theta`` (beta the PLS solution)."""
         M, ldL2 = self._m_logdet(np.asarray(theta, dtype=float))
+        _Lm, ldRX2, pwrss, _beta_q, beta, xtvx_inv = self._fixed_part(M)
+        return ldL2, ldRX2, pwrss, beta, xtvx_inv
+
+    def _fixed_part(self, M: np.ndarray):
+        """From M: its Cholesky factor, log|RX|^2, pwrss, beta (orthonormal design and
+        original X) and (RX'RX)^-1 for the original X."""
         p = self.p
         Lm = np.linalg.cholesky(M)
         RXt = Lm[:p, :p]
         ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + self._ldR2
-        pwrss = Lm[p, p] ** 2
         Rinv = np.linalg.inv(RXt)  # lower-triangular inverse
         cinv_q = Rinv.T @ Rinv
-        beta, xtvx_inv = self._to_original(cinv_q @ M[:p, p], cinv_q)
-        return ldL2, ldRX2, pwrss, beta, xtvx_inv
+        beta_q = cinv_q @ M[:p, p]
+        beta, xtvx_inv = self._to_original(beta_q, cinv_q)
+        return Lm, ldRX2, Lm[p, p] ** 2, beta_q, beta, xtvx_inv
 
     def solve(self, theta: np.ndarray, reml: bool) -> Solution:
         """Full solution at ``theta``: beta, sigma, unscaled vcov, spherical modes ``u``."""
@@ -535,14 +541,7 @@ class LmeProblem:
             return self._sparse_solve(theta, reml)
         T1, L1, c1, W, L2, c2, lam2, M, ldL2 = self._decompose(theta)
         p = self.p
-        Lm = np.linalg.cholesky(M)
-        RXt = Lm[:p, :p]
-        ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + self._ldR2
-        pwrss = Lm[p, p] ** 2
-        Rinv = np.linalg.inv(RXt)
-        cinv_q = Rinv.T @ Rinv
-        beta_q = cinv_q @ M[:p, p]  # beta for the orthonormal design (used below)
-        beta, xtvx_inv = self._to_original(beta_q, cinv_q)
+        Lm, ldRX2, pwrss, beta_q, beta, xtvx_inv = self._fixed_part(M)
         sigma = math.sqrt(pwrss / (self.n - p if reml else self.n))
         # back-substitute L' u = c - RZX beta for the conditional modes
         r1 = c1[:, :, p] - c1[:, :, :p] @ beta_q  # (l1, k1)
@@ -566,14 +565,7 @@ class LmeProblem:
     def _sparse_solve(self, theta: np.ndarray, reml: bool) -> Solution:
         Ts, AiB, M, ldL2 = self._sparse_decompose(theta)
         p = self.p
-        Lm = np.linalg.cholesky(M)
-        RXt = Lm[:p, :p]
-        ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + self._ldR2
-        pwrss = Lm[p, p] ** 2
-        Rinv = np.linalg.inv(RXt)
-        cinv_q = Rinv.T @ Rinv
-        beta_q = cinv_q @ M[:p, p]
-        beta, xtvx_inv = self._to_original(beta_q, cinv_q)
+        Lm, ldRX2, pwrss, beta_q, beta, xtvx_inv = self._fixed_part(M)
         sigma = math.sqrt(pwrss / (self.n - p if reml else self.n))
         u = AiB[:, p] - AiB[:, :p] @ beta_q  # A u = Lambda'Z'(y - X beta)
         bs = [u[start:start + f.n_levels * f.k].reshape(f.n_levels, f.k) @ T.T
