@@ -483,7 +483,7 @@ class LmeProblem:
         a = np.column_stack(vals)
         rows = self._rows
         rows.chol.factor(rows.hessian(a))
-        B = np.concatenate([np.einsum("ji,ljc->lic", T, zx).reshape(-1, self.p + 1)
+        B = np.concatenate([np.matmul(T.T, zx).reshape(-1, self.p + 1)
                             for T, zx in zip(Ts, self._ztxy)])
         AiB = rows.chol.solve(B)
         M = self.xytxy - B.T @ AiB

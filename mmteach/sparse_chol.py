@@ -54,7 +54,7 @@ class PatternCholesky:
         """Numeric factorisation of ``A`` (same pattern as the template)."""
         try:
             if self.sparse:
-                self._symbolic.cholesky_inplace(sp.csc_matrix(A))
+                self._symbolic.cholesky_inplace(A if sp.isspmatrix_csc(A) else sp.csc_matrix(A))
             else:
                 M = A.toarray() if sp.issparse(A) else np.asarray(A)
                 self._dense = sla.cholesky(M, lower=True, check_finite=True)
@@ -101,18 +101,24 @@ class RowPattern:
         self.nnz = uniq.size
         self.indices = (uniq % q).astype(np.int32)
         self.indptr = np.searchsorted(uniq // q, np.arange(q + 1)).astype(np.int32)
-        self.chol = PatternCholesky(self.matrix(np.ones(self.nnz)))
+        self._H = self.matrix(np.ones(self.nnz))
+        self.chol = PatternCholesky(self._H)
 
     def matrix(self, data: np.ndarray) -> sp.csc_matrix:
         return sp.csc_matrix((data, self.indices, self.indptr), shape=(self.q, self.q))
 
     def hessian(self, a: np.ndarray, w: np.ndarray | None = None) -> sp.csc_matrix:
-        """``A'WA + I`` (``W = I`` when ``w`` is None) in the fixed pattern."""
+        """``A'WA + I`` (``W = I`` when ``w`` is None) in the fixed pattern.
+
+        The returned matrix is reused (its values overwritten) by the next call: building a
+        new scipy matrix each time cost more than the sums themselves on small designs.
+        """
         aw = a if w is None else a * w[:, None]
         prod = (aw[:, :, None] * a[:, None, :]).ravel()
         data = np.bincount(self.pos, weights=prod, minlength=self.nnz)
         data[self.diag_pos] += 1.0
-        return self.matrix(data)
+        self._H.data[:] = data
+        return self._H
 
     def at(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
         """``A'v`` for ``v`` (n,) -> (q,), or (n, c) -> (q, c)."""
