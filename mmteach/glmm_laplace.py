@@ -35,9 +35,10 @@ import numpy as np
 from scipy.special import ndtri
 
 from mmteach import glmm_scalar as fast
-from mmteach.errors import ModelError
+from mmteach.errors import MMTeachError, ModelError
 from mmteach.families import Response, check_family, mu_eta
-from mmteach.optim import fd_derivatives, newton_minimize
+from mmteach.optim import fd_derivatives, newton_minimize, newton_step
+from mmteach.sparse_chol import RowPattern
 
 
 # --------------------------------------------------------------------------------------
@@ -324,63 +325,89 @@ def deviance_single(spec, resp, theta, beta, u, nagq=1):
     return dev, u, ok
 
 
-def _lambda_cols(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
-    """Dense Z Lambda (n, q) for the general (several terms) case."""
-    n = spec.X.shape[0]
-    A = np.zeros((n, spec.q))
-    for j, t in enumerate(spec.terms):
-        zt = t.Z @ t.T(theta)  # (n, k): a_i for this term
-        cols = spec.offset[j] + t.codes * t.k
-        for c in range(t.k):
-            A[np.arange(n), cols + c] = zt[:, c]
-    return A
+def _sparse_design(spec: GlmmSpec) -> RowPattern:
+    """The fixed pattern of ``A = Z Lambda`` for several terms: row ``i`` has one non-zero
+    per term column, at the level of row ``i`` (cached on the spec)."""
+    if "sparse" not in spec._cache:
+        cols = []
+        for j, t in enumerate(spec.terms):
+            base = spec.offset[j] + t.codes * t.k
+            cols.extend(base + c for c in range(t.k))
+        spec._cache["sparse"] = RowPattern(np.column_stack(cols), spec.q)
+    return spec._cache["sparse"]
 
 
-def deviance_general(spec, resp, theta, beta, u):
-    """Laplace deviance for any set of terms (dense PIRLS), one response.
+def _a_values(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
+    """Non-zero values of ``Z Lambda(theta)``, (n, r): ``z_ij' T_j`` for each term j."""
+    return np.column_stack([t.Z @ t.T(theta) for t in spec.terms])
 
-    Returns ``(deviance, u_mode, ok)``.
+
+def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.ndarray,
+                  u: np.ndarray, *, with_beta: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+    """Penalised IRLS for several terms, sparse; the Laplace deviance at the modes.
+
+    With ``with_beta`` the fixed effects are updated jointly with ``u`` (glmer's
+    ``nAGQ = 0`` stage, where beta is part of PIRLS); otherwise beta stays fixed.
+    Steps are halved until the penalised deviance decreases, so PIRLS never leaves the
+    region where it is finite. Returns ``(deviance, u, beta)``; the deviance is ``inf``
+    where the fit breaks down numerically.
     """
-    A = _lambda_cols(spec, theta)
-    eta0 = spec.X @ beta
+    sd = _sparse_design(spec)
+    a = _a_values(spec, theta)
+    X = spec.X
+    canon = spec.link in ("logit", "log")
 
-    def pdev(uu):
-        e = eta0 + A @ uu
-        mu, dmu = mu_eta(e, spec.link)
-        return -2 * np.sum(resp.loglik_rows(mu)) + uu @ uu, mu, dmu
+    def pdev(uu, bb):
+        mu, dmu = mu_eta(X @ bb + sd.times(a, uu), spec.link)
+        ll = float(np.sum(resp.loglik_rows(mu)))
+        return -2 * ll + float(uu @ uu), mu, dmu, ll
 
-    dev, mu, dmu = pdev(u)
-    ok = True
-    for _ in range(60):
-        r, w = resp.score_weight(mu, dmu)
-        H = A.T @ (A * w[:, None]) + np.eye(spec.q)
-        delta = np.linalg.solve(H, A.T @ r - u)
-        step = 1.0
-        for _h in range(30):
-            unew = u + step * delta
-            dnew, mnew, dmnew = pdev(unew)
-            if dnew <= dev + 1e-10 * abs(dev):
+    dev, mu, dmu, ll = pdev(u, beta)
+    if not np.isfinite(dev):
+        return math.inf, u, beta
+    try:
+        for _ in range(80):
+            r, w = resp.score_weight(mu, dmu, canon)
+            sd.chol.factor(sd.hessian(a, w))
+            gu = sd.at(a, r) - u
+            if with_beta:
+                # Schur complement of the u block: beta's equations after eliminating u
+                hub = np.column_stack([sd.at(a, w * X[:, c]) for c in range(X.shape[1])])
+                G = sd.chol.solve(hub)
+                S = X.T @ (X * w[:, None]) - hub.T @ G
+                x0 = sd.chol.solve(gu)
+                db = np.linalg.solve(S, X.T @ r - hub.T @ x0)
+                du = x0 - G @ db
+            else:
+                du, db = sd.chol.solve(gu), np.zeros_like(beta)
+            step = 1.0
+            for _h in range(40):
+                dnew, mnew, dmnew, llnew = pdev(u + step * du, beta + step * db)
+                # rounding slack: the last steps (1e-8) must be taken, because the log
+                # determinant is not stationary at the mode and would keep their error
+                if dnew <= dev + 1e-11 * (1.0 + abs(dev)):
+                    break
+                step /= 2
+            else:
+                break  # no decrease along the Newton direction: at the mode to precision
+            u, beta = u + step * du, beta + step * db
+            dev, mu, dmu, ll = dnew, mnew, dmnew, llnew
+            if step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0)) < 1e-10:
                 break
-            step /= 2
-        else:
-            ok = False
-        u, dev, mu, dmu = unew, dnew, mnew, dmnew
-        if np.max(np.abs(step * delta)) < 1e-9:
-            break
-    else:
-        ok = False
-    _, w = resp.score_weight(mu, dmu)
-    H = A.T @ (A * w[:, None]) + np.eye(spec.q)
-    ldl2 = np.linalg.slogdet(H)[1]
-    out = -2 * (np.sum(resp.loglik_rows(mu)) + resp.const) + u @ u + ldl2
-    return out, u, ok
+        _, w = resp.score_weight(mu, dmu, canon)
+        sd.chol.factor(sd.hessian(a, w))
+        ldl2 = sd.chol.logdet()
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return math.inf, u, beta
+    out = -2 * (ll + float(resp.const)) + float(u @ u) + ldl2
+    return (out if np.isfinite(out) else math.inf), u, beta
 
 
 # --------------------------------------------------------------------------------------
 # optimisation
 # --------------------------------------------------------------------------------------
 class _Objective:
-    """Deviance over packed parameters ``(theta, beta)``, batched, with u warm starts."""
+    """Deviance over packed parameters ``(theta, beta)`` for one term, batched, with u warm starts."""
 
     def __init__(self, spec: GlmmSpec, resp: Response, nagq: int, u0: np.ndarray):
         self.spec, self.resp, self.nagq = spec, resp, nagq
@@ -392,10 +419,7 @@ class _Objective:
         """Deviances of ``par``; with ``rows``, ``par`` holds only those batch members."""
         th, be = par[..., : self.nt], par[..., self.nt:]
         resp, u0 = (self.resp, self.u) if rows is None else (self.resp.take(rows), self.u[rows])
-        if self.spec.single:
-            dev, u, ok = deviance_single(self.spec, resp, th, be, u0, self.nagq)
-        else:
-            dev, u, ok = deviance_general(self.spec, resp, th, be, u0)
+        dev, u, ok = deviance_single(self.spec, resp, th, be, u0, self.nagq)
         dev = np.where(np.isfinite(dev), dev, np.inf)
         if keep:
             if rows is None:
@@ -404,6 +428,111 @@ class _Objective:
                 self.u = np.array(self.u)
                 self.u[rows] = u
         return dev
+
+
+THETA_MAX = 25.0  # |theta| bound: a random-effect SD of 25 on the link scale is no model
+
+
+class _GeneralObjective:
+    """Laplace deviance for several terms as a function of ``theta`` (``stage = 1``: beta
+    found by PIRLS, glmer's ``nAGQ = 0``) or of ``(theta, beta)`` (``stage = 2``), with
+    the modes (and beta) of the last accepted point as warm start."""
+
+    def __init__(self, spec: GlmmSpec, resp: Response, beta: np.ndarray) -> None:
+        self.spec, self.resp = spec, resp
+        self.u = np.zeros(spec.q)
+        self.beta = np.asarray(beta, dtype=float)
+        self.stage = 1
+        self.nt = spec.n_theta
+        self.M: np.ndarray | None = None  # beta = M gamma: stage 2 searches over gamma
+
+    def one(self, x: np.ndarray, keep: bool = False) -> float:
+        x = np.asarray(x, dtype=float)
+        if not np.all(np.isfinite(x)) or np.any(np.abs(x[: self.nt]) > THETA_MAX):
+            return math.inf
+        th = x[: self.nt]
+        be = self.beta if self.stage == 1 else x[self.nt:]
+        if self.M is not None and self.stage == 2:
+            be = self.M @ be
+        dev, u, be_new = pirls_general(self.spec, self.resp, th, be, self.u,
+                                       with_beta=self.stage == 1)
+        if keep and np.isfinite(dev):
+            self.u = u
+            if self.stage == 1:
+                self.beta = be_new
+        return dev
+
+    def __call__(self, par: np.ndarray, keep: bool = False,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+        par = np.atleast_2d(par)
+        return np.array([self.one(p, keep) for p in par])
+
+
+def _guarded_newton(obj: _GeneralObjective, x0: np.ndarray, *, maxit: int = 100,
+                    radius: float = 1.0) -> tuple[np.ndarray, float, bool, int]:
+    """Newton over one parameter vector with a trust region and the theta bound.
+
+    Each step is :func:`mmteach.optim.newton_step` (downhill, off saddles), cut to the
+    trust radius (doubled after a full step, shrunk to the accepted length otherwise) and
+    halved until the deviance decreases: no step can jump to theta = -60 or beta = -70,
+    which is how the unguarded Newton method crashed on nested designs.
+    """
+    x = np.array(x0, dtype=float)
+    fx = obj.one(x, keep=True)
+    if not np.isfinite(fx):
+        return x, fx, False, 0
+    nt = obj.nt
+    for it in range(1, maxit + 1):
+        _, g, H = fd_derivatives(obj, x[None, :], np.array([fx]), 1e-4, exact_cross=False)
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return x, fx, False, it
+        step, posdef = newton_step(g, H)
+        step = step[0]
+        nrm = float(np.linalg.norm(step))
+        if nrm > radius:
+            step = step * (radius / nrm)
+        t, accepted = 1.0, False
+        for _h in range(40):
+            xn = x + t * step
+            xn[:nt] = np.clip(xn[:nt], -THETA_MAX, THETA_MAX)
+            fn = obj.one(xn)
+            if fn <= fx:
+                accepted = True
+                break
+            t /= 2
+        if not accepted:
+            return x, fx, bool(posdef[0]), it  # no decrease possible: optimum to precision
+        radius = min(2 * radius, 10.0) if t == 1.0 and nrm >= radius else max(t * min(nrm, radius), 1e-3)
+        gain = fx - fn
+        x, fx = xn, obj.one(xn, keep=True)
+        if posdef[0] and gain < 1e-10 * (1 + abs(fx)) and t * min(nrm, radius) < 1e-5:
+            return x, fx, True, it
+    return x, fx, False, maxit
+
+
+def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.ndarray
+                 ) -> tuple[np.ndarray, _GeneralObjective, bool, int]:
+    """glmer's two stages: theta with beta inside PIRLS (nAGQ = 0), then Laplace over both."""
+    obj = _GeneralObjective(spec, resp, beta0)
+    x1, f1, ok1, it1 = _guarded_newton(obj, theta0)
+    if not np.isfinite(f1):  # the start itself breaks down: try small variances
+        x1, f1, ok1, it1 = _guarded_newton(obj, 0.1 * spec.theta_start())
+    obj.stage = 2
+    # search over gamma = R beta / sqrt(n) (X = QR): columns of X M are orthogonal with unit
+    # mean square, so an uncentred predictor (height around 500) does not make the Hessian
+    # nearly singular and stall Newton; the reported Hessian is on beta's scale, as lme4's
+    n = spec.X.shape[0]
+    R = np.linalg.qr(spec.X, mode="r")
+    try:
+        obj.M = np.linalg.inv(R / math.sqrt(n))
+    except np.linalg.LinAlgError:
+        obj.M = None
+    gamma = obj.beta if obj.M is None else (R / math.sqrt(n)) @ obj.beta
+    x, f, ok, it2 = _guarded_newton(obj, np.concatenate([x1, gamma]), radius=0.5)
+    if obj.M is not None:
+        x = np.concatenate([x[: spec.n_theta], obj.M @ x[spec.n_theta:]])
+        obj.M = None
+    return x, obj, ok and np.isfinite(f), it1 + it2
 
 
 # --------------------------------------------------------------------------------------
@@ -480,8 +609,31 @@ def _normalise_theta(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
     return th
 
 
+_BREAKDOWN = (
+    "The fit broke down numerically: for some parameter values the model predicts "
+    "probabilities or counts so extreme that its likelihood cannot be computed, and the "
+    "optimiser found no way back. This happens when a predictor has a large scale (centre "
+    "and scale it, e.g. height in metres from the mean instead of raw values), when a group "
+    "has only zeros or only ones, or when the random-effects structure is richer than the "
+    "data support; try centring predictors or a simpler random-effects structure."
+)
+
+
 def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
              start: tuple[np.ndarray, np.ndarray] | None = None) -> CoreFit:
+    """Fit a GLMM (see :func:`_fit_core`); a numerical failure becomes a :class:`ModelError`."""
+    try:
+        with np.errstate(all="ignore"):
+            return _fit_core(spec, y, nagq=nagq, start=start)
+    except MMTeachError:
+        raise
+    except (np.linalg.LinAlgError, FloatingPointError, ValueError, OverflowError,
+            ZeroDivisionError) as e:
+        raise ModelError(_BREAKDOWN) from e
+
+
+def _fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
+              start: tuple[np.ndarray, np.ndarray] | None = None) -> CoreFit:
     """Fit a GLMM by maximum likelihood (Laplace or adaptive quadrature).
 
     Parameters
@@ -517,20 +669,26 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
         theta0, beta0 = spec.theta_start(), glm_start(spec, y)
     else:
         theta0, beta0 = (np.asarray(s, dtype=float) for s in start)
-    obj = _Objective(spec, resp, nagq, _u_zero(spec, (1,) if spec.single else ()))
-    if not spec.single:
-        obj = _LoopObjective(obj)
     x0 = np.concatenate([theta0, beta0])[None, :]
-    if uses_fast_path(spec, nagq):
-        x, f, conv, u1, it = fast.fit_scalar(spec, y[None, :], x0)
-        obj.u = u1[..., None]
+    if not spec.single:
+        xg, obj, okg, it = _fit_general(spec, resp, theta0, beta0)
+        x, conv = xg[None, :], np.array([okg])
     else:
-        x, f, conv, it = newton_minimize(obj, x0)
+        obj = _Objective(spec, resp, nagq, _u_zero(spec, (1,)))
+        if uses_fast_path(spec, nagq):
+            x, f, conv, u1, it = fast.fit_scalar(spec, y[None, :], x0)
+            obj.u = u1[..., None]
+        else:
+            x, f, conv, it = newton_minimize(obj, x0)
     x = x[0]
+    if not np.all(np.isfinite(x)):
+        raise ModelError(_BREAKDOWN)
     theta = _normalise_theta(spec, x[: spec.n_theta])
     beta = x[spec.n_theta:]
     par = np.concatenate([theta, beta])[None, :]
     fx = obj(par, keep=True)
+    if not np.isfinite(fx[0]):
+        raise ModelError(_BREAKDOWN)
     _, g, H = fd_derivatives(obj, par, fx)
     g, H = g[0], H[0]
     nt = spec.n_theta
@@ -543,7 +701,7 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
     except np.linalg.LinAlgError:
         V = np.full((len(beta), len(beta)), np.nan)
     singular = bool(np.any(np.abs(theta[spec.diag_index]) < 1e-4))
-    u = obj.inner.u if isinstance(obj, _LoopObjective) else obj.u[0]
+    u = obj.u if isinstance(obj, _GeneralObjective) else obj.u[0]
     if not singular:
         # lme4's convergence check: scaled gradient max(min(|H^-1/2 g|, |g|)) < 0.002
         try:
@@ -562,25 +720,6 @@ def uses_fast_path(spec: GlmmSpec, nagq: int) -> bool:
     term, canonical link (logit or log); it has the exact gradient and Hessian."""
     return (nagq <= 1 and spec.single and spec.terms[0].k == 1
             and spec.link in ("logit", "log"))
-
-
-class _LoopObjective:
-    """Batch wrapper for the dense (several terms) deviance: loops over the batch."""
-
-    def __init__(self, inner: _Objective):
-        self.inner = inner
-
-    def __call__(self, par: np.ndarray, keep: bool = False,
-                 rows: np.ndarray | None = None) -> np.ndarray:
-        # one response only (fit_core), so ``rows`` can only select all of it
-        out = np.empty(par.shape[0])
-        for b in range(par.shape[0]):
-            th, be = par[b, : self.inner.nt], par[b, self.inner.nt:]
-            d, u, _ok = deviance_general(self.inner.spec, self.inner.resp, th, be, self.inner.u)
-            out[b] = d if np.isfinite(d) else np.inf
-            if keep:
-                self.inner.u = u
-        return out
 
 
 def fit_batch(spec: GlmmSpec, Y: np.ndarray, theta0: np.ndarray, beta0: np.ndarray,
