@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from mmteach import validate
 from mmteach.errors import DataError
 
 DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
@@ -212,6 +213,11 @@ def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], what: str) -> No
             f"columns {', '.join(needed)} (found: {', '.join(map(str, df.columns))}). "
             "Check the header row and the separator."
         )
+    if df.dropna(how="all").empty:
+        raise DataError(
+            f"{what} has a header row but no data rows, so there is nothing to analyse. "
+            "Check that you picked the complete file."
+        )
 
 
 def _numeric(df: pd.DataFrame, col: str, what: str, *, allow_na: bool) -> pd.Series:
@@ -231,6 +237,13 @@ def _numeric(df: pd.DataFrame, col: str, what: str, *, allow_na: bool) -> pd.Ser
             f"Column {col!r} of {what} has a missing value in row {row + 1}; this column "
             "identifies the design and cannot be missing."
         )
+    big = ~np.isfinite(values) & values.notna() | (values.abs() > validate.MAX_ABS)
+    if big.any():
+        row = int(np.flatnonzero(big.to_numpy())[0])
+        raise DataError(
+            f"Column {col!r} of {what} holds {values.iloc[row]:g} in row {row + 1}, a number "
+            "too large (or infinite) for any analysis to use. Correct that entry."
+        )
     return values
 
 
@@ -239,6 +252,11 @@ def _integer_codes(values: pd.Series, col: str, what: str) -> pd.Series:
         raise DataError(
             f"Column {col!r} of {what} must hold whole-number codes, but it has "
             f"{values[values != np.round(values)].iloc[0]!r}."
+        )
+    if (values.abs() > validate.MAX_EXACT_ID).any():
+        raise DataError(
+            f"Column {col!r} of {what} holds codes as large as {values.abs().max():.3g}, too large "
+            "to keep every code distinct (different animals could merge). Use small whole numbers."
         )
     return values.round().astype("int64")
 
