@@ -12,8 +12,10 @@ Every returned DataFrame carries ``df.attrs["source_kind"]`` ("reconstruction" o
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -182,16 +184,32 @@ def _read_table(text: str, sep: str | None, what: str) -> pd.DataFrame:
             df = pd.read_csv(io.StringIO(text), sep=sep, na_values=["NA", "."],
                              skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        # pandas' own wording ("Error tokenizing data. C error: ...") means nothing to a student
+        line = re.search(r"line (\d+)", str(err))
+        where = f" (line {line.group(1)})" if line else ""
         raise DataError(
-            f"{what} could not be read as a table ({err}). It should have a header row "
-            "and the same number of fields on every line."
+            f"{what} could not be read as a table{where}: a line has more fields than the "
+            "header, or a quote mark (\") is not closed. It should have a header row and the "
+            "same number of fields on every line."
         ) from err
     # R's write.csv/write.table add a row-name column ("", "X" or "Unnamed: 0"): drop it.
     first = str(df.columns[0])
+    header = _header_names(text, sep)
     if first.startswith("Unnamed") or first == "X":
         df = df.drop(columns=df.columns[0])
+        header = header[1:]
+    # pandas renames a repeated name to "x.1" and an empty one to "Unnamed: 3": refuse both
+    validate.check_column_names(header)
     df.columns = [str(c).strip().strip('"') for c in df.columns]
     return df
+
+
+def _header_names(text: str, sep: str | None) -> list[str]:
+    """The column names as written in the header line (before pandas renames any)."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if sep is None:
+        return line.split()
+    return [c.strip() for c in next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])]
 
 
 def _sniff_sep(text: str) -> str | None:
@@ -240,9 +258,10 @@ def _numeric(df: pd.DataFrame, col: str, what: str, *, allow_na: bool) -> pd.Ser
     big = ~np.isfinite(values) & values.notna() | (values.abs() > validate.MAX_ABS)
     if big.any():
         row = int(np.flatnonzero(big.to_numpy())[0])
+        value = "an infinite value" if np.isinf(values.iloc[row]) else f"{values.iloc[row]:g}"
         raise DataError(
-            f"Column {col!r} of {what} holds {values.iloc[row]:g} in row {row + 1}, a number "
-            "too large (or infinite) for any analysis to use. Correct that entry."
+            f"Column {col!r} of {what} holds {value} in row {row + 1}, a number too large for "
+            "any analysis to use. Correct that entry."
         )
     return values
 

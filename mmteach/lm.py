@@ -337,6 +337,8 @@ def fit_per_group(
         raise DataError(f"The grouping column {group!r} is not in the data.")
     parsed = _as_formula(data, formula).without_random()
     sub = data[data[group].notna()]
+    if sub.empty:
+        raise DataError(f"The grouping column {group!r} has no values, so there are no groups to fit.")
     codes, levels = factor_codes(sub[group])
     frames = []
     for k, level in enumerate(levels):

@@ -90,7 +90,7 @@ def check_values(frame: pd.DataFrame, numeric: Iterable[str], ids: Iterable[str]
         bad = ~np.isfinite(v)
         if bad.any():
             raise DataError(
-                f"The column {_shown(name)} holds an infinite value (e.g. 'inf') in row(s) "
+                f"The column {_shown(name)} holds an infinite value in row(s) "
                 f"{_row_numbers(bad)} of the rows used. A model cannot use an infinite "
                 "measurement: correct or remove those rows.")
         size = np.abs(v)
