@@ -51,8 +51,9 @@ class BudgetExceeded(ModelError):
 
 
 def skip_reason(analysis: str, n_groups: int, n_rows: int, *, label: str,
-                unit: str = "groups") -> str | None:
-    """Why ``analysis`` (shown as ``label``) is left out for data of this size, or None.
+                unit: str = "groups", plural: bool = True) -> str | None:
+    """Why ``analysis`` (shown as ``label``, ``plural`` or not) is left out for data of this
+    size, or None when it runs.
 
     Examples
     --------
@@ -68,7 +69,7 @@ def skip_reason(analysis: str, n_groups: int, n_rows: int, *, label: str,
         size = f"the data have {n_rows:,} rows, and they run for at most {limit.max_rows:,}"
     else:
         return None
-    verb = "are" if label.rstrip().endswith("s") else "is"
+    verb = "are" if plural else "is"
     return f"{label} {verb} left out: {size} ({limit.why}). The other analyses use every group."
 
 

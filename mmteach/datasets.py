@@ -167,9 +167,17 @@ def _as_text(source: Source, what: str) -> str:
         )
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8-sig")
+            if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 text (Excel's "Unicode text")
+                data = data.decode("utf-16")
+            else:
+                data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             data = data.decode("latin-1")
+    if "\x00" in data:
+        raise DataError(
+            f"The file given for {what} is not a text table (it holds binary bytes, e.g. from a "
+            "spreadsheet or an image). Save it as CSV (comma separated values) and upload that."
+        )
     if not data.strip():
         raise DataError(f"The file given for {what} is empty; it needs a header row and data.")
     return data

@@ -14,7 +14,7 @@ def test_skip_reason_names_the_size_and_the_limit() -> None:
     assert budget.skip_reason("per_group", 300, 900, label="The per-mouse fits") is None
     msg = budget.skip_reason("per_group", 10_000, 30_000, label="The per-mouse fits", unit="mice")
     assert msg is not None and "10,000 mice" in msg and "300" in msg and "left out" in msg
-    msg = budget.skip_reason("mixed", 10, 600_000, label="The mixed model")
+    msg = budget.skip_reason("mixed", 10, 600_000, label="The mixed model", plural=False)
     assert msg is not None and "600,000 rows" in msg and " is left out" in msg
 
 

@@ -35,6 +35,7 @@ def assert_plain(message: str) -> None:
     """A message a student can read: no implementation words, not huge, no long repeats."""
     assert message.strip(), "empty message"
     assert len(message) < 1500, f"{len(message)} characters: {message[:200]}..."
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", message), f"control characters in: {message[:200]!r}"
     leak = _LEAKS.search(message)
     assert leak is None, f"implementation detail {leak.group()!r} in: {message[:300]}"
 
@@ -78,7 +79,7 @@ def _engine(path: Path) -> list[str]:
     n_groups = df[group].nunique() if group in df.columns and df[group].ndim == 1 else 0
     for fit in (fit_lm, fit_lme, fit_fixed_group, fit_per_group):
         kind = {fit_fixed_group: "fixed_group", fit_per_group: "per_group"}.get(fit, "mixed")
-        skip = budget.skip_reason(kind, n_groups, len(df), label="This analysis")
+        skip = budget.skip_reason(kind, n_groups, len(df), label="This analysis", plural=False)
         if skip:
             said.append(skip)
             continue
