@@ -24,7 +24,8 @@ class FormulaError(MMTeachError):
             # Show at most ~70 characters around the offending place, on one line, so a long
             # or multi-line formula does not make a long message.
             start = max(0, min(position - 35, len(formula) - 70))
-            shown = formula[start:start + 70].replace("\n", " ").replace("\t", " ")
+            # invisible characters (tabs, control codes, direction marks) as "?" keep the caret aligned
+            shown = "".join(c if c.isprintable() else "?" for c in formula[start:start + 70])
             lead = "..." if start > 0 else ""
             tail = "..." if start + 70 < len(formula) else ""
             caret = " " * (len(lead) + position - start) + "^"

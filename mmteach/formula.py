@@ -75,8 +75,10 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
+            char = repr(text[pos]) if text[pos].isprintable() else \
+                f"'?' (an invisible character, Unicode U+{ord(text[pos]):04X})"
             raise FormulaError(
-                f"The character {text[pos]!r} cannot appear in a model formula. Use column "
+                f"The character {char} cannot appear in a model formula. Use column "
                 "names, +, :, *, /, |, parentheses, 1 and 0 (and cbind(...) on the left).",
                 text,
                 pos,
