@@ -93,8 +93,9 @@ def test_too_wide_design_refused_before_it_is_built() -> None:
 
 
 def test_formula_errors_are_formula_errors(d: pd.DataFrame) -> None:
-    with pytest.raises(FormulaError):
-        fit_lm(d, "y ~ " + "(" * 1000 + "x" + ")" * 1000)
+    # before: 1,000 nested parentheses around the grouping column raised RecursionError
+    with pytest.raises(FormulaError, match="parentheses"):
+        fit_lme(d, "y ~ x + (1 | " + "(" * 900 + "g" + ")" * 900 + ")")
 
 
 def _dense(data: pd.DataFrame, formula: str, factors: list[str], group: str):

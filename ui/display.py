@@ -72,20 +72,26 @@ def escape_markdown(text: object) -> str:
 def error(title: str, detail: object = None) -> None:
     """An error box whose text is never read as Markdown or HTML.
 
-    ``title`` and ``detail`` (e.g. an MMTeachError, whose message may quote a student's
-    formula, column names or file contents) are escaped; the excerpt of a formula with its
-    caret line (indented lines of a FormulaError) is shown as code, where it lines up.
+    ``title`` (in bold) and ``detail`` (e.g. an MMTeachError, whose message may quote a
+    student's formula, column names or file contents) are escaped; the excerpt of a formula
+    with its caret line (the indented lines of a FormulaError) is shown as code, where the
+    caret lines up.
     """
-    text = str(title)
+    body = f"**{escape_markdown(title)}**" if title else ""
     excerpt: list[str] = []
     if detail is not None:
         lines = str(detail).split("\n")
         excerpt = [ln[4:] for ln in lines if ln.startswith("    ")]
-        prose = " ".join(ln for ln in lines if not ln.startswith("    "))
-        text = f"{text}: {prose}" if text else prose
-    st.error(escape_markdown(text))
+        prose = escape_markdown(" ".join(ln for ln in lines if not ln.startswith("    ")))
+        body = f"{body}  \n{prose}" if body else prose
+    st.error(body)
     if excerpt:
         st.code("\n".join(excerpt), language=None)
+
+
+def note(text: str, *, kind: str = "info") -> None:
+    """An info or warning box for a sentence that quotes user text (escaped, as in error)."""
+    (st.warning if kind == "warning" else st.info)(escape_markdown(text))
 
 
 def columns(n: int, *, gap: str = "medium") -> list[Any]:
