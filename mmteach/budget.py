@@ -38,7 +38,8 @@ LIMITS: dict[str, Limit] = {
     "pooled": Limit(10**9, 1_000_000, "it reads every row"),
     "mixed": Limit(100_000, 500_000, "it fits a mixed model to every row"),
     "glmm": Limit(20_000, 200_000, "a logistic mixed model is refitted iteratively"),
-    "per_group_plot": Limit(60, 10**9, "a figure with one panel per group is unreadable beyond that"),
+    "per_group_plot": Limit(60, 10**9, "a figure with one panel or colour per group is unreadable beyond that"),
+    "caterpillar": Limit(2_000, 10**9, "a figure with one row per group is unreadable beyond that"),
 }
 
 # Seconds and megabytes one request may use in a worker process.

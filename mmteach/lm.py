@@ -159,7 +159,7 @@ def fit_fixed_group(
 
     Examples
     --------
-    >>> d = pd.DataFrame({"y": [1.0, 2, 3, 4, 2, 3], "t": [1, 2, 1, 2, 1, 2], "m": [1, 1, 2, 2, 3, 3]})
+    >>> d = pd.DataFrame({"y": [1.0, 2.5, 3, 4, 2, 3.5], "t": [1, 2, 1, 2, 1, 2], "m": [1, 1, 2, 2, 3, 3]})
     >>> fit_fixed_group(d, "y ~ t + (1 | m)", factors=["t"]).tidy().term.tolist()
     ['(Intercept)', 't2', 'm2', 'm3']
     """

@@ -14,6 +14,7 @@ import re
 import pandas as pd
 import streamlit as st
 
+from mmteach import budget
 from mmteach.datasets import load_dataset
 from mmteach.errors import MMTeachError
 from ui import display
@@ -23,6 +24,8 @@ ORIGINAL_LABEL = "Original file"
 # The original file of each example, under the name it was published with.
 ORIGINAL_FILES = {"ca_frequency": "Example2.txt", "ca_amplitude": "Example3.txt",
                   "water_lick": "waterlick_sim.txt"}
+# The mouse column of each example: its pages draw a slider and a figure panel per mouse.
+MOUSE_COLUMN = {"ca_frequency": "midx", "ca_amplitude": "midx", "water_lick": "mouseID"}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -69,9 +72,17 @@ def _on_original_upload(name: str) -> None:
         return
     raw = up.getvalue()
     try:
-        _load_original(name, raw, up.name)
+        df = _load_original(name, raw, up.name)
     except MMTeachError as err:
         st.session_state[f"_original_error.{name}"] = (up.name, str(err))
+        return
+    mice = df[MOUSE_COLUMN[name]].nunique()
+    if budget.skip_reason("per_group_plot", mice, len(df), label="x"):
+        st.session_state[f"_original_error.{name}"] = (up.name, (
+            f"This file has {mice:,} mice. The example pages draw a slider and a figure panel for "
+            f"every mouse, so they take at most {budget.LIMITS['per_group_plot'].max_groups}; the "
+            f"original {ORIGINAL_FILES[name]} has far fewer. To analyse these data, upload the file "
+            "on the Your data page."))
         return
     st.session_state[_original_key(name)] = (up.name, raw)
 
