@@ -193,3 +193,17 @@ def test_ten_thousand_mice_fit_in_bounds(corpus: list[Path]) -> None:
     assert took < BOUND and len(fixed.tidy()) == 10_000
     assert math.isfinite(lme.coef("treatment2").std_error)
     assert budget.skip_reason("per_group", 10_000, len(df), label="The per-mouse fits") is not None
+
+
+def test_cli_defects_of_issue_15(corpus: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: inf in a predictor exited 0 with every estimate NaN; 1,000 nested parentheses
+    exited 1 with a RecursionError traceback."""
+    inf_file = next(p for p in corpus if p.name == "inf_predictor.csv")
+    code, out, err = _cli(["fit", str(inf_file), "res ~ x + (1 | mouse)"], capsys)
+    assert code == 2 and "infinite" in err and not out
+    code, out, err = _cli(["fit", "ca_frequency", "res ~ treatment_idx + (1 | " + "(" * 1000 + "midx"
+                           + ")" * 1000 + ")"], capsys)
+    assert code == 2 and "characters long" in err and "Traceback" not in err and len(err) < 600
+    code, out, err = _cli(["fit", "ca_frequency", "res ~ treatment_idx + (1 | " + "(" * 900 + "midx"
+                           + ")" * 900 + ")"], capsys)
+    assert code == 2 and "parentheses" in err and "Traceback" not in err and len(err) < 600
