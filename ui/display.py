@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -47,6 +48,50 @@ h3 { font-size: 1.9rem !important; }
 code { font-size: 0.9em !important; }
 </style>
 """
+
+
+# Every ASCII punctuation character may be backslash-escaped in Markdown (CommonMark); an
+# escaped one is shown as itself. Escaping all of them means no link, emphasis, heading,
+# list, HTML tag, entity, LaTeX ($) or bare-URL autolink can come out of user text.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&@=\"'^%,;?/])")
+
+
+def escape_markdown(text: object) -> str:
+    r"""Text that Streamlit's Markdown shows literally (user text inside our messages).
+
+    Examples
+    --------
+    >>> print(escape_markdown("[Log in](http://e.invalid) **x**"))
+    \[Log in\]\(http\:\/\/e\.invalid\) \*\*x\*\*
+    """
+    lines = str(text).replace("\r", "").split("\n")
+    # a single newline would join the lines in Markdown: keep them as separate lines
+    return "  \n".join(_MD_SPECIAL.sub(r"\\\1", line) for line in lines)
+
+
+def error(title: str, detail: object = None) -> None:
+    """An error box whose text is never read as Markdown or HTML.
+
+    ``title`` (in bold) and ``detail`` (e.g. an MMTeachError, whose message may quote a
+    student's formula, column names or file contents) are escaped; the excerpt of a formula
+    with its caret line (the indented lines of a FormulaError) is shown as code, where the
+    caret lines up.
+    """
+    body = f"**{escape_markdown(title)}**" if title else ""
+    excerpt: list[str] = []
+    if detail is not None:
+        lines = str(detail).split("\n")
+        excerpt = [ln[4:] for ln in lines if ln.startswith("    ")]
+        prose = escape_markdown(" ".join(ln for ln in lines if not ln.startswith("    ")))
+        body = f"{body}  \n{prose}" if body else prose
+    st.error(body)
+    if excerpt:
+        st.code("\n".join(excerpt), language=None)
+
+
+def note(text: str, *, kind: str = "info") -> None:
+    """An info or warning box for a sentence that quotes user text (escaped, as in error)."""
+    (st.warning if kind == "warning" else st.info)(escape_markdown(text))
 
 
 def columns(n: int, *, gap: str = "medium") -> list[Any]:
