@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -344,3 +345,58 @@ def guess_roles(df: pd.DataFrame) -> Roles:
     if factors:
         reasons.append(f"Categorical: {', '.join(map(repr, factors))} (codes or labels, not amounts).")
     return Roles(response, group, predictors, factors, family, tuple(reasons))
+
+
+def usable_rows(df: pd.DataFrame, response: str, predictors: Sequence[str], group: str | None,
+                family: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows a model of these columns can use, and notes in words; DataError says what to change.
+
+    Refuses a missing grouping column (never groups by another column silently), a grouping
+    column with about one row per level, a non-numeric response (with a hint when the values
+    use decimal commas) and a binomial model of a response that is not 0/1.
+    """
+    if group is None or group == "":
+        raise DataError("Choose the grouping column: the column that names the animal (mouse, subject). "
+                        "No column was picked for you because none looks like one.")
+    cols = [response, *predictors, group]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataError(f"No column {', '.join(map(repr, missing))} in the data; the columns are "
+                        f"{', '.join(map(str, df.columns))}.")
+    if response in predictors:
+        raise DataError(f"The response {response!r} cannot also be a predictor: remove it from the predictors.")
+    if group in (response, *predictors):
+        raise DataError(f"The grouping column {group!r} cannot also be the response or a predictor: choose "
+                        "the column that names the animal as grouping only.")
+    y = pd.to_numeric(df[response], errors="coerce")
+    bad = y.isna() & df[response].notna()
+    if bad.any():
+        example = df.loc[bad, response].iloc[0]
+        hint = (" It looks like a decimal comma: save the file with decimal points, or as a semicolon-"
+                "separated CSV." if isinstance(example, str) and _DECIMAL_COMMA.match(example) else "")
+        raise DataError(f"The response {response!r} has non-numeric values (e.g. {example!r}); it must be a "
+                        f"number in every row.{hint} Choose a numeric column as the response.")
+    if family == "binomial" and not set(np.unique(y.dropna())) <= {0, 1}:
+        shown = sorted(set(np.unique(y.dropna())) - {0, 1})[:3]
+        raise DataError(f"A binomial model needs a 0/1 response, but {response!r} has values such as "
+                        f"{', '.join(f'{v:g}' for v in shown)}. Choose the gaussian family or recode the "
+                        "outcome as 0/1.")
+    used = df[cols].dropna()
+    notes = []
+    if len(used) < len(df):
+        notes.append(f"{len(df) - len(used)} row(s) with missing values in {', '.join(cols)} are left out "
+                     "(as R's na.omit does).")
+    if used.empty:
+        raise DataError("No row has values in all the chosen columns: choose other columns.")
+    k = used[group].nunique()
+    if k < 2:
+        raise DataError(f"The grouping column {group!r} has {k} level; a mixed model needs at least 2 "
+                        "groups (better 5 or more).")
+    if k > len(used) / 2:
+        raise DataError(f"The grouping column {group!r} has {k} levels for {len(used)} rows, so most "
+                        "groups hold a single row: it names rows, not animals. Choose the column that "
+                        "names the animal (several rows per animal).")
+    if family == "gaussian" and set(np.unique(y.dropna())) <= {0, 1}:
+        notes.append(f"{response!r} holds only 0 and 1: a yes/no outcome is modelled with the binomial "
+                     "family (a gaussian model of it gives probabilities outside 0-1).")
+    return used, notes

@@ -130,3 +130,30 @@ def test_odd_bytes_give_words_not_tracebacks(raw):
         assert "odd.csv" in str(err) or "file" in str(err)
     else:
         assert df.shape[1] >= 2
+
+
+# --- usable rows: the checks before fitting ------------------------------------------------------
+
+from mmteach.reader import usable_rows  # noqa: E402
+
+
+def test_usable_rows_refuse_with_words():
+    with pytest.raises(DataError, match="Choose the grouping column"):
+        usable_rows(PLAIN, "amplitude", ["condition"], None, "gaussian")
+    with pytest.raises(DataError, match="it names rows, not animals"):
+        usable_rows(read_table(UPLOADS / "30_row_number_first.csv"), "amplitude", ["condition"], "row", "gaussian")
+    with pytest.raises(DataError, match="binomial model needs a 0/1 response"):
+        usable_rows(PLAIN, "amplitude", ["condition"], "mouse", "binomial")
+    raw = read_table(b"mouse;y\n1;2,5\n1;x\n2;3,5\n2;1,5\n", "c.csv")  # one text cell keeps commas
+    assert raw["y"].dtype == object or pd.api.types.is_string_dtype(raw["y"])
+    with pytest.raises(DataError, match="decimal comma"):
+        usable_rows(raw, "y", [], "mouse", "gaussian")
+
+
+def test_usable_rows_notes():
+    lick = read_table(UPLOADS / "18_binary_response.csv")
+    used, notes = usable_rows(lick, "lick", ["dff"], "mouseID", "gaussian")
+    assert len(used) == 160 and "binomial" in notes[0]
+    na = read_table(UPLOADS / "17_na_spellings.csv")
+    used, notes = usable_rows(na, "amplitude", ["condition"], "mouse", "gaussian")
+    assert len(used) == 70 and notes[0].startswith("2 row(s) with missing values")
