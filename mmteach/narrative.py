@@ -462,3 +462,16 @@ def lick_reading(long: pd.DataFrame, *, glmm: str | None, gee: str, pooled: str,
     if p is not None:
         out.append(f"The pooled GLM's SE ({num(p['std_error'])}) treats all {n_trials:,} trials as independent.")
     return " ".join(out)
+
+
+def bootstrap_reading(boot_p: float, samples: int, failed: int, lrt_p: float | None) -> str:
+    """The parametric bootstrap's result beside the LRT's large-sample p, compared in words."""
+    text = (f"Parametric bootstrap p = {p_text(boot_p)} from {samples:,} samples "
+            f"({failed:,} failed fit{'s' if failed != 1 else ''}).")
+    if samples and boot_p <= 1 / (samples + 1) + 1e-12:
+        text += f" No simulated statistic reached the observed one: p is at most 1/({samples:,} + 1)."
+    if lrt_p is not None and not is_missing(lrt_p):
+        rel = ("larger than" if boot_p > lrt_p * 1.1 else "smaller than" if boot_p < lrt_p / 1.1 else
+               "about the same as")
+        text += f" It is {rel} the LRT's large-sample p ({p_text(lrt_p)})."
+    return text

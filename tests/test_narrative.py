@@ -281,3 +281,12 @@ def test_lick_reading_computes_the_ratio(glmm):
     text = N.lick_reading(long, glmm=None, gee="GEE", pooled="Pooled GLM", n_trials=len(LICK),
                           why_no_glmm="with one mouse there is no mouse-to-mouse variation")
     assert "No GLMM row: with one mouse" in text
+
+
+def test_bootstrap_reading_has_no_markdown_and_compares():
+    text = N.bootstrap_reading(0.012, 1000, 0, 0.0024)
+    assert "*" not in text  # the literal ** of the old line
+    assert text == ("Parametric bootstrap p = 0.012 from 1,000 samples (0 failed fits). It is larger than "
+                    "the LRT's large-sample p (0.0024).")
+    assert "at most 1/(200 + 1)" in N.bootstrap_reading(1 / 201, 200, 3, 1e-5)
+    assert "about the same as" in N.bootstrap_reading(0.05, 100, 1, 0.048)
