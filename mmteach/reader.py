@@ -94,11 +94,13 @@ def sniff_separator(lines: list[str]) -> str | None:
     best: tuple[int, int, str] | None = None
     for sep in SEPARATORS:
         counts = _field_counts(lines, sep)
-        if not counts or counts[0] < 2:
+        if not counts:
             continue
-        # trailing empty columns make later rows shorter or longer: agreement with the header counts most
-        agree = sum(c == counts[0] for c in counts)
-        score = (agree, counts[0], sep)
+        mode = max(set(counts), key=counts.count)
+        # the header may lack the row-name column's name (R's write.table): one field fewer
+        if mode < 2 or counts[0] not in (mode, mode - 1):
+            continue
+        score = (counts.count(mode), mode, sep)
         if best is None or score[:2] > best[:2]:
             best = score
     if best is not None and best[0] >= max(1, len(lines) // 2):
@@ -173,10 +175,16 @@ def read_table(source: Source, name: str | None = None, *, max_mb: float = MAX_M
     if sep in (";", "\t", None, "|") and len(_NUMBER_COMMA.findall(body[:20000])) > 0 \
             and not re.search(r"\d\.\d", body[:20000].split("\n", 1)[-1]):
         decimal = ","  # "2,753" with semicolons or tabs: a European decimal comma
+    counts = (_field_counts(lines[:50], sep) if sep else [len(ln.split()) for ln in lines[:50]])
+    # R's write.table: the header has no name for the row-name column, every row one field more
+    row_names = len(counts) > 1 and all(c == counts[0] + 1 for c in counts[1:])
     try:
         df = pd.read_csv(io.StringIO(body), sep=sep if sep else r"\s+", decimal=decimal,
                          na_values=NA_VALUES, keep_default_na=True, skipinitialspace=bool(sep),
-                         engine="python" if sep is None else "c", index_col=False)
+                         engine="c", index_col=0 if row_names else False)
+        if row_names:
+            df = df.reset_index(drop=True)
+            notes.append("row-name column dropped")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as err:
         detail = str(err).split("\n")[0]
         raise DataError(f"{what} could not be read as a table: {detail}. Every line should have the same "

@@ -124,6 +124,11 @@ add("35_utf8_umlaut_header.csv", table(head=["Maus", "Zelle", "Bedingung", "Ampl
      "response": "Amplitude_µV", "family": "gaussian"})
 add("36_ragged_rows.csv", table() + "M9,M9c1,saline,2.1,200,extra,fields\n", {"error": "could not be read"})
 add("37_semicolon_dot_decimal.csv", table(";"))
+add("39_r_write_table_rownames.txt", " ".join(f'"{h}"' for h in HEAD) + "\n" + "".join(
+    f'"{i + 1}" ' + " ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in r) + "\n"
+    for i, r in enumerate(ROWS)))
+add("40_header_shorter_by_one_comma.csv", ",".join(HEAD) + "\n" + "".join(
+    f"{i + 1}," + ",".join(map(str, r)) + "\n" for i, r in enumerate(ROWS)))
 add("38_numeric_mouse_codes.csv", table(rows=[(int(r[0][1:]), *r[1:]) for r in ROWS]))
 
 
