@@ -175,9 +175,18 @@ def read_table(source: Source, name: str | None = None, *, max_mb: float = MAX_M
     if sep in (";", "\t", None, "|") and len(_NUMBER_COMMA.findall(body[:20000])) > 0 \
             and not re.search(r"\d\.\d", body[:20000].split("\n", 1)[-1]):
         decimal = ","  # "2,753" with semicolons or tabs: a European decimal comma
-    counts = (_field_counts(lines[:50], sep) if sep else [len(ln.split()) for ln in lines[:50]])
+    rows = (list(csv.reader(lines, delimiter=sep)) if sep else  # whitespace: quoted names may hold spaces
+            [[f for f in r if f] for r in csv.reader([ln.strip().replace("\t", " ") for ln in lines],
+                                                       delimiter=" ", skipinitialspace=True)])
+    counts = [len(r) for r in rows[:50]]
     # R's write.table: the header has no name for the row-name column, every row one field more
     row_names = len(counts) > 1 and all(c == counts[0] + 1 for c in counts[1:])
+    if not row_names:
+        for i, r in enumerate(rows[1:], start=2):
+            if len(r) > len(rows[0]) and any(f.strip() for f in r[len(rows[0]):]):
+                raise DataError(f"{what} could not be read as a table: line {i} has {len(r)} fields but the "
+                                f"header row has {len(rows[0])}. Every line needs the same number of fields "
+                                "as the header; fix that line (a stray separator?) and upload it again.")
     try:
         df = pd.read_csv(io.StringIO(body), sep=sep if sep else r"\s+", decimal=decimal,
                          na_values=NA_VALUES, keep_default_na=True, skipinitialspace=bool(sep),
