@@ -181,3 +181,21 @@ def test_mangled_files_give_a_table_or_words():
             continue
         assert df.shape[1] >= 2 and len(df) >= 2
         guess_roles(df)  # never raises on a table the reader returned
+
+
+FITTABLE = [n for n, e in sorted(EXPECTED.items()) if "error" not in e and e["group"] is not None]
+
+
+@pytest.mark.parametrize("name", FITTABLE)
+def test_cli_fits_the_suggested_model(name, capsys):
+    """The suggested formula of every readable corpus file fits from the command line (or says why)."""
+    roles = guess_roles(read_table(UPLOADS / name))
+    args = ["fit", str(UPLOADS / name), roles.formula(), "--json"]
+    args += [a for f in roles.factors for a in ("--factor", f)]
+    if roles.family == "binomial":
+        args += ["--family", "binomial"]
+    rc = main(args)
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    used, _ = usable_rows(read_table(UPLOADS / name), roles.response, roles.predictors, roles.group, roles.family)
+    assert json.loads(out)["n_obs"] == len(used)
