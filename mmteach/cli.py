@@ -219,6 +219,23 @@ def _cmd_datasets(args: argparse.Namespace) -> dict[str, Any] | str:
     return format_table(table[["name", "title", "label"]])
 
 
+def _cmd_read(args: argparse.Namespace) -> dict[str, Any] | str:
+    from mmteach.reader import guess_roles
+
+    data, label = _load(args.data)
+    roles = guess_roles(data)
+    out = {"data": label, "rows": len(data), "columns": [str(c) for c in data.columns],
+           "read_notes": list(data.attrs.get("read_notes", [])), "response": roles.response,
+           "group": roles.group, "predictors": list(roles.predictors), "factors": list(roles.factors),
+           "family": roles.family, "formula": roles.formula(), "reasons": list(roles.reasons)}
+    if args.json:
+        return out
+    return "\n".join([f"{label}: {len(data)} rows; columns {', '.join(out['columns'])}",
+                      *(f"read: {n}" for n in out["read_notes"]),
+                      f"suggested model: {out['formula'] or 'choose the grouping column yourself'} "
+                      f"({roles.family})", *roles.reasons])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mmteach",
@@ -288,6 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("names", nargs="*")
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(func=_cmd_bench)
+
+    rd = sub.add_parser("read", help="read a data file as the app's upload page does; suggest a model")
+    data_args(rd)
+    rd.add_argument("--json", action="store_true")
+    rd.set_defaults(func=_cmd_read)
 
     ds = sub.add_parser("datasets", help="list the built-in data sets")
     ds.add_argument("--json", action="store_true")

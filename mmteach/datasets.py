@@ -220,17 +220,6 @@ def _header_names(text: str, sep: str | None) -> list[str]:
     return [c.strip() for c in next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])]
 
 
-def _sniff_sep(text: str) -> str | None:
-    header = text.lstrip().splitlines()[0]
-    if "," in header:
-        return ","
-    if "\t" in header:
-        return "\t"
-    if ";" in header:
-        return ";"
-    return None
-
-
 def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], what: str) -> None:
     missing = [c for c in needed if c not in df.columns]
     if missing:
@@ -505,8 +494,8 @@ def resolve_data(name_or_path: str | Path) -> pd.DataFrame:
     """A built-in data set by name, or a data file by path (the CLI's DATA argument).
 
     Files named like an original (``Example2.txt`` ...) go through that reader; other
-    files are read as CSV (``.csv``), TSV (``.tsv``) or by sniffing the header line
-    (comma, tab, semicolon, else whitespace).
+    files go through :func:`mmteach.reader.read_table`, the reader of the app's upload page
+    (encodings, delimiters and decimal commas sniffed).
 
     Raises
     ------
@@ -534,14 +523,6 @@ def resolve_data(name_or_path: str | Path) -> pd.DataFrame:
     for name, meta in index.items():
         if path.name == meta["original_file"]:
             return _tag(READERS[name](path), "original", ORIGINAL_LABEL, name)
-    what = f"the file {path.name!r}"
-    raw = _as_text(path, what)
-    suffix = path.suffix.lower()
-    sep = "," if suffix == ".csv" else "\t" if suffix == ".tsv" else _sniff_sep(raw)
-    df = _read_table(raw, sep, what)
-    if df.shape[1] < 2:
-        raise DataError(
-            f"{what} was read as a single column ({df.columns[0]!r}). Separate the "
-            "columns with commas, tabs or spaces and give a header row."
-        )
-    return _tag(df, "user", f"Your file {path.name}", path.stem)
+    from mmteach.reader import read_table  # the same reader as the app's upload page
+
+    return read_table(path, path.name)
