@@ -164,3 +164,14 @@ def test_cli_power_json(capsys):
     assert main(["simulate", "power", "--kind", "within", "--mice", "6", "--slope-sd", "0.4",
                  "--reps", "100"]) == 0
     assert "treatment slope" in capsys.readouterr().out
+
+
+def test_misspec_reading_uses_the_run():
+    from mmteach.power import misspec_reading
+
+    res = simulate_power(kind="within", mice=8, cells_per_mouse=20, effect=0.0, slope_sd=0.5, reps=400)
+    text = misspec_reading(res)
+    assert f"{res.extras['ri_se'].mean():.3g}" in text
+    assert f"{res.rejection_rate['lme']:.1%}" in text
+    with pytest.raises(DataError):
+        misspec_reading(simulate_power(reps=50))
