@@ -43,6 +43,7 @@ __all__ = [
     "simulate_report",
     "simulate_type1",
     "type1_curve",
+    "type1_curve_reading",
     "binomial_ci",
     "EXAMPLE1_ICC",
     "EXAMPLE1_MICE",
@@ -687,3 +688,27 @@ def type1_curve(
         t["reps"] = reps
         frames.append(t.drop(columns="rejections"))
     return pd.DataFrame(pd.concat(frames, ignore_index=True))
+
+
+def type1_curve_reading(curve: pd.DataFrame) -> str:
+    """What a type I curve shows, from its own end points (the page's "Read it")."""
+    if curve.empty:
+        raise DataError("The curve is empty: run it first.")
+    over = curve.columns[0]
+    name = {"icc": "ICC", "cells_per_mouse": "cells per mouse"}.get(over, over)
+    rate = curve.pivot(index=over, columns="method", values="rejection_rate").sort_index()
+    lo, hi = rate.index[0], rate.index[-1]
+    pooled = rate["pooled_lm"]
+    out = [f"Pooled LM: type I error {pooled.iloc[0]:.0%} at {name} {lo:g} and {pooled.iloc[-1]:.0%} "
+           f"at {hi:g}."]
+    if over == "icc" and lo == 0:
+        out.append("With no clustering (ICC 0) pooling is fine; as soon as mice differ, its "
+                   "false-positive rate climbs." if pooled.iloc[0] < 0.1 else "")
+    elif over == "cells_per_mouse" and pooled.iloc[-1] > pooled.iloc[0]:
+        out.append("More cells per mouse make pooling worse, not better: they add precision about "
+                   "the mice already measured, not about new ones.")
+    valid = [c for c in ("mouse_means", "lme") if c in rate]
+    span = ", ".join(f"{TYPE1_METHODS[c].split(',')[0].split(' (')[0]} {rate[c].min():.0%}-{rate[c].max():.0%}"
+                     for c in valid)
+    out.append(f"Over the whole range: {span}.")
+    return " ".join(o for o in out if o)

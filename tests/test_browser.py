@@ -265,7 +265,7 @@ def test_simulation_results_render(server, browser, present):
         page.get_by_text("How often each analysis finds an effect").wait_for(timeout=180_000)
         _wait_idle(page)
         page.get_by_role("button", name="Run the curve").click()
-        page.get_by_text("with no clustering (ICC 0) pooling is fine").wait_for(timeout=300_000)
+        page.get_by_text("With no clustering (ICC 0) pooling is fine").wait_for(timeout=300_000)
         _wait_idle(page)
         tab = page.locator('[data-testid="stTabs"] [role="tabpanel"]:visible')
         assert tab.locator(".js-plotly-plot").count() == 3  # bars, p-values, curve
