@@ -138,8 +138,8 @@ def power_curve_plot(curve: pd.DataFrame, over: str, *, alpha: float = 0.05, rat
     """Rejection rate against ``over`` (mice or cells per mouse), one line per method, 95% CIs."""
     if curve.empty:
         raise DataError("The curve is empty: run the simulation first.")
-    titles = {"mice": "mice (per condition, or in total within mice)", "cells_per_mouse": "cells per mouse",
-              "slope_sd": "SD of the treatment effect between mice (in SDs of one cell)"}
+    titles = {"mice": "mice", "cells_per_mouse": "cells per mouse",
+              "slope_sd": "treatment-effect SD between mice"}
     fig = go.Figure()
     for key, part in curve.groupby("method", sort=False):
         part = part.sort_values(over)
@@ -152,11 +152,14 @@ def power_curve_plot(curve: pd.DataFrame, over: str, *, alpha: float = 0.05, rat
     line = target if target is not None else alpha
     fig.add_hline(y=line, line_dash="dash", line_color="#333333",
                   annotation_text=(f"target {line:.0%}" if target is not None else f"α = {alpha:g}"),
-                  annotation_position="top left")
-    fig.update_layout(title=f"{rate.capitalize()} as {titles.get(over, over)} change",
+                  annotation_position="top right")
+    # the legend at the right, never over the axis title (whatever the font size)
+    # power spans 0-100%; a type I error plot zooms to its data so alpha stays visible
+    top = 1.05 if target is not None else min(1.05, float(curve["conf_high"].max()) * 1.15 + 0.05)
+    fig.update_layout(title=f"{rate[0].upper() + rate[1:]} against {titles.get(over, over)}",
                       xaxis_title=titles.get(over, over),
-                      yaxis={"title": rate, "range": [0, 1.05], "tickformat": ".0%"}, height=420,
-                      legend={"orientation": "h", "y": -0.22, "x": 0, "yanchor": "top"}, margin={"b": 110})
+                      yaxis={"title": rate, "range": [0, top], "tickformat": ".0%"}, height=420,
+                      legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top"})
     return style(fig)
 
 
@@ -184,8 +187,7 @@ def cost_plot(plan: CostPlan) -> go.Figure:
                                                    "<extra></extra>"))
     fig.update_layout(title="More mice, not more cells: power against cost",
                       xaxis_title="total cost", yaxis={"title": "power", "range": [0, 1.05], "tickformat": ".0%"},
-                      height=440, legend={"orientation": "h", "y": -0.22, "x": 0, "yanchor": "top"},
-                      margin={"b": 120})
+                      height=440, legend={"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top"})
     return style(fig)
 
 

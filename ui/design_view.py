@@ -44,8 +44,9 @@ def point_view(res: PowerResult) -> None:
     c2.metric(f"Effective n of {d.n_cells:,} cells", f"{d.effective_n:.1f}")
     c3.metric("Singular LME fits", f"{res.singular_rate:.1%}")
     if d.conditions == 2:
-        c4.metric(f"Exact {res.what} of the mouse-means t-test", f"{analytic_power(d, res.alpha):.1%}",
-                  help="Noncentral t (R: power.t.test); the simulated row should agree within its CI.")
+        c4.metric(f"Exact t-test {res.what}", f"{analytic_power(d, res.alpha):.1%}",
+                  help="The mouse-means t-test's rate from the noncentral t (R: power.t.test); the "
+                       "simulated row should agree within its CI.")
     rates = res.rejection_rate
     best = max(rates, key=rates.get)
     st.markdown(
@@ -54,8 +55,8 @@ def point_view(res: PowerResult) -> None:
         + (f"With no true effect the pooled LM still rejects in {rates['pooled_lm']:.0%} of experiments "
            f"(nominal {res.alpha:g}): its {res.what} is not a valid answer."
            if d.effect == 0 else
-           f"The highest rate is the {METHODS[best]}'s ({rates[best]:.0%})"
-           + (", but it is not valid: set the effect to 0 to see how often it rejects a null."
+           f"Highest rate: {METHODS[best]}, {rates[best]:.0%}"
+           + ("; but it is not valid: set the effect to 0 to see how often it rejects a null."
               if best == "pooled_lm" else ".")))
     with st.expander("R code: the same simulation with lme4 (slow, for checking)"):
         st.code(res.r_code(), language="r")
