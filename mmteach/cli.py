@@ -128,11 +128,32 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any] | str:
             from mmteach.lm import fit_lm
 
             result = fit_lm(data, args.formula, factors=args.factor)
+    if args.pooling or args.profile:
+        return _pooling_profile(args, result)
     if args.json:
         out = result.to_dict()
         out["data_source"] = label
         return out
     return summary_text(result, label)
+
+
+def _pooling_profile(args: argparse.Namespace, result: Any) -> dict[str, Any] | str:
+    """``fit --pooling``: per-mouse own / LME / pooled estimates; ``fit --profile``: SD profile."""
+    from mmteach.pooling import partial_pooling
+    from mmteach.profile import profile_sd
+
+    out: dict[str, Any] = {}
+    text: list[str] = []
+    if args.pooling:
+        pp = partial_pooling(result)
+        out["pooling"] = pp.table.to_dict(orient="records")
+        text += [format_table(pp.table), pp.sentence()]
+    if args.profile:
+        pr = profile_sd(result)
+        out["profile"] = {**pr.glance().iloc[0].to_dict(), "advice": pr.advice()}
+        text += [f"{pr.term} SD {pr.estimate:.4g}, {pr.level:.0%} profile interval "
+                 f"[{pr.conf_low:.4g}, {pr.conf_high:.4g}] (ML, as lme4's profile)", pr.advice()]
+    return out if args.json else "\n\n".join(text)
 
 
 def _cmd_compare(args: argparse.Namespace) -> dict[str, Any] | str:
@@ -267,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--nagq", type=int, default=1, help="adaptive Gauss-Hermite points (GLMM)")
     fit.add_argument("--allow-unidentifiable", action="store_true",
                      help="fit a model lme4 refuses (as nlme does)")
+    fit.add_argument("--pooling", action="store_true",
+                     help="LME: each group's own, partially pooled (LME) and pooled estimate")
+    fit.add_argument("--profile", action="store_true",
+                     help="LME: profile of a random-effect SD and its likelihood interval")
     fit.set_defaults(func=_cmd_fit)
 
     cmp = sub.add_parser("compare", help="likelihood-ratio test of nested models")

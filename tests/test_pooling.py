@@ -159,3 +159,16 @@ def test_figures_draw_every_mouse_and_the_interval():
     assert any("95%" in (tr.name or "") for tr in shrinkage_plane(rs).data)
     pr = profile_sd(fit_lme(AMP, "res ~ treatment + (1 | midx)", factors=["treatment"]))
     assert f"{pr.conf_high:.3g}" in profile_plot(pr).layout.annotations[0].text
+
+
+def test_cli_pooling_and_profile(capsys):
+    import json
+
+    from mmteach.cli import main
+
+    assert main(["fit", str(DATA / "profile_singular.csv"), "y ~ x + (1 | mouse)", "--factor", "x",
+                 "--pooling", "--profile", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["profile"]["conf_low"] == 0.0
+    assert out["profile"]["conf_high"] == pytest.approx(REF["profile"]["singular"]["upper"][0], rel=1e-4)
+    assert all(r["weight"] == pytest.approx(0.0, abs=1e-6) for r in out["pooling"])  # SD 0: full pooling
