@@ -46,7 +46,7 @@ ps = state.PageState("sim", {
 results: dict = st.session_state.setdefault(RESULT_KEY, {})
 
 tab_report, tab_type1, tab_mis = st.tabs(["Monte Carlo report: random slopes", "Type I error of pooling",
-                                          "Treatment effect that varies between mice"])
+                                          "Effect varying by mouse"])
 with tab_report:
     st.markdown(
         "**The report's question.** Each of *K* classes has its own intercept and slope: "

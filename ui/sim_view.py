@@ -58,7 +58,8 @@ def report_tab(ps: PageState, results: dict) -> None:
         c3.slider("Residual SD σw", 0.1, 10.0, step=0.1, key=ps.key("sigma_w"))
         c4.slider("Replicates", 10, 5000, step=10, key=ps.key("reps"))
         c4.number_input("Seed", 0, 999_999, step=1, key=ps.key("seed"))
-        c4.toggle("New random effects per replicate", key=ps.key("redraw"),
+        st.toggle("New random effects per replicate (off: the report's design, class effects drawn once)",
+                  key=ps.key("redraw"),
                   help="On (default): every replicate is a new experiment with new classes, the "
                        "question the SE answers. Off: the report's design, class effects drawn "
                        "once and kept, so replicates differ only in their residuals.")
