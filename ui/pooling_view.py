@@ -26,8 +26,7 @@ MEANS_LABEL = "Mouse means (summary statistics)"
 
 def means_row(analyses: compute.Analyses, response: str, condition: str, group: str) -> None:
     """Add the t-test / ANOVA on per-mouse means as a row of the page's comparison."""
-    analyses.run(MEANS_LABEL, fit_mouse_means, response, condition, group,
-                 py=f"fit_mouse_means(data, {response!r}, {condition!r}, {group!r})")
+    analyses.run(MEANS_LABEL, fit_mouse_means, response, condition, group)
 
 
 def lme_profile(data: pd.DataFrame, formula: str, *, factors: Sequence[str] = (), reml: bool = True) -> SDProfile:
