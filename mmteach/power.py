@@ -110,6 +110,23 @@ class Design:
             raise DataError("The slope SD cannot be negative, the total variance must be "
                             "positive and the effect a finite number.")
 
+    @classmethod
+    def from_components(cls, var_mouse: float, var_cell: float, **fields: Any) -> Design:
+        """A design from variance components instead of the ICC: ``total_var = var_mouse + var_cell``.
+
+        ``effect`` (and ``slope_sd``) stay in SDs of one cell, ``sqrt(total_var)``.
+
+        Examples
+        --------
+        >>> Design.from_components(0.5, 1.5, mice=4).icc
+        0.25
+        """
+        if var_mouse < 0 or var_cell <= 0:
+            raise DataError("The mouse variance cannot be negative and the cell (residual) variance "
+                            "must be positive.")
+        total = var_mouse + var_cell
+        return cls(icc=var_mouse / total, total_var=total, **fields)
+
     @property
     def n_mice(self) -> int:
         """Mice in the whole experiment."""
@@ -156,8 +173,8 @@ def analytic_power(design: Design, alpha: float = 0.05) -> float:
 
     Examples
     --------
-    >>> round(analytic_power(Design(mice=10, cells_per_mouse=10, icc=0.0, effect=1.0)), 4)
-    0.9882
+    >>> round(analytic_power(Design(mice=6, cells_per_mouse=10, icc=0.3, effect=1.0)), 4)
+    0.7282
     """
     d = design
     if d.conditions != 2:

@@ -103,7 +103,7 @@ def profile_sd(fit: FitResult, block: int | None = None, *, level: float = 0.95,
     >>> from mmteach.lme import fit_lme
     >>> d = load_dataset("ca_amplitude")
     >>> pr = profile_sd(fit_lme(d, "res ~ treatment + (1 | midx)", factors=["treatment"]))
-    >>> pr.conf_low < pr.estimate < pr.conf_high
+    >>> bool(pr.conf_low < pr.estimate < pr.conf_high)
     True
     """
     lf = fit.extras.get("lmefit")
