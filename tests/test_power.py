@@ -175,3 +175,10 @@ def test_misspec_reading_uses_the_run():
     assert f"{res.rejection_rate['lme']:.1%}" in text
     with pytest.raises(DataError):
         misspec_reading(simulate_power(reps=50))
+
+
+@pytest.mark.parametrize("case", load_reference("power_analytic"), ids=lambda c: str(c["design"]))
+def test_analytic_power_matches_power_t_test(case):
+    # R: power.t.test(..., strict = TRUE) (tests/r/reference_power_analytic.R); tolerance 1e-6
+    # (R's noncentral t integrates numerically).
+    assert analytic_power(Design(**case["design"])) == pytest.approx(case["power"], rel=1e-6)
