@@ -172,3 +172,15 @@ def test_cli_pooling_and_profile(capsys):
     assert out["profile"]["conf_low"] == 0.0
     assert out["profile"]["conf_high"] == pytest.approx(REF["profile"]["singular"]["upper"][0], rel=1e-4)
     assert all(r["weight"] == pytest.approx(0.0, abs=1e-6) for r in out["pooling"])  # SD 0: full pooling
+
+
+def test_profile_with_two_variances_matches_confint():
+    # R: confint(fit, method = "profile") for (1 | midx) + (1 | midx:treatment_idx), ML; each
+    # profile point re-optimises the other SD and sigma. Tolerance 1e-4 relative.
+    ref = REF["profile"]["freq_two"]
+    fit = fit_lme(FREQ, "res ~ treatment_idx + (1 | midx) + (1 | midx:treatment_idx)",
+                  factors=["treatment_idx", "midx"], reml=False)
+    pr = profile_sd(fit, 0, points=3)
+    assert pr.term == "midx:treatment_idx (Intercept)"
+    assert pr.conf_low == pytest.approx(ref["lower"][0], rel=1e-4)
+    assert pr.conf_high == pytest.approx(ref["upper"][0], rel=1e-4)

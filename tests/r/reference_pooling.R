@@ -80,7 +80,8 @@ out <- list(
   profile = list(
     amp_ri = profile_case(res ~ treatment + (1 | midx), amp, TRUE),
     amp_ri_ml = profile_case(res ~ treatment + (1 | midx), amp, FALSE),
-    singular = profile_case(y ~ x + (1 | mouse), sing, TRUE)
+    singular = profile_case(y ~ x + (1 | mouse), sing, TRUE),
+    freq_two = profile_case(res ~ treatment_idx + (1 | midx) + (1 | midx:treatment_idx), freq, FALSE)
   )
 )
 write_json(out, "tests/reference/pooling.json", auto_unbox = TRUE, digits = NA, pretty = TRUE)
