@@ -152,7 +152,7 @@ def profile_sd(fit: FitResult, block: int | None = None, *, level: float = 0.95,
         # warm start from the neighbouring grid point: consecutive SDs have nearby optima
         bounds = [(None, None)] + [(lo if np.isfinite(lo) else None, None) for lo in lower[others]]
         res = optimize.minimize(f, warm["x"], method="L-BFGS-B", bounds=bounds,
-                                options={"ftol": 1e-13, "gtol": 1e-8, "maxiter": 500})
+                                options={"ftol": 1e-11, "gtol": 1e-6, "maxiter": 500})
         warm["x"] = np.asarray(res.x, float)
         return float(res.fun)
 
