@@ -347,16 +347,18 @@ def fit_ri_within(S0: np.ndarray, S1: np.ndarray, W: np.ndarray, n0: int, n1: in
 
 
 def fit_slope_within(S0: np.ndarray, S1: np.ndarray, W: np.ndarray, n0: int,
-                     n1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     n1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """REML ``lmer(y ~ x + (1 + x | mouse))`` for a within-mouse 0/1 treatment, every mouse with
-    ``n0`` control and ``n1`` treated cells: treatment estimate, SE and singular flag.
+    ``n0`` control and ``n1`` treated cells: treatment estimate, SE, singular flag and lmerTest's
+    Satterthwaite df.
 
     The two condition means of a mouse have covariance ``Psi = Sigma_m + sigma^2 diag(1/n0, 1/n1)``
     with ``Sigma_m`` unrestricted, and the within-condition sums of squares carry ``sigma^2``
     alone, so REML's optimum is ``Psi = S`` (the sample covariance of the mouse means) and
     ``sigma^2 = W / (N - 2K)`` whenever ``S - sigma^2 diag(1/n0, 1/n1)`` is positive definite:
-    the estimate and SE are then the paired t-test's.  The other replicates (a boundary fit) go
-    through the general batch fitter :func:`mmteach.sim_reml.fit_slope_batch`.
+    the estimate, SE and df (m - 1) are then the paired t-test's.  The other replicates (a boundary
+    fit) go through the general batch fitter :func:`mmteach.sim_reml.fit_slope_batch`, and their
+    Satterthwaite df are computed as lmerTest does.
     """
     r, k = S0.shape
     n = n0 + n1
@@ -373,14 +375,72 @@ def fit_slope_within(S0: np.ndarray, S1: np.ndarray, W: np.ndarray, n0: int,
     # boundary is fitted by the general method and flagged the same way
     interior = (a > 1e-6 * sig2) & (a * b - c01 * c01 > 1e-6 * sig2 * sig2)
     sing = np.zeros(r, bool)
+    df = np.full(r, k - 1.0)
     todo = np.flatnonzero(~interior)
     if todo.size:
-        A = np.broadcast_to(np.array([[n, n1], [n1, n1]], float), (k, 2, 2))
+        a_mat = np.array([[n, n1], [n1, n1]], float)
+        A = np.broadcast_to(a_mat, (k, 2, 2))
         c = np.stack([S0[todo] + S1[todo], S1[todo]], -1)
         q = W[todo] + S0[todo] ** 2 / n0 + S1[todo] ** 2 / n1
         fit = fit_slope_batch(A, c, q, k * n)
         est[todo], se[todo], sing[todo] = fit.beta[:, 1], fit.se[:, 1], fit.singular
-    return est, se, sing
+        df[todo] = _slope_satterthwaite(fit.theta, fit.sigma, a_mat, c, q, k * n)
+    return est, se, sing, df
+
+
+def _slope_reml(par: np.ndarray, a_mat: np.ndarray, csum: np.ndarray, ccsum: np.ndarray,
+                ssum: np.ndarray, k: int, n_obs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unprofiled REML deviance in lmerTest's ``(theta, sigma)`` and Var of the slope, every mouse
+    with the same design ``A``: only the sums of ``c_i``, ``c_i c_i'`` and ``s_i`` enter."""
+    l1, l2, l3, sig = (par[..., i] for i in range(4))
+    lam = np.zeros(par.shape[:-1] + (2, 2))
+    lam[..., 0, 0], lam[..., 1, 0], lam[..., 1, 1] = l1, l2, l3
+    lt = np.swapaxes(lam, -1, -2)
+    M = np.eye(2) + lt @ a_mat @ lam
+    Minv = np.linalg.inv(M)
+    G = a_mat @ lam @ Minv @ lt  # A Lambda M^-1 Lambda'
+    P = k * (a_mat - G @ a_mat)
+    qv = np.einsum("...ij,...j->...i", np.eye(2) - G, csum)
+    H = lam @ Minv @ lt
+    yy = ssum - np.einsum("...ij,...ij->...", H, ccsum)
+    Pinv = np.linalg.inv(P)
+    r2 = yy - np.einsum("...i,...ij,...j->...", qv, Pinv, qv)
+    dev = (k * np.log(np.linalg.det(M)) + np.log(np.linalg.det(P)) + r2 / sig**2
+           + (n_obs - 2) * np.log(2 * np.pi * sig**2))
+    return dev, sig**2 * Pinv[..., 1, 1]
+
+
+def _slope_satterthwaite(theta: np.ndarray, sigma: np.ndarray, a_mat: np.ndarray, c: np.ndarray,
+                         q: np.ndarray, n_obs: int) -> np.ndarray:
+    """lmerTest's Satterthwaite df of the slope: ``2 V^2 / (g' A g)`` with ``A = 2 H^-1`` from the
+    Hessian of the REML deviance in ``(theta, sigma)`` and ``g`` the gradient of ``V = Var(slope)``
+    (central differences, as numDeriv; ``H`` pseudo-inverted on the boundary as lmerTest does)."""
+    k = c.shape[1]
+    csum, ccsum, ssum = c.sum(1), np.einsum("rki,rkj->rij", c, c), q.sum(1)
+    x = np.concatenate([theta, sigma[:, None]], -1)  # (R, 4)
+    h = 1e-4 * np.maximum(np.abs(x), 1e-2)
+
+    def f(pts):  # pts (..., R, 4)
+        return _slope_reml(pts, a_mat, csum, ccsum, ssum, k, n_obs)
+
+    f0, v0 = f(x)
+    grad_v = np.empty_like(x)
+    H = np.empty(x.shape + (4,))
+    eye = np.eye(4)
+    for i in range(4):
+        ei = eye[i] * h[:, i, None]
+        fp, vp = f(x + ei)
+        fm, vm = f(x - ei)
+        grad_v[:, i] = (vp - vm) / (2 * h[:, i])
+        H[:, i, i] = (fp - 2 * f0 + fm) / h[:, i] ** 2
+        for j in range(i):
+            ej = eye[j] * h[:, j, None]
+            pp, pm = f(x + ei + ej)[0], f(x + ei - ej)[0]
+            mp, mm = f(x - ei + ej)[0], f(x - ei - ej)[0]
+            H[:, i, j] = H[:, j, i] = (pp - pm - mp + mm) / (4 * h[:, i] * h[:, j])
+    avar = 2.0 * np.linalg.pinv(H)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 2.0 * v0**2 / np.einsum("ri,rij,rj->r", grad_v, avar, grad_v)
 
 
 def _within_batch(d: Design, m: int, rng: np.random.Generator) -> tuple[dict, np.ndarray, dict]:
@@ -411,10 +471,8 @@ def _within_batch(d: Design, m: int, rng: np.random.Generator) -> tuple[dict, np
     p["mouse_means"] = 2.0 * stats.t.sf(np.abs(t), k - 1)
     est, se, df, sing_ri = fit_ri_within(S0, S1, W, n0, n1)
     p["lme"] = 2.0 * stats.t.sf(np.abs(est / se), df)
-    b1, se1, sing = fit_slope_within(S0, S1, W, n0, n1)
-    # On a singular fit lmerTest recomputes Satterthwaite's df at the boundary; the batch keeps
-    # m - 1 there, so this row's type I error is slightly conservative (see tests/test_power.py).
-    p["lme_slope"] = 2.0 * stats.t.sf(np.abs(b1 / se1), k - 1)
+    b1, se1, sing, df1 = fit_slope_within(S0, S1, W, n0, n1)
+    p["lme_slope"] = 2.0 * stats.t.sf(np.abs(b1 / se1), df1)
     extras = {"ri_se": se, "ri_estimate": est, "slope_se": se1, "ri_singular": sing_ri}
     return p, sing, extras
 

@@ -92,11 +92,12 @@ def test_within_closed_forms_match_general_lme(seed, sd_b):
     assert est[0] == pytest.approx(ri.estimate, rel=1e-6)
     assert se[0] == pytest.approx(ri.std_error, rel=1e-5)
     assert df[0] == pytest.approx(ri.df, rel=1e-3)
-    b1, se1, sing1 = fit_slope_within(S0, S1, W, 5, 6)
+    b1, se1, sing1, df1 = fit_slope_within(S0, S1, W, 5, 6)
     rs = fit_lme(d, "y ~ x + (1 + x | mouse)", factors=["mouse"])
     assert b1[0] == pytest.approx(rs.coef("x").estimate, rel=1e-5, abs=1e-7)
     assert se1[0] == pytest.approx(rs.coef("x").std_error, rel=1e-4)
     assert bool(sing1[0]) == rs.singular
+    assert df1[0] == pytest.approx(rs.coef("x").df, rel=2e-3)
 
 
 def test_pooling_inflates_type_one_error_and_slope_model_does_not():
@@ -182,3 +183,16 @@ def test_analytic_power_matches_power_t_test(case):
     # R: power.t.test(..., strict = TRUE) (tests/r/reference_power_analytic.R); tolerance 1e-6
     # (R's noncentral t integrates numerically).
     assert analytic_power(Design(**case["design"])) == pytest.approx(case["power"], rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [2, 4, 13])
+def test_boundary_slope_fits_get_lmertest_satterthwaite_df(seed):
+    # Singular random-slope fits: the batch's df must be lmerTest's Satterthwaite df, which the
+    # general fitter reproduces (tests/test_dfmethods.py against lmerTest); tolerance 1e-3.
+    rng = np.random.default_rng(seed)
+    d = _cells(rng, 8, 10, 10, 0.55, 0.3, 0.84, 0.0)
+    S0, S1, W = _sums(d, 10, 10)
+    b1, se1, sing, df1 = fit_slope_within(S0, S1, W, 10, 10)
+    rs = fit_lme(d, "y ~ x + (1 + x | mouse)", factors=["mouse"])
+    assert sing[0] and rs.singular
+    assert df1[0] == pytest.approx(rs.coef("x").df, rel=1e-3)
