@@ -63,10 +63,11 @@ def shrinkage_plot(pp: PoolingResult, term: str | None = None) -> go.Figure:
         fig.add_trace(go.Scatter(x=[x, x], y=[labels[0], labels[-1]], mode="lines", name=name,
                                  line={"color": color, "dash": dash, "width": 2.5}, hoverinfo="skip"))
     what = "intercept" if term == "(Intercept)" else term
-    fig.update_layout(title=f"Partial pooling of each mouse's {what}: own estimate → LME estimate",
-                      xaxis_title=f"{what} (fixed + mouse effect)", height=max(320, 60 + 34 * len(t)),
-                      legend={"orientation": "h", "y": -0.18, "x": 0, "yanchor": "top"},
-                      margin={"b": 110})
+    # the legend above the plot: below it would run into the axis title on a projector
+    fig.update_layout(title=f"Each mouse's {what}: own → LME estimate",
+                      xaxis_title=f"{what} (fixed + mouse effect)", height=max(380, 140 + 34 * len(t)),
+                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"},
+                      margin={"t": 120})
     return style(fig)
 
 
@@ -108,9 +109,9 @@ def shrinkage_plane(pp: PoolingResult, terms: tuple[str, str] | None = None) -> 
                              hovertemplate="%{text}: LME (%{x:.3g}, %{y:.3g})<extra></extra>"))
     fig.add_trace(go.Scatter(x=[pp.pooled[ia]], y=[pp.pooled[ib]], mode="markers", name="pooled LM",
                              marker={"color": _POOLED, "size": 14, "symbol": "x"}))
-    fig.update_layout(title="Intercept and slope per mouse: shrinkage towards the fitted distribution",
-                      xaxis_title=a, yaxis_title=b, height=480,
-                      legend={"orientation": "h", "y": -0.2, "x": 0, "yanchor": "top"}, margin={"b": 120})
+    fig.update_layout(title="Intercept and slope per mouse: shrinkage",
+                      xaxis_title=a, yaxis_title=b, height=540,
+                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"}, margin={"t": 130})
     return style(fig)
 
 
