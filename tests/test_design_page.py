@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from streamlit.testing.v1 import AppTest
+from test_app_pages import open_page
 
 from mmteach.power import Design, simulate_power
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def open_page(**query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-    at.query_params.update(query)
-    at.run()
-    at.switch_page("pages/7_design.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
 
 def test_rates_table_matches_engine_and_cost_plan_runs():
-    at = open_page(reps="200", mice="4", cells="10", effect="0")
+    at = open_page("pages/7_design.py", reps="200", mice="4", cells="10", effect="0")
     assert not at.error
     table = next(d.value for d in at.dataframe if "type I error" in d.value.columns)
     want = simulate_power(Design(mice=4, cells_per_mouse=10, effect=0.0), reps=200, seed=1)
@@ -34,6 +21,6 @@ def test_rates_table_matches_engine_and_cost_plan_runs():
 
 
 def test_within_design_has_the_slope_model():
-    at = open_page(kind="within", reps="100", mice="6", cells="10", slope_sd="0.4", effect="0")
+    at = open_page("pages/7_design.py", kind="within", reps="100", mice="6", cells="10", slope_sd="0.4", effect="0")
     table = next(d.value for d in at.dataframe if "type I error" in d.value.columns)
     assert "LME random intercept + treatment slope" in set(table["analysis"])
