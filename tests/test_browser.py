@@ -34,7 +34,7 @@ SIM_QUERY = "reps=40&k=8&n=6&t1reps=200&curvereps=50"  # small designs: quick ru
 if (ROOT / "pages" / "6_simulation.py").is_file():
     PAGES.append(("simulation", SIM_QUERY, False))
 if (ROOT / "pages" / "7_design.py").is_file():
-    PAGES.append(("design", "reps=200", True))  # the planner runs its design at once
+    PAGES.append(("design", "reps=200", False))  # tables at once; charts wait for a click
 NOT_FOUND = "Page not found"
 # Presentation mode: every widget text an instructor needs to read must be projector-sized.
 BIG_TEXT = {
