@@ -79,6 +79,16 @@ def _registry() -> list[Benchmark]:
     for name in SCALE_DESIGNS:
         entries.append(Benchmark(name, _scale_bench(name), repeat=3))
 
+    # design planner (issue 14): 100 design points (10 mice x 10 cells per mouse, Example 1's
+    # between-mouse layout) x 500 replicates, three analyses each; goal <= 10 s.
+    def _power_grid():
+        from mmteach.power import Design, power_grid
+        pts = [Design(mice=m, cells_per_mouse=c, icc=0.3, effect=0.5) for m in range(3, 13)
+               for c in (5, 10, 15, 20, 30, 40, 50, 75, 100, 200)]
+        return lambda: power_grid(pts, reps=500, seed=1)
+
+    entries.append(Benchmark("power_grid_100", _power_grid, repeat=1))
+
     return entries
 
 
