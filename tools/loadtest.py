@@ -129,8 +129,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``streamlit run app.py`` on 127.0.0.1:port; returns once /_stcore/health answers."""
+def start_server(port: int, extra_env: dict[str, str] | None = None, wait: bool = True) -> subprocess.Popen:
+    """``streamlit run app.py`` on 127.0.0.1:port; returns once /_stcore/health answers
+    (at once with ``wait=False``: then call :func:`wait_healthy`)."""
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "OPENBLAS_NUM_THREADS": "1", **(extra_env or {})}
     proc = subprocess.Popen(
@@ -138,7 +139,8 @@ def start_server(port: int, extra_env: dict[str, str] | None = None) -> subproce
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_healthy(f"http://127.0.0.1:{port}", proc)
+    if wait:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
     return proc
 
 
@@ -277,8 +279,9 @@ def changeable(w: Widget) -> bool:
 class ProtocolClient:
     """One browser tab's conversation with the server, without drawing anything."""
 
-    def __init__(self, url: str, page: str, query: str = "") -> None:
+    def __init__(self, url: str, page: str, query: str = "", headers: dict[str, str] | None = None) -> None:
         self.ws_url = url.replace("http://", "ws://") + "/_stcore/stream"
+        self.headers = headers or {}
         self.page = page
         self.query = query
         self.page_hash = ""
@@ -292,7 +295,8 @@ class ProtocolClient:
         import websockets
 
         self.ws = await websockets.connect(self.ws_url, subprotocols=["streamlit"], max_size=None,
-                                           open_timeout=RERUN_TIMEOUT_S, ping_interval=None)
+                                           open_timeout=RERUN_TIMEOUT_S, ping_interval=None,
+                                           additional_headers=self.headers)
 
     async def close(self) -> None:
         if self.ws is not None:
