@@ -76,30 +76,63 @@ class BoundedCache:
         return len(self._data)
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], tuple[Any, int]]) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                self.hits += 1
-                return self._data[key][0]
-            pending = self._pending.get(key)
-            if pending is None:
-                pending = self._pending[key] = Future()
-                owner = True
-                self.misses += 1
-            else:
-                owner = False
+        for _ in range(2):  # a second round when a prefetch of the key failed unexpectedly
+            with self._lock:
+                if key in self._data:
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return self._data[key][0]
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = Future()
+                    self.misses += 1
+                    break
                 self.shared += 1
-        if not owner:
-            return pending.result()
+            try:
+                return pending.result()
+            except Exception:  # noqa: BLE001 - compute it here instead
+                continue
         try:
             value, nbytes = compute()
         except BaseException as err:
-            with self._lock:
-                del self._pending[key]
-            pending.set_exception(err)
+            self._fail(key, pending, err)
             raise
+        self._store(key, pending, value, nbytes)
+        return value
+
+    def start(self, key: Hashable, launch: Callable[[], Future]) -> None:
+        """Begin computing ``key`` in the background unless it is cached or under way;
+        ``launch`` returns a Future of ``(value, nbytes)``. A later ``get_or_compute`` of
+        the key waits for it."""
         with self._lock:
-            del self._pending[key]
+            if key in self._data or key in self._pending:
+                return
+            pending = self._pending[key] = Future()
+            self.misses += 1
+        try:
+            inner = launch()
+        except Exception as err:  # noqa: BLE001 - whoever asks next computes it
+            self._fail(key, pending, err)
+            return
+
+        def done(f: Future) -> None:
+            try:
+                value, nbytes = f.result()
+            except BaseException as err:  # noqa: BLE001
+                self._fail(key, pending, err)
+                return
+            self._store(key, pending, value, nbytes)
+
+        inner.add_done_callback(done)
+
+    def _fail(self, key: Hashable, pending: Future, err: BaseException) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+        pending.set_exception(err)
+
+    def _store(self, key: Hashable, pending: Future, value: Any, nbytes: int) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
             self._data[key] = (value, nbytes)
             self.bytes += nbytes
             while self._data and (len(self._data) > self.max_entries or self.bytes > self.max_bytes):
@@ -107,7 +140,6 @@ class BoundedCache:
                 self.bytes -= old
                 self.evicted += 1
         pending.set_result(value)
-        return value
 
     def clear(self) -> None:
         with self._lock:
@@ -225,6 +257,25 @@ def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: di
     return pickle.loads(packed), len(packed)
 
 
+def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> Future:
+    """Submit a call to the pool; the Future gives ``(result, nbytes)`` like ``_compute``."""
+    out: Future = Future()
+    inner = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs)
+
+    def done(f: Future) -> None:
+        try:
+            packed, seconds = f.result()
+            COSTS.add(_name(fn), seconds)
+            out.set_result((pickle.loads(packed), len(packed)))
+        except BaseException as err:  # noqa: BLE001 - handed to whoever waits
+            if isinstance(err, BrokenProcessPool):
+                _pool.clear()
+            out.set_exception(err)
+
+    inner.add_done_callback(done)
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # what the pages call
 # --------------------------------------------------------------------------------------
@@ -243,6 +294,14 @@ def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) 
     if isinstance(value, (pd.DataFrame, pd.Series)):
         return value.copy()  # a page may add columns; the cached one stays as computed
     return value
+
+
+def prefetch(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> None:
+    """Start ``call(fn, data, *args, **kwargs)`` in the pool and return at once, so a page
+    that needs several slow results (e.g. the LRT ladder) has them computed side by side
+    on every core; its later ``call`` of the same arguments waits for the result."""
+    if WORKERS > 0 and not COSTS.cheap(_name(fn)):
+        RESULTS.start(_key(fn, data, args, kwargs), lambda: _launch(fn, data, args, kwargs))
 
 
 def _figure_bytes(figure: go.Figure) -> int:
