@@ -19,6 +19,7 @@ from scipy import stats
 
 from mmteach import glmm_laplace as core
 from mmteach.errors import DataError, ModelError
+from mmteach.families import check_family, check_response, family_r
 from mmteach.formula import Formula
 from mmteach.lm import r_data_prep
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
@@ -41,66 +42,14 @@ def _frame(data: pd.DataFrame, formula: str | Formula, factors: Sequence[str]) -
     return build_model(data, formula, factors=factors)
 
 
-def check_response(mf: ModelFrame, family: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate the response for the family and return ``(y, trials)``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> d = pd.DataFrame({"y": [0, 1, 1, 0], "g": list("aabb")})
-    >>> mf = build_model(d, "y ~ 1 + (1 | g)")
-    >>> check_response(mf, "binomial")[0].tolist()
-    [0.0, 1.0, 1.0, 0.0]
-    """
-    y = np.asarray(mf.y, dtype=float)
-    name = mf.formula.response.label
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"The response {name} has missing or infinite values; remove them.")
-    if family == "binomial":
-        if mf.trials is None:
-            bad = ~np.isin(y, (0.0, 1.0))
-            if bad.any():
-                raise DataError(
-                    f"A binomial GLMM needs a 0/1 response, but {name} has values such as "
-                    f"{y[bad][0]:g}. Code the outcome as 1 (success, e.g. a correct lick) and "
-                    "0 (failure), or give successes and failures as cbind(successes, "
-                    "failures)."
-                )
-            return y, np.ones_like(y)
-        n = np.asarray(mf.trials, dtype=float)
-        if np.any(y < 0) or np.any(n - y < 0) or np.any(y != np.round(y)) or np.any(
-                n != np.round(n)):
-            raise DataError(
-                f"In {name} successes and failures must be non-negative whole numbers; "
-                "check that the second column is failures (or total - successes)."
-            )
-        if np.any(n == 0):
-            raise DataError(
-                f"Some rows of {name} have zero trials; they carry no information, drop them."
-            )
-        return y, n
-    if np.any(y < 0) or np.any(y != np.round(y)):
-        raise DataError(
-            f"A Poisson GLMM models counts, but {name} has negative or non-integer values. "
-            "Use counts (0, 1, 2, ...) or choose another model (a linear mixed model for "
-            "continuous outcomes)."
-        )
-    return y, np.ones_like(y)
-
-
-def _family_r(family: str, link: str) -> str:
-    default = core.FAMILY_LINKS[family][0]
-    return family if link == default else f'{family}(link = "{link}")'
-
-
 def _r_call(mf: ModelFrame, family: str, link: str, nagq: int, factors: Sequence[str]) -> str:
     prep = r_data_prep("d", [f for f in factors if f in mf.formula.variables()])
     extra = f", nAGQ = {nagq}" if nagq > 1 else ""
     return (prep + f"fit <- lme4::glmer({mf.formula.to_r()}, data = d, "
-            f"family = {_family_r(family, link)}{extra})\nsummary(fit)")
+            f"family = {family_r(family, link)}{extra})\nsummary(fit)")
 
 def _prepare(data, formula, family, link, nagq, factors):
-    fam, lk = core.check_family(family, link)
+    fam, lk = check_family(family, link)
     mf = _frame(data, formula, factors)
     if not mf.blocks:
         raise ModelError(
@@ -323,7 +272,7 @@ def compare_glmm(
             f"{used} gave a positive LRT and were used, {failed} refits failed."
         )
     prep = r_data_prep("d", [f for f in factors if f in mf1.formula.variables()])
-    famr = _family_r(fam, lk)
+    famr = family_r(fam, lk)
     r_call = (prep + f"full <- lme4::glmer({mf1.formula.to_r()}, data = d, family = {famr})\n"
               f"reduced <- lme4::glmer({mf0.formula.to_r()}, data = d, family = {famr})\n"
               "anova(full, reduced)")

@@ -27,123 +27,17 @@ random-effects term, which makes the parametric bootstrap a handful of array ope
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, gammaln, ndtr, ndtri, xlogy
+from scipy.special import ndtri
 
 from mmteach import glmm_scalar as fast
 from mmteach.errors import ModelError
-
-_EPS = np.finfo(float).eps
-_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps), R's probit clamp
-_LOGIT_THRESH = 36.04365338911715  # -log(.Machine$double.eps)
-
-FAMILY_LINKS = {"binomial": ("logit", "probit"), "poisson": ("log",)}
-
-
-# --------------------------------------------------------------------------------------
-# families
-# --------------------------------------------------------------------------------------
-def check_family(family: str, link: str | None) -> tuple[str, str]:
-    """Return ``(family, link)`` with lme4's default link filled in.
-
-    Examples
-    --------
-    >>> check_family("binomial", None)
-    ('binomial', 'logit')
-    """
-    fam = str(family).lower()
-    if fam not in FAMILY_LINKS:
-        raise ModelError(
-            f"The family '{family}' is not available: mmteach fits GLMMs for 'binomial' "
-            "(0/1 outcomes or successes out of trials) and 'poisson' (counts)."
-        )
-    lk = FAMILY_LINKS[fam][0] if link is None else str(link).lower()
-    if lk not in FAMILY_LINKS[fam]:
-        raise ModelError(
-            f"The link '{link}' cannot be used with the {fam} family here; choose one of "
-            f"{', '.join(FAMILY_LINKS[fam])}."
-        )
-    return fam, lk
-
-
-def _mu_eta(eta: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and d mu / d eta, clamped as R's family objects clamp them."""
-    if link == "logit":
-        e = np.clip(eta, -_LOGIT_THRESH, _LOGIT_THRESH)
-        mu = expit(e)
-        return mu, np.maximum(mu * (1.0 - mu), _EPS)
-    if link == "probit":
-        e = np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH)
-        mu = ndtr(e)
-        return mu, np.maximum(np.exp(-0.5 * eta * eta) / math.sqrt(2 * math.pi), _EPS)
-    mu = np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)  # log link; no overflow
-    return mu, mu
-
-
-@dataclass(frozen=True)
-class Response:
-    """A (batch of) response vector(s) with the constants the deviance needs.
-
-    ``y`` are successes (binomial) or counts (Poisson), shape ``(..., n)``.
-    """
-
-    y: np.ndarray
-    trials: np.ndarray
-    family: str
-    const: np.ndarray  # sum over rows of log C(n, y) or -log y!
-    llsat: np.ndarray  # per row: log-likelihood of the saturated model (without const)
-    bernoulli: bool = False
-
-    @classmethod
-    def make(cls, y: np.ndarray, trials: np.ndarray, family: str) -> Response:
-        y = np.asarray(y, dtype=float)
-        n = np.asarray(trials, dtype=float)
-        if family == "binomial":
-            const = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
-            p = y / n
-            llsat = xlogy(y, p) + xlogy(n - y, 1 - p)
-            const = np.sum(const, axis=-1)
-        else:
-            const = np.sum(-gammaln(y + 1), axis=-1)
-            llsat = xlogy(y, y) - y
-        bern = family == "binomial" and bool(np.all(n == 1))
-        return cls(y, n, family, const, llsat, bern)
-
-
-    def take(self, idx: np.ndarray) -> Response:
-        """The responses of batch rows ``idx``."""
-        if self.y.ndim == 1:
-            return self
-        return Response(self.y[idx], self.trials[idx], self.family, self.const[idx],
-                        self.llsat[idx], self.bernoulli)
-
-    def loglik_rows(self, mu: np.ndarray) -> np.ndarray:
-        """Per-row log f(y | mu) without the constant."""
-        if self.family == "binomial":
-            m = np.clip(mu, _EPS, 1 - _EPS)
-            if self.bernoulli:
-                # one log per row instead of two: this is the bootstrap's hot loop
-                return np.log(np.where(self.y > 0.5, m, 1 - m))
-            return self.y * np.log(m) + (self.trials - self.y) * np.log1p(-m)
-        return self.y * np.log(mu) - mu
-
-    def score_weight(self, mu: np.ndarray, dmu: np.ndarray,
-                     canonical: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Working score ``r`` (d loglik / d eta, Fisher form) and Fisher weight ``w``."""
-        if canonical:  # logit or log link: dmu = variance, so no divisions are needed
-            return self.y - self.trials * mu, self.trials * dmu
-        if self.family == "binomial":
-            var = np.maximum(mu * (1 - mu), _EPS)
-            r = (self.y - self.trials * mu) * dmu / var
-            w = self.trials * dmu * dmu / var
-        else:
-            r = (self.y - mu) * dmu / mu
-            w = dmu * dmu / mu
-        return r, w
+from mmteach.families import Response, check_family, mu_eta
+from mmteach.optim import fd_derivatives, newton_minimize
 
 
 # --------------------------------------------------------------------------------------
@@ -332,7 +226,7 @@ def _pirls_single(spec, resp, theta, beta, u):
         return out
 
     def pdev_levels(eta, uu):
-        mu, dmu = _mu_eta(eta, spec.link)
+        mu, dmu = mu_eta(eta, spec.link)
         ll = spec.level_sum(resp.loglik_rows(mu))
         return -2 * ll + np.sum(uu * uu, axis=-1), mu, dmu, ll
 
@@ -420,7 +314,7 @@ def deviance_single(spec, resp, theta, beta, u, nagq=1):
             mult = mult + wk * math.sqrt(2 * math.pi)
             continue
         uk = u[..., 0] + zk * sd
-        muk, _ = _mu_eta(eta0 + a * uk[..., t.codes], spec.link)
+        muk, _ = mu_eta(eta0 + a * uk[..., t.codes], spec.link)
         devc = 2 * spec.level_sum(resp.llsat - resp.loglik_rows(muk)) + uk**2
         mult = mult + np.exp(-0.5 * (devc - devc0) + 0.5 * zk * zk) * wk * math.sqrt(
             2 * math.pi)
@@ -452,7 +346,7 @@ def deviance_general(spec, resp, theta, beta, u):
 
     def pdev(uu):
         e = eta0 + A @ uu
-        mu, dmu = _mu_eta(e, spec.link)
+        mu, dmu = mu_eta(e, spec.link)
         return -2 * np.sum(resp.loglik_rows(mu)) + uu @ uu, mu, dmu
 
     dev, mu, dmu = pdev(u)
@@ -512,91 +406,6 @@ class _Objective:
         return dev
 
 
-def fd_derivatives(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fx: np.ndarray,
-                   delta: float = 1e-4, *, exact_cross: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Central finite-difference gradient and Hessian, as lme4's ``deriv12``.
-
-    ``x`` has shape (B, P); returns ``(g (B, P), H (B, P, P))``. With ``exact_cross=False``
-    the off-diagonal terms use one extra evaluation each instead of four (error O(delta)
-    instead of O(delta^2)): good enough to steer Newton steps, not for standard errors.
-    """
-    B, P = x.shape
-    g = np.empty((B, P))
-    H = np.empty((B, P, P))
-    eye = np.eye(P) * delta
-    fp = np.empty((B, P))
-    fm = np.empty((B, P))
-    for j in range(P):
-        fp[:, j] = fun(x + eye[j])
-        fm[:, j] = fun(x - eye[j])
-        H[:, j, j] = (fp[:, j] - 2 * fx + fm[:, j]) / delta**2
-        g[:, j] = (fp[:, j] - fm[:, j]) / (2 * delta)
-        for i in range(j):
-            faa = fun(x + eye[i] + eye[j])
-            if exact_cross:
-                fas = fun(x + eye[i] - eye[j])
-                fsa = fun(x - eye[i] + eye[j])
-                fss = fun(x - eye[i] - eye[j])
-                H[:, i, j] = H[:, j, i] = (faa - fas - fsa + fss) / (4 * delta**2)
-            else:
-                H[:, i, j] = H[:, j, i] = (faa - fp[:, i] - fp[:, j] + fx) / delta**2
-    return g, H
-
-
-def newton_minimize(fun, x0: np.ndarray, *, maxit: int = 60, tol: float = 1e-10,
-                    delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Damped Newton with finite-difference derivatives, on a batch of problems.
-
-    Returns ``(x, f, converged, iterations)``. Eigenvalues of the Hessian are replaced
-    by their absolute values (floored) so every step goes downhill, and each step is
-    halved until the deviance decreases.
-    """
-    x = np.array(x0, dtype=float)
-    f = fun(x, keep=True)
-    B, P = x.shape
-    conv = np.zeros(B, dtype=bool)
-    it = 0
-    for _ in range(maxit):
-        it += 1
-        act = ~conv
-        if not act.any():
-            break
-        xa, fa = x[act], f[act]
-        idx = np.flatnonzero(act)
-
-        def evaluate(z: np.ndarray, rows: np.ndarray = idx) -> np.ndarray:
-            # only the problems still running: converged ones cost nothing more
-            return fun(z, rows=rows)
-
-        g, H = fd_derivatives(evaluate, xa, fa, delta, exact_cross=False)
-        H = np.where(np.isfinite(H), H, 0.0)
-        # downhill even where H is indefinite, and off a saddle at theta = 0 (an even
-        # function of theta has zero gradient there: a bootstrap refit started from a
-        # singular fit would never leave it)
-        step, posdef = fast.newton_step(g, H)
-        decrement = -np.einsum("bi,bi->b", g, step)
-        t = np.ones(len(xa))
-        fnew = fa.copy()
-        xnew = xa.copy()
-        pending = np.ones(len(xa), dtype=bool)
-        for _h in range(40):
-            cand = xa + t[:, None] * step
-            fc = evaluate(cand)
-            good = pending & (fc <= fa + 1e-12 * np.abs(fa))
-            xnew[good], fnew[good] = cand[good], fc[good]
-            pending &= ~good
-            if not pending.any():
-                break
-            t = np.where(pending, t / 2, t)
-        done = ((decrement < tol) | (np.abs(fa - fnew) < tol * (1 + np.abs(fa))) & (
-            np.max(np.abs(t[:, None] * step), axis=1) < 1e-7)) & posdef
-        done |= pending  # no decrease possible: at the optimum to working precision
-        x[act], f[act] = xnew, fnew
-        fun(x[act], keep=True, rows=idx)  # warm-start the conditional modes at the new point
-        conv[idx[done]] = True
-    return x, f, conv, it
-
-
 # --------------------------------------------------------------------------------------
 # fitting
 # --------------------------------------------------------------------------------------
@@ -634,11 +443,11 @@ def glm_start(spec: GlmmSpec, y: np.ndarray) -> np.ndarray:
     beta = np.linalg.lstsq(X, eta, rcond=None)[0]
 
     def dev(b):
-        return -2.0 * np.sum(resp.loglik_rows(_mu_eta(X @ b, spec.link)[0]))
+        return -2.0 * np.sum(resp.loglik_rows(mu_eta(X @ b, spec.link)[0]))
 
     d = dev(beta)
     for _ in range(25):
-        mu, dmu = _mu_eta(X @ beta, spec.link)
+        mu, dmu = mu_eta(X @ beta, spec.link)
         r, w = resp.score_weight(mu, dmu)
         stepb = np.linalg.lstsq(X * np.sqrt(w)[:, None], r / np.sqrt(w), rcond=None)[0]
         for _h in range(30):  # halve steps that increase the deviance (large counts)
@@ -722,7 +531,7 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
     beta = x[spec.n_theta:]
     par = np.concatenate([theta, beta])[None, :]
     fx = obj(par, keep=True)
-    g, H = fd_derivatives(obj, par, fx)
+    _, g, H = fd_derivatives(obj, par, fx)
     g, H = g[0], H[0]
     nt = spec.n_theta
     try:
@@ -807,7 +616,7 @@ def simulate_response(spec: GlmmSpec, fit: CoreFit, nsim: int,
         u = rng.standard_normal((nsim, t.m, t.k))
         b = u @ t.T(fit.theta).T  # (nsim, m, k): b_j = T u_j
         eta += np.einsum("nk,snk->sn", t.Z, b[:, t.codes, :])
-    mu, _ = _mu_eta(eta, spec.link)
+    mu, _ = mu_eta(eta, spec.link)
     if spec.family == "binomial":
         return rng.binomial(spec.trials.astype(np.int64), np.clip(mu, 0, 1)).astype(float)
     return rng.poisson(mu).astype(float).reshape(nsim, n)

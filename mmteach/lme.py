@@ -30,6 +30,20 @@ _DF_ALIASES = {
 }
 
 
+# The df methods a page offers, in lmerTest's order; Kenward-Roger is defined for REML only.
+DF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "containment", "z")
+
+
+def df_methods_for(reml: bool, methods: tuple[str, ...] = DF_METHODS) -> list[str]:
+    """The df methods that apply to a REML (all) or an ML fit (all but Kenward-Roger, which
+    lmerTest defines for REML fits only).
+
+    >>> df_methods_for(False)
+    ['satterthwaite', 'containment', 'z']
+    """
+    return [m for m in methods if reml or m != "kenward-roger"]
+
+
 def normalise_df_method(df_method: str) -> str:
     """Canonical name of a df method ("satterthwaite", "kenward-roger", "containment", "z")."""
     key = str(df_method).strip().lower()

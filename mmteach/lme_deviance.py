@@ -28,6 +28,7 @@ from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
 from mmteach.errors import ModelError
+from mmteach.optim import fd_derivatives_bounded, projected_newton
 
 LOG_2PI = math.log(2.0 * math.pi)
 SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
@@ -488,7 +489,7 @@ class LmeProblem:
                         slope = (-3 * f1 + 4 * f(x1 + e) - f(x1 + 2 * e)) / (2 * h)
                         if not slope < -1e-8 * max(1.0, abs(f1)):
                             continue
-                        xr, fr, okr = _newton(f, x1, f1, self.lower)
+                        xr, fr, okr = projected_newton(f, x1, f1, self.lower)
                         if fr < fx - 1e-10:
                             x, fx, ok, improved = xr, fr, okr, True
             if not improved:
@@ -515,13 +516,13 @@ class LmeProblem:
         if not np.isfinite(fx0):
             x0 = np.where(self.lower == 0.0, 0.5, 0.0)
             fx0 = f(x0)
-        x, fx, ok = _newton(f, x0, fx0, self.lower)
+        x, fx, ok = projected_newton(f, x0, fx0, self.lower)
         if not ok:
             bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
             res = minimize(f, x, method="L-BFGS-B", bounds=bounds,
                            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
             xb = np.maximum(np.asarray(res.x, dtype=float), self.lower)
-            xb, fb, ok = _newton(f, xb, f(xb), self.lower)
+            xb, fb, ok = projected_newton(f, xb, f(xb), self.lower)
             if fb <= fx:
                 x, fx = xb, fb
         x, fx, ok = self._flip_columns(f, x, fx, ok)
@@ -529,11 +530,11 @@ class LmeProblem:
             # a boundary optimum may be a local one: restart from inside and keep the best
             for x1 in (np.where((self.lower == 0.0) & (x < SINGULAR_TOL), 0.5, x),
                        self.start_theta() * 0.5 + np.where(self.lower == 0.0, 0.0, 0.1)):
-                xr, fr, okr = _newton(f, x1, f(x1), self.lower)
+                xr, fr, okr = projected_newton(f, x1, f(x1), self.lower)
                 xr, fr, okr = self._flip_columns(f, xr, fr, okr)
                 if fr < fx - 1e-10:
                     x, fx, ok = xr, fr, okr
-        grad, _ = _derivs(f, x, fx, self.lower)
+        grad, _ = fd_derivatives_bounded(f, x, fx, self.lower)
         free = (x > self.lower + 1e-9) | (grad < 0)
         gmax = float(np.max(np.abs(grad[free]))) if free.any() else 0.0
         converged = bool(np.isfinite(fx)) and gmax < 2e-3
@@ -547,105 +548,6 @@ def _group_sum(codes: np.ndarray, vals: np.ndarray, n_levels: int) -> np.ndarray
     for j in range(vals.shape[1]):
         out[:, j] = np.bincount(codes, weights=vals[:, j], minlength=n_levels)
     return out
-
-
-def _derivs(f, x: np.ndarray, fx: float, lower: np.ndarray):
-    """Gradient and Hessian by central differences; forward where a bound is too close."""
-    m = x.size
-    h = np.array([1e-4 * max(abs(v), 1e-2) for v in x])
-    # near a bound shift the stencil inside the feasible region (f is smooth there)
-    fwd = x - 2 * h < lower
-    g = np.zeros(m)
-    H = np.zeros((m, m))
-    fp = np.zeros(m)
-    fm = np.zeros(m)
-    for i in range(m):
-        e = np.zeros(m)
-        e[i] = h[i]
-        if fwd[i]:
-            f1, f2 = f(x + e), f(x + 2 * e)
-            g[i] = (-3 * fx + 4 * f1 - f2) / (2 * h[i])
-            H[i, i] = (fx - 2 * f1 + f2) / h[i] ** 2
-            fp[i] = f1
-        else:
-            fp[i], fm[i] = f(x + e), f(x - e)
-            g[i] = (fp[i] - fm[i]) / (2 * h[i])
-            H[i, i] = (fp[i] - 2 * fx + fm[i]) / h[i] ** 2
-    for i in range(m):
-        for j in range(i + 1, m):
-            ei = np.zeros(m)
-            ej = np.zeros(m)
-            ei[i] = h[i]
-            ej[j] = h[j]
-            if fwd[i] or fwd[j]:
-                v = (f(x + ei + ej) - fp[i] - fp[j] + fx) / (h[i] * h[j])
-            else:  # along the diagonals: 2 evaluations per pair, O(h^2) like the 4-point rule
-                v = (f(x + ei + ej) + f(x - ei - ej) - fp[i] - fm[i] - fp[j] - fm[j] + 2 * fx) / (
-                    2 * h[i] * h[j])
-            H[i, j] = H[j, i] = v
-    return g, H
-
-
-def _newton(f, x: np.ndarray, fx: float, lower: np.ndarray, max_iter: int = 200):
-    """Projected modified-Newton iterations; returns (x, f(x), converged).
-
-    A coordinate sitting on its bound joins the free set when the gradient or the curvature
-    says moving inside lowers f (at a zero diagonal of T the gradient is exactly 0 by
-    symmetry, so the curvature decides); negative curvature is followed explicitly so the
-    iteration does not stall on a saddle.
-    """
-    x = np.maximum(np.asarray(x, dtype=float), lower)
-    stalled = 0
-    for _ in range(max_iter):
-        g, H = _derivs(f, x, fx, lower)
-        at_bound = x <= lower + 1e-12
-        dH = np.diag(H)
-        keep = ~at_bound | (g < -1e-8 * max(1.0, abs(fx))) | (dH < 0)
-        idx = np.flatnonzero(keep)
-        if idx.size == 0:
-            return x, fx, True
-        gi = g[idx]
-        Hi = H[np.ix_(idx, idx)]
-        w, V = np.linalg.eigh(Hi)
-        scale = max(1.0, float(np.max(np.abs(w))))
-        neg = w < -1e-8 * scale
-        wa = np.maximum(np.abs(w), 1e-10 * scale)  # descent direction even off convexity
-        step = -(V @ ((V.T @ gi) / wa))
-        if neg.any():
-            v = V[:, int(np.argmin(w))]
-            # go along the most negative curvature, into the feasible side and downhill
-            sgn = -1.0 if float(v @ gi) > 0 else 1.0
-            if np.any(at_bound[idx] & (sgn * v < 0)) and not np.any(at_bound[idx] & (sgn * v > 0)):
-                sgn = -sgn
-            step = step + sgn * v * 0.1 * max(1.0, float(np.linalg.norm(x[idx])))
-        pred = -0.5 * float(gi @ step)
-        if not neg.any() and pred < 1e-13 * max(1.0, abs(fx)) and np.max(np.abs(step)) < 1e-7:
-            return x, fx, True
-        t = 1.0
-        moved = False
-        # fraction to the boundary: one step may shrink a bounded coordinate (a diagonal
-        # of T) tenfold but not jump onto its bound unless it is already small; a first
-        # long Newton step would otherwise pin the wrong variance to zero, a local optimum
-        floor = lower.copy()
-        shrink = np.isfinite(lower) & (x - lower > 1e-3)
-        floor[shrink] = lower[shrink] + 0.1 * (x[shrink] - lower[shrink])
-        for _ls in range(40):
-            xn = x.copy()
-            xn[idx] = x[idx] + t * step
-            xn = np.maximum(xn, floor)
-            fn = f(xn)
-            if fn < fx:
-                # steps that gain less than 1e-10 of the criterion twice in a row creep
-                # along a flat ridge (a near-zero variance): that is the noise floor
-                stalled = stalled + 1 if fx - fn < 1e-10 * max(1.0, abs(fx)) else 0
-                x, fx = xn, fn
-                moved = True
-                break
-            t *= 0.5
-        if not moved or stalled >= 2:
-            # no decrease possible along the Newton direction: we are at the noise floor
-            return x, fx, bool(np.max(np.abs(gi)) < 1e-3)
-    return x, fx, False
 
 
 @dataclass

@@ -35,7 +35,7 @@ FREQ_TERMS = {"treatment_idx2": "48h", "treatment_idx3": "72h", "treatment_idx4"
 
 
 def open_page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     at.query_params.update(query)
     at.run()
     at.switch_page(page).run()

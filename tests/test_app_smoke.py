@@ -27,7 +27,7 @@ PAGES = _registered_pages()
 
 
 def _open(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     at.query_params.update(query)
     at.run()
     if page != "app.py":
