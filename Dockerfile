@@ -20,10 +20,12 @@ COPY mmteach ./mmteach
 COPY ui ./ui
 COPY pages ./pages
 COPY datasets ./datasets
+COPY deploy/healthcheck.py ./deploy/
 
 RUN useradd --create-home mmteach
 USER mmteach
 EXPOSE 8501
-HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"
+# healthy when the server answers; the first check also opens one session, which starts the
+# warm-up of every page (ui/warm.py) before students arrive
+HEALTHCHECK --interval=10s --timeout=90s --start-period=60s CMD python deploy/healthcheck.py
 CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]

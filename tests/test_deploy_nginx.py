@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -25,49 +24,20 @@ import pytest
 from tools import loadtest
 
 ROOT = Path(__file__).resolve().parents[1]
-NGINX = Path("/usr/sbin/nginx")
-pytestmark = pytest.mark.skipif(not NGINX.exists(), reason="nginx is not installed (apt-get install nginx)")
-
-
-def _nginx_config(tmp: Path, listen: int, replicas: list[int]) -> Path:
-    """The deployment's config, pointed at loopback replicas, in a main file of our own."""
-    conf = (ROOT / "deploy" / "mmteach.conf").read_text()
-    servers = "\n    ".join(f"server 127.0.0.1:{p} max_fails=0;" for p in replicas)
-    for old, new in (("server app:8501 max_fails=0;", servers), ("listen 80;", f"listen 127.0.0.1:{listen};"),
-                     ("/var/log/nginx/mmteach.log", str(tmp / "access.log"))):
-        assert old in conf, f"deploy/mmteach.conf no longer contains {old!r}"
-        conf = conf.replace(old, new)
-    (tmp / "mmteach.conf").write_text(conf)
-    temps = " ".join(f"{k}_temp_path {tmp / k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    main = (f"daemon off; worker_processes 1; pid {tmp / 'nginx.pid'}; error_log {tmp / 'error.log'};\n"
-            "events { worker_connections 256; }\n"
-            f"http {{ {temps} include {tmp / 'mmteach.conf'}; }}\n")
-    path = tmp / "nginx.conf"
-    path.write_text(main)
-    return path
+pytestmark = pytest.mark.skipif(not loadtest.NGINX.exists(), reason="nginx is not installed (apt-get install nginx)")
 
 
 @pytest.fixture(scope="module")
 def balancer(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nginx")
     tmp.chmod(0o755)  # nginx's workers may run as another user
-    ports = [loadtest.free_port(), loadtest.free_port()]
-    apps = [loadtest.start_server(p, wait=False) for p in ports]
-    lb = loadtest.free_port()
-    conf = _nginx_config(tmp, lb, ports)
-    check = subprocess.run([str(NGINX), "-t", "-p", str(tmp), "-c", str(conf)], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    nginx = subprocess.Popen([str(NGINX), "-p", str(tmp), "-c", str(conf)], stderr=subprocess.PIPE)
+    # the deployment's own config (only the replica addresses, the listen address and the
+    # log path rewritten for loopback: see loadtest.nginx_config); one pool worker each
+    lb = loadtest.Balancer(2, tmp, {"MMTEACH_WORKERS": "1"})
     try:
-        for port, app in zip(ports, apps):
-            loadtest.wait_healthy(f"http://127.0.0.1:{port}", app)
-        loadtest.wait_healthy(f"http://127.0.0.1:{lb}", None, timeout_s=30)
-        yield {"url": f"http://127.0.0.1:{lb}", "replicas": ports, "log": tmp / "access.log"}
+        yield {"url": lb.url, "replicas": lb.ports, "log": tmp / "access.log"}
     finally:
-        nginx.terminate()
-        nginx.wait(timeout=10)
-        for app in apps:
-            loadtest.stop_server(app)
+        lb.close()
 
 
 def _get(url: str, cookie: str | None = None) -> tuple[int, str | None]:

@@ -168,6 +168,61 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
+NGINX = Path("/usr/sbin/nginx")
+
+
+def nginx_config(tmp: Path, listen: int, replicas: list[int]) -> Path:
+    """deploy/mmteach.conf pointed at loopback replicas, in a main nginx.conf of its own."""
+    conf = (ROOT / "deploy" / "mmteach.conf").read_text()
+    servers = "\n    ".join(f"server 127.0.0.1:{p} max_fails=0;" for p in replicas)
+    for old, new in (("server app:8501 max_fails=0;", servers), ("listen 80;", f"listen 127.0.0.1:{listen};"),
+                     ("/var/log/nginx/mmteach.log", str(tmp / "access.log"))):
+        if old not in conf:
+            raise ValueError(f"deploy/mmteach.conf no longer contains {old!r}")
+        conf = conf.replace(old, new)
+    (tmp / "mmteach.conf").write_text(conf)
+    temps = " ".join(f"{k}_temp_path {tmp / k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    path = tmp / "nginx.conf"
+    path.write_text(f"daemon off; worker_processes 1; pid {tmp / 'nginx.pid'}; error_log {tmp / 'error.log'};\n"
+                    "events { worker_connections 1024; }\n"
+                    f"http {{ {temps} include {tmp / 'mmteach.conf'}; }}\n")
+    return path
+
+
+class Balancer:
+    """``n`` app replicas behind nginx (deploy/mmteach.conf) on loopback; ``pids`` for memory."""
+
+    def __init__(self, n: int, tmp: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.ports = [free_port() for _ in range(n)]
+        self.apps = [start_server(p, extra_env, wait=False) for p in self.ports]
+        self.port = free_port()
+        conf = nginx_config(tmp, self.port, self.ports)
+        check = subprocess.run([str(NGINX), "-t", "-p", str(tmp), "-c", str(conf)], capture_output=True, text=True)
+        if check.returncode:
+            self.close()
+            raise RuntimeError(check.stderr)
+        self.nginx = subprocess.Popen([str(NGINX), "-p", str(tmp), "-c", str(conf)], stderr=subprocess.DEVNULL)
+        self.url = f"http://127.0.0.1:{self.port}"
+        try:
+            for port, app in zip(self.ports, self.apps):
+                wait_healthy(f"http://127.0.0.1:{port}", app)
+            wait_healthy(self.url, None, timeout_s=30)
+        except Exception:
+            self.close()
+            raise
+
+    @property
+    def pids(self) -> list[int]:
+        return [a.pid for a in self.apps] + ([self.nginx.pid] if getattr(self, "nginx", None) else [])
+
+    def close(self) -> None:
+        if getattr(self, "nginx", None) is not None:
+            self.nginx.terminate()
+            self.nginx.wait(timeout=10)
+        for app in self.apps:
+            stop_server(app)
+
+
 def tree_rss_mb(pid: int) -> float:
     """RSS of a process and all its descendants (MB), from /proc."""
     parent: dict[int, int] = {}
@@ -198,12 +253,12 @@ def tree_rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
-async def sample_memory(pid: int | None, rec: Record, t0: float, stop: asyncio.Event,
+async def sample_memory(pids: list[int], rec: Record, t0: float, stop: asyncio.Event,
                         every_s: float = 2.0) -> None:
-    if pid is None:
+    if not pids:
         return
     while not stop.is_set():
-        rec.memory.append((time.monotonic() - t0, tree_rss_mb(pid)))
+        rec.memory.append((time.monotonic() - t0, sum(tree_rss_mb(pid) for pid in pids)))
         try:
             await asyncio.wait_for(stop.wait(), timeout=every_s)
         except TimeoutError:
@@ -446,6 +501,8 @@ class BrowserStudent:
         self.page_name = page
         self.query = query
         self.finished = 0  # script_finished messages seen so far
+        self.finished_at = 0.0  # perf_counter() when the last one arrived
+        self.last_server_s: float | None = None  # action to script_finished of the last change
         self.errors: list[str] = []
         self.tab: Any = None
 
@@ -463,6 +520,7 @@ class BrowserStudent:
         kind = msg.WhichOneof("type")
         if kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
             self.finished += 1
+            self.finished_at = time.perf_counter()
         elif kind == "page_not_found":
             self.errors.append(f"page not found: {self.page_name}")
         elif kind == "delta" and msg.delta.new_element.WhichOneof("type") == "exception":
@@ -564,6 +622,7 @@ class BrowserStudent:
         if self.finished <= before and not await self.tab.locator('[data-testid="stStatusWidget"]').count():
             return None
         await self._wait_drawn(before, t0)
+        self.last_server_s = self.finished_at - t0
         return time.perf_counter() - t0
 
     async def close(self) -> None:
@@ -601,14 +660,14 @@ async def browser_student(browser: Any, url: str, page: str, rec: Record, end: f
 # ---------------------------------------------------------------------------------------
 # the two modes
 # ---------------------------------------------------------------------------------------
-async def run_class(url: str, pid: int | None, args: argparse.Namespace) -> dict[str, Any]:
+async def run_class(url: str, pids: list[int], args: argparse.Namespace) -> dict[str, Any]:
     """N students (some in Chromium) working on the example pages for ``duration`` s."""
     rec = Record()
     rng = random.Random(args.seed)
     t0 = time.monotonic()
     end = t0 + args.duration
     stop = asyncio.Event()
-    mem = asyncio.create_task(sample_memory(pid, rec, t0, stop))
+    mem = asyncio.create_task(sample_memory(pids, rec, t0, stop))
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     think = (args.think_min, args.think_max)
     tasks = []
@@ -644,15 +703,16 @@ async def run_class(url: str, pid: int | None, args: argparse.Namespace) -> dict
                        "elapsed_s": round(time.monotonic() - t0, 1)})
 
 
-async def run_sweep(url: str, pid: int | None, args: argparse.Namespace) -> dict[str, Any]:
+async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict[str, Any]:
     """One Chromium student: every control of every page, ``repeat`` times each."""
     from playwright.async_api import async_playwright
 
     rec = Record()
     t0 = time.monotonic()
     stop = asyncio.Event()
-    mem = asyncio.create_task(sample_memory(pid, rec, t0, stop))
+    mem = asyncio.create_task(sample_memory(pids, rec, t0, stop))
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
+    server_parts: list[tuple[str, str, float | None]] = []
     try:
         async with async_playwright() as pw:
             browser = await launch_chromium(pw)
@@ -666,6 +726,7 @@ async def run_sweep(url: str, pid: int | None, args: argparse.Namespace) -> dict
                             dt = await student.change(kind, index, step)
                             if dt is not None:
                                 rec.changes.append(("chromium", page, label, dt))
+                                server_parts.append((page, label, student.last_server_s))
                 except Exception as err:  # noqa: BLE001
                     rec.errors.append(f"chromium {page}: {type(err).__name__}: {str(err)[:300]}")
                 finally:
@@ -683,6 +744,13 @@ async def run_sweep(url: str, pid: int | None, args: argparse.Namespace) -> dict
     for _, page, label, dt in rec.changes:
         by_control.setdefault(f"{page}: {label}", []).append(dt)
     out["by_control_median"] = {k: round(statistics.median(v), 3) for k, v in sorted(by_control.items())}
+    # where the time goes: from the action to the server's script_finished, the rest is
+    # the browser applying the new elements and drawing the charts
+    server: dict[str, list[float]] = {}
+    for page, _, dt in server_parts:
+        if dt is not None:
+            server.setdefault(page, []).append(dt)
+    out["server_part_median_by_page"] = {p: round(statistics.median(v), 3) for p, v in sorted(server.items())}
     return out
 
 
@@ -714,6 +782,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--repeat", type=int, default=3, help="--sweep: changes per control")
     ap.add_argument("--max-controls", type=int, default=60, help="--sweep: controls per page")
     ap.add_argument("--url", help="a running app on 127.0.0.1 instead of starting one")
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="app processes behind nginx (deploy/mmteach.conf) on loopback; 1: no balancer")
     ap.add_argument("--settle", type=float, default=60,
                     help="seconds between the instructor's first look at the app (which starts the "
                          "server's warm-up of every page) and the class arriving; 0: no first look")
@@ -724,29 +794,45 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.browsers and not Path(CHROMIUM).exists():
         ap.error(f"{CHROMIUM} is not installed (apt-get install chromium)")
     info = machine()
-    proc = None
+    proc = balancer = None
+    tmp = None
+    t_start = time.monotonic()
     if args.url:
         if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost"):
             ap.error("--url must be on 127.0.0.1: this tool never loads another machine")
-        url, pid = args.url.rstrip("/"), None
+        url, pids = args.url.rstrip("/"), []
         wait_healthy(url)
+    elif args.replicas > 1:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory()
+        Path(tmp.name).chmod(0o755)
+        # the cores are shared out: each replica's process pool gets its share
+        workers = max(1, (os.cpu_count() or 1) // args.replicas)
+        balancer = Balancer(args.replicas, Path(tmp.name), {"MMTEACH_WORKERS": str(workers)})
+        url, pids = balancer.url, balancer.pids
     else:
         port = free_port()
-        t_start = time.monotonic()
         proc = start_server(port)
-        info["server_start_s"] = round(time.monotonic() - t_start, 2)
-        url, pid = f"http://127.0.0.1:{port}", proc.pid
-    if args.settle > 0:
-        # the instructor opens the app once after starting it; the server then opens every
-        # page in the background (ui/warm.py) while the class arrives
-        asyncio.run(_first_look(url))
-        time.sleep(args.settle)
+        url, pids = f"http://127.0.0.1:{port}", [proc.pid]
+    info["server_start_s"] = round(time.monotonic() - t_start, 2)
+    info["replicas"] = args.replicas
     run: Callable[..., Any] = run_sweep if args.sweep else run_class
     try:
-        report = asyncio.run(run(url, pid, args))
+        if args.settle > 0:
+            # the instructor opens the app once after starting it (on every replica); each
+            # server then opens every page in the background (ui/warm.py)
+            for port in (balancer.ports if balancer else [None]):
+                asyncio.run(_first_look(url if port is None else f"http://127.0.0.1:{port}"))
+            time.sleep(args.settle)
+        report = asyncio.run(run(url, pids, args))
     finally:
         if proc is not None:
             stop_server(proc)
+        if balancer is not None:
+            balancer.close()
+        if tmp is not None:
+            tmp.cleanup()
     report["settle_s"] = args.settle
     report["machine"] = {**info, "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     text = json.dumps(report, indent=1)
