@@ -79,3 +79,25 @@ def test_pool_and_prefetch_give_the_engine_results():
     assert "mouse" in str(err.value).lower() or "group" in str(err.value).lower()
     lm = compute.call(fit_lm, d, "res ~ treatment_idx", factors=["treatment_idx"])
     pd.testing.assert_frame_equal(lm.tidy(), fit_lm(d, "res ~ treatment_idx", factors=["treatment_idx"]).tidy())
+
+
+def test_derived_cached_on_the_results_it_comes_from():
+    d = load_dataset("ca_frequency").iloc[1::4]
+    calls = []
+
+    def table(fits, label):
+        calls.append(label)
+        return pd.DataFrame({"label": [label], "estimate": [fits["LM"].tidy()["estimate"].iloc[1]]})
+
+    lm = compute.call(fit_lm, d, "res ~ treatment_idx", factors=["treatment_idx"])
+    first = compute.derived(table, {"LM": lm}, "48h")
+    again = compute.derived(table, {"LM": lm}, "48h")
+    pd.testing.assert_frame_equal(first, again)
+    assert calls == ["48h"]
+    compute.derived(table, {"LM": lm}, "72h")
+    assert calls == ["48h", "72h"]
+    # a fit made outside the cache is not known: computed every time, never stale
+    own = fit_lm(d, "res ~ treatment_idx", factors=["treatment_idx"])
+    compute.derived(table, {"LM": own}, "48h")
+    compute.derived(table, {"LM": own}, "48h")
+    assert calls == ["48h", "72h", "48h", "48h"]

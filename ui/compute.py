@@ -288,6 +288,7 @@ def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) 
     """
     key = _key(fn, data, args, kwargs)
     ok, value = RESULTS.get_or_compute(key, lambda: _compute(fn, data, args, kwargs))
+    _remember(value, key)
     if not ok:
         cls_name, message = value
         raise getattr(errors, cls_name, MMTeachError)(message)
@@ -302,6 +303,67 @@ def prefetch(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: A
     on every core; its later ``call`` of the same arguments waits for the result."""
     if WORKERS > 0 and not COSTS.cheap(_name(fn)):
         RESULTS.start(_key(fn, data, args, kwargs), lambda: _launch(fn, data, args, kwargs))
+
+
+# Which cached result an object is (by identity, checked through a weak reference), so a
+# table or figure derived from results can be cached on the results' keys.
+_RESULT_KEYS: dict[int, tuple[weakref.ref, Hashable]] = {}
+
+
+def _remember(value: Any, key: Hashable) -> None:
+    try:
+        ref = weakref.ref(value)
+    except TypeError:  # not weakly referable (e.g. a tuple): derived() will not cache on it
+        return
+    with _TOKENS_LOCK:
+        if len(_RESULT_KEYS) > 8192:
+            for k in [k for k, (r, _) in _RESULT_KEYS.items() if r() is None]:
+                del _RESULT_KEYS[k]
+        _RESULT_KEYS[id(value)] = (ref, key)
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _derived_key(value: Any) -> Hashable:
+    """Like _freeze, but a cached result stands for its own key; anything else that is not
+    a plain value makes the call uncacheable."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, pd.DataFrame):
+        return ("DataFrame", data_token(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_derived_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _derived_key(v)) for k, v in value.items())  # order matters (rows)
+    hit = _RESULT_KEYS.get(id(value))
+    if hit is not None and hit[0]() is value:
+        return ("result", hit[1])
+    raise _Uncacheable
+
+
+def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` cached when its arguments are plain values, DataFrames and
+    results of ``call``: the tables and figures a page derives from its fits (comparison
+    rows, forest plots) are then built once for every session that shows the same fits.
+    DataFrames come back as copies; figures are shared (draw them, do not modify them)."""
+    try:
+        key = ("derived", _name(fn), _derived_key(args), _derived_key(kwargs))
+    except _Uncacheable:
+        return fn(*args, **kwargs)
+
+    def build() -> tuple[Any, int]:
+        value = fn(*args, **kwargs)
+        if isinstance(value, go.Figure):
+            return value, _figure_bytes(value)
+        if isinstance(value, (pd.DataFrame, pd.Series)):
+            return value, int(value.memory_usage(deep=True).sum()) if isinstance(value, pd.DataFrame) \
+                else int(value.memory_usage(deep=True))
+        return value, 4096
+
+    value = FIGURES.get_or_compute(key, build)
+    return value.copy() if isinstance(value, (pd.DataFrame, pd.Series)) else value
 
 
 def _figure_bytes(figure: go.Figure) -> int:
