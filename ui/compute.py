@@ -41,8 +41,9 @@ FIG_MB = float(os.environ.get("MMTEACH_FIG_CACHE_MB", 128))
 # Worker processes of the pool (0: compute everything in the server process).
 WORKERS = int(os.environ.get("MMTEACH_WORKERS", os.cpu_count() or 1))
 # A function whose calls average less than this runs in place: a pool round trip (pickling
-# the data there and the result back) costs a few ms.
-INLINE_S = 0.008
+# the data there and the result back) costs a few ms, and a short fit queued behind a long
+# one (the amplitude page's LRT ladder takes seconds) would wait for all of it.
+INLINE_S = 0.05
 # Modules the pool's fork server imports once, so a new worker starts in milliseconds.
 PRELOAD = ["numpy", "pandas", "scipy.optimize", "mmteach.lme", "mmteach.lm", "mmteach.glmm",
            "mmteach.compare", "mmteach.marginal", "mmteach.bayes", "mmteach.subsample"]
