@@ -101,3 +101,16 @@ def test_derived_cached_on_the_results_it_comes_from():
     compute.derived(table, {"LM": own}, "48h")
     compute.derived(table, {"LM": own}, "48h")
     assert calls == ["48h", "72h", "48h", "48h"]
+
+
+def test_background_run_relays_progress_and_gives_the_engine_result():
+    from mmteach.compare import compare_models
+
+    d = load_dataset("water_lick")
+    args = (d, "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)")
+    seen = []
+    got = compute.background(compare_models, *args, family="binomial", bootstrap=60, seed=3,
+                             progress=lambda done, total: seen.append((done, total)), poll_s=0.02)
+    ref = compare_models(*args, family="binomial", bootstrap=60, seed=3)
+    assert got.bootstrap_p_value == ref.bootstrap_p_value and got.chisq == pytest.approx(ref.chisq)
+    assert seen and seen[-1][1] == 60 and all(0 <= d <= t for d, t in seen)

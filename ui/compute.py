@@ -277,6 +277,74 @@ def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dic
     return out
 
 
+def _run_reporting(fn: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> bytes:
+    """In a worker: ``fn(*args, progress=..., **kwargs)`` writing "done total" to ``path``."""
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        # a few writes a second are plenty; none once the session stopped waiting
+        if (now - last[0] > 0.1 or done >= total) and os.path.exists(path):
+            last[0] = now
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{done} {total}")
+            os.replace(tmp, path)
+
+    try:
+        out: tuple[bool, Any] = (True, fn(*args, progress=progress, **kwargs))
+    except MMTeachError as err:
+        out = (False, (type(err).__name__, str(err)))
+    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def background(fn: Callable[..., Any], *args: Any, progress: Callable[[int, int], None] | None = None,
+               poll_s: float = 0.25, **kwargs: Any) -> Any:
+    """``fn(*args, progress=..., **kwargs)`` for a long run a student starts on purpose (a
+    bootstrap, a simulation): computed in the pool, so it takes one core and never stalls
+    the other students' pages; ``progress(done, total)`` is relayed from the worker while
+    this session waits. Not cached. Raises the engine's teaching errors like ``call``."""
+    import tempfile
+
+    if WORKERS <= 0:
+        return fn(*args, progress=progress or (lambda done, total: None), **kwargs)
+    fd, path = tempfile.mkstemp(prefix="mmteach-progress-")
+    os.close(fd)
+    try:
+        future = _pool(WORKERS).submit(_run_reporting, fn, path, args, kwargs)
+        seen = ""
+
+        def relay() -> None:
+            nonlocal seen
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except OSError:
+                return
+            if progress is not None and text and text != seen:
+                seen = text
+                done, total = map(int, text.split())
+                progress(done, total)  # also where Streamlit stops a run the student left
+
+        while True:
+            try:
+                packed = future.result(timeout=poll_s)
+                break
+            except TimeoutError:
+                relay()
+        relay()  # the last step (the bar reaches its end)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    ok, value = pickle.loads(packed)
+    if not ok:
+        cls_name, message = value
+        raise getattr(errors, cls_name, MMTeachError)(message)
+    return value
+
+
 # --------------------------------------------------------------------------------------
 # what the pages call
 # --------------------------------------------------------------------------------------
