@@ -553,10 +553,11 @@ class BrowserStudent:
         """(kind, index, label) of every control a student may change on the page now."""
         out = []
         for kind, sel in BROWSER_CONTROLS.items():
-            labels = await self.tab.locator(sel).evaluate_all(
-                "els => els.map(e => (e.innerText || '').split('\\n')[0].trim())")
-            for i, label in enumerate(labels):
-                if kind == "button" and label.startswith(SKIP_LABEL_PREFIXES):
+            found = await self.tab.locator(sel).evaluate_all(
+                "els => els.map(e => [(e.innerText || '').split('\\n')[0].trim(), e.offsetParent !== null])")
+            for i, (label, visible) in enumerate(found):
+                # a control in a tab the student has not opened is not there to change
+                if not visible or (kind == "button" and label.startswith(SKIP_LABEL_PREFIXES)):
                     continue
                 out.append((kind, i, label))
         return out
@@ -565,7 +566,7 @@ class BrowserStudent:
         """Change one control (``step`` varies the direction/choice); seconds until drawn,
         or None when the control is gone or did not start a rerun."""
         loc = self.tab.locator(BROWSER_CONTROLS[kind]).nth(index)
-        if not await loc.count():
+        if not await loc.count() or not await loc.is_visible():
             return None
         if kind == "button" and await loc.locator("button").first.is_disabled():
             return None
