@@ -502,6 +502,7 @@ class BrowserStudent:
         self.query = query
         self.finished = 0  # script_finished messages seen so far
         self.finished_at = 0.0  # perf_counter() when the last one arrived
+        self.requested = 0  # rerun requests the page has sent
         self.last_server_s: float | None = None  # action to script_finished of the last change
         self.errors: list[str] = []
         self.tab: Any = None
@@ -526,11 +527,25 @@ class BrowserStudent:
         elif kind == "delta" and msg.delta.new_element.WhichOneof("type") == "exception":
             self.errors.append(f"{self.page_name}: exception {msg.delta.new_element.exception.message[:200]}")
 
+    def _sent(self, payload: Any) -> None:
+        from google.protobuf.message import DecodeError
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+
+        if isinstance(payload, str):
+            return
+        msg = BackMsg()
+        try:
+            msg.ParseFromString(payload)
+        except DecodeError:
+            return
+        if msg.WhichOneof("type") == "rerun_script":
+            self.requested += 1
+
     async def open(self) -> float:
         ctx = await self.browser.new_context(viewport={"width": 1400, "height": 1000})
         self.tab = await ctx.new_page()
         self.tab.on("pageerror", lambda exc: self.errors.append(f"{self.page_name}: page error {exc}"))
-        self.tab.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+        self.tab.on("websocket", lambda ws: (ws.on("framereceived", self._frame), ws.on("framesent", self._sent)))
         t0 = time.perf_counter()
         target = f"{self.url}/{self.page_name}" + (f"?{self.query}" if self.query else "")
         await self.tab.goto(target, wait_until="domcontentloaded", timeout=RERUN_TIMEOUT_S * 1000)
@@ -571,7 +586,7 @@ class BrowserStudent:
         if kind == "button" and await loc.locator("button").first.is_disabled():
             return None
         await loc.scroll_into_view_if_needed(timeout=10_000)
-        before = self.finished
+        before, requested = self.finished, self.requested
         t0 = time.perf_counter()
         if kind == "slider":
             thumb = loc.locator('input[type="range"]').first
@@ -616,11 +631,9 @@ class BrowserStudent:
             await loc.locator("button").first.click()
         # a control that starts no rerun (e.g. a slider already at its end) is skipped
         wait_until = time.perf_counter() + 3.0
-        while self.finished <= before and time.perf_counter() < wait_until:
-            if await self.tab.locator('[data-testid="stStatusWidget"]').count():
-                break
-            await asyncio.sleep(0.02)
-        if self.finished <= before and not await self.tab.locator('[data-testid="stStatusWidget"]').count():
+        while self.requested <= requested and time.perf_counter() < wait_until:
+            await asyncio.sleep(0.01)
+        if self.requested <= requested:
             return None
         await self._wait_drawn(before, t0)
         self.last_server_s = self.finished_at - t0
