@@ -104,7 +104,8 @@ def columns(n: int, *, gap: str = "medium") -> list[Any]:
 def show_fig(fig: go.Figure, *, key: str | None = None) -> None:
     """Draw a plotly figure, with projector-sized fonts in presentation mode."""
     if presenting():  # the builders already applied the normal style
-        fig = style(fig, presentation=True)
+        # a copy: figures from compute.fig are shared by every session
+        fig = style(go.Figure(fig), presentation=True)
         fig.update_layout(height=int((fig.layout.height or 450) * 1.35))
     st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
 
