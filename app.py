@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import display, sources, state
+from ui import display, sources, state, warm
 
 HERE = Path(__file__).parent
 
@@ -67,4 +67,7 @@ if state.presenting():
 elif state.PRESENT_KEY in st.query_params:
     del st.query_params[state.PRESENT_KEY]
 
+# the first session starts (once per server) a background open of every page on its
+# defaults, so a class's first page opens find warm caches (ui/warm.py)
+warm.start(tuple(url for *_, url in PAGES))
 page.run()

@@ -6,6 +6,7 @@ under the student's control.
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from mmteach import figures as F
@@ -99,10 +100,10 @@ for msg in errors:
     st.error(msg)
 
 if fits:
-    long = F.comparison_rows(fits, TERMS)
+    long = compute.derived(F.comparison_rows, fits, TERMS)
     st.caption("Estimate ± SE of the change from 24h; * marks p < 0.05. Per-mouse rows are "
                "separate LMs within each mouse.")
-    display.show_table(F.format_side_by_side(long), name="comparison table", key="freq_compare")
+    display.show_table(compute.derived(F.format_side_by_side, long), name="comparison table", key="freq_compare")
     lme = fits.get(lme_label)
     if lme is not None:
         display.fit_messages(lme)
@@ -113,12 +114,17 @@ if fits:
     if per is not None and "note" in per.columns:
         for g, note in per.loc[per["note"].astype(str) != "", ["group", "note"]].values:
             st.caption(f"Mouse {g}: {note}")
-    term = st.radio("Forest plot of", list(TERMS.values()), key=ps.key("term"),
-                    horizontal=True)
-    ps.sync()
-    forest = long[(long["label"] == term)].dropna(subset=["estimate", "conf_low"])
-    if not forest.empty:
-        display.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
+
+    @st.fragment
+    def _forest(long: pd.DataFrame) -> None:
+        """The term only redraws the forest plot: a fragment, so it reruns nothing else."""
+        term = st.radio("Forest plot of", list(TERMS.values()), key=ps.key("term"), horizontal=True)
+        ps.sync()
+        forest = long[(long["label"] == term)].dropna(subset=["estimate", "conf_low"])
+        if not forest.empty:
+            display.show_fig(compute.derived(F.estimate_comparison_plot, forest, term_label=f"{term} vs 24h"))
+
+    _forest(long)
     st.markdown(
         "**Read the table:** the pooled LM calls the 48h drop highly significant because it "
         f"counts {len(sub):,} cells as {len(sub):,} independent replicates. Giving each mouse its own "

@@ -84,9 +84,9 @@ display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", 
 display.show_fig(compute.fig(F.before_after_scatter, sub, "res", "treatment", "cidx", "midx", cols=6))
 left, right = display.columns(2)
 with left:
-    corr = F.per_group_correlation(sub, "res", "treatment", "cidx", "midx")
+    corr = compute.derived(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
     if corr["correlation"].notna().any():
-        display.show_fig(F.correlation_boxplot(corr))
+        display.show_fig(compute.derived(F.correlation_boxplot, corr))
 with right:
     display.show_table(corr.rename(columns={"group": "mouse"}), name="correlations",
                   key="amp_corr", hide_index=True)
@@ -126,11 +126,11 @@ except MMTeachError as err:
         st.error(f"LME {structure}: {err}")
 
 if fits:
-    long = F.comparison_rows(fits, TERMS)
+    long = compute.derived(F.comparison_rows, fits, TERMS)
     display.show_table(F.format_side_by_side(long), name="comparison table", key="amp_compare")
     forest = long.dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
-        display.show_fig(F.estimate_comparison_plot(forest, term_label="24h vs baseline"))
+        display.show_fig(compute.derived(F.estimate_comparison_plot, forest, term_label="24h vs baseline"))
     st.markdown(
         "**Read the table:** every analysis estimates about the same change; they differ "
         "in the standard error. The pooled LM and the unpaired t-tests ignore that each "

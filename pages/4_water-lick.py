@@ -59,12 +59,11 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
 with st.container(border=True):
     controls.units_per_mouse(ps, data, GROUP, full, noun="Trials", per_row=len(full))
     c1, c2 = st.columns([1.6, 1.2])  # two rows: a long selectbox label stays readable
-    c3, c4 = st.columns(2)
+    c4 = st.columns(2)[0]
     c1.selectbox("Random effects (GLMM)", list(STRUCTURES), key=ps.key("structure"))
     c2.radio("GLMM likelihood", list(METHODS), key=ps.key("method"), horizontal=True,
              help="Laplace is glmer's default; adaptive Gauss-Hermite quadrature (nAGQ = 25) "
                   "is more accurate and works for a single random intercept only.")
-    c3.slider("dF/F bins in the plot", 2, 12, key=ps.key("bins"))
     c4.select_slider("Bayes: prior SD of the slope", list(PRIOR_SDS), key=ps.key("prior_sd"),
                      format_func=lambda v: f"{v:g}",
                      help="The Bayesian GLMM puts a normal(0, SD) prior on the dF/F slope (the "
@@ -85,6 +84,11 @@ glmm_formula = f"{FULL_FIXED} + {re_terms}"
 nagq = METHODS[ps["method"]]
 glmm = None
 one_mouse = display.too_few_groups(sub[GROUP].nunique())
+if not one_mouse:  # the slow fits side by side on every core; the calls below wait for them
+    compute.prefetch(fit_glmm, sub, glmm_formula, family="binomial", nagq=nagq, factors=(GROUP,))
+    for _formula in (glmm_formula, f"lick ~ 1 + {re_terms}"):
+        compute.prefetch(fit_bayes_glmm, sub, _formula, family="binomial", b_prior_sd=float(ps["prior_sd"]))
+    compute.prefetch(compare_models, sub, glmm_formula, f"lick ~ 1 + {re_terms}", family="binomial")
 if one_mouse:
     st.error(f"**GLMM: {one_mouse}**")
 else:
@@ -116,10 +120,20 @@ st.info(
     "correct licks. The bold curve averages over mice; it is flatter than the curve of a "
     "typical mouse (dashed) because the logit link is not linear."
 )
+
+
+@st.fragment
+def _lick_curves(sub: pd.DataFrame, curves: pd.DataFrame | None) -> None:
+    """The bins only redraw this plot: a fragment, so moving them reruns nothing else."""
+    st.slider("dF/F bins in the plot", 2, 12, key=ps.key("bins"))
+    ps.sync()
+    binned = compute.derived(F.binned_proportions, sub, "lick", "dff", GROUP, bins=int(ps["bins"]))
+    display.show_fig(compute.derived(F.lick_proportion_curves, binned, curves))
+
+
 left, right = display.columns(2)
 with left:
-    binned = F.binned_proportions(sub, "lick", "dff", GROUP, bins=int(ps["bins"]))
-    display.show_fig(F.lick_proportion_curves(binned, _curves(glmm)))
+    _lick_curves(sub, _curves(glmm))
 with right:
     if glmm is not None:
         display.show_fig(F.caterpillar_plot(glmm.ranef()))
@@ -232,9 +246,10 @@ try:
         "Run the parametric bootstrap", key="lick_boot_run", disabled=bool(one_mouse), what="samples",
         inputs=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]), glmm_formula,
                 int(ps["nboot"])),
-        run=lambda progress: compare_models(sub, glmm_formula, reduced, family="binomial",
-                                            bootstrap=int(ps["nboot"]), seed=int(ps["seed"]),
-                                            progress=progress))
+        # in the process pool: one student's bootstrap takes a core, never the other pages
+        run=lambda progress: compute.background(compare_models, sub, glmm_formula, reduced, family="binomial",
+                                                bootstrap=int(ps["nboot"]), seed=int(ps["seed"]),
+                                                progress=progress))
 except MMTeachError as err:
     boot = None
     st.error(f"Bootstrap: {err}")

@@ -114,3 +114,20 @@ def test_background_run_relays_progress_and_gives_the_engine_result():
     ref = compare_models(*args, family="binomial", bootstrap=60, seed=3)
     assert got.bootstrap_p_value == ref.bootstrap_p_value and got.chisq == pytest.approx(ref.chisq)
     assert seen and seen[-1][1] == 60 and all(0 <= d <= t for d, t in seen)
+
+
+class _Unpicklable:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.hook = lambda: n  # a lambda attribute: pickle refuses the object
+
+
+def _unpicklable_result(data, k):
+    return _Unpicklable(len(data) + k)
+
+
+def test_results_that_cannot_be_pickled_are_computed_in_place_and_cached():
+    d = load_dataset("ca_frequency").iloc[:50]
+    first = compute.call(_unpicklable_result, d, 1)
+    assert first.n == 51
+    assert compute.call(_unpicklable_result, d, 1) is first

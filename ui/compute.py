@@ -242,20 +242,34 @@ class _Costs:
 COSTS = _Costs()
 
 
+# Functions whose results cannot cross a process boundary (e.g. a result holding a sparse
+# Cholesky factor): computed in place from then on.
+_UNPOOLABLE: set[str] = set()
+UNKNOWN_BYTES = 512 * 1024  # the size assumed for a result that cannot be pickled
+
+
 def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> tuple[Any, int]:
     name = _name(fn)
-    if WORKERS > 0 and not COSTS.cheap(name):
+    if WORKERS > 0 and not COSTS.cheap(name) and name not in _UNPOOLABLE:
         try:
             packed, seconds = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs).result()
             COSTS.add(name, seconds)
             return pickle.loads(packed), len(packed)
-        except (BrokenProcessPool, pickle.PicklingError, AttributeError, TypeError) as err:
-            if isinstance(err, BrokenProcessPool):
-                _pool.clear()  # a worker died (e.g. out of memory): start a new pool next time
-            # not picklable, or the pool is gone: compute here instead
-    packed, seconds = _run_packed(fn, data, args, kwargs)
-    COSTS.add(name, seconds)
-    return pickle.loads(packed), len(packed)
+        except BrokenProcessPool:
+            _pool.clear()  # a worker died (e.g. out of memory): start a new pool next time
+        except (pickle.PicklingError, AttributeError, TypeError):
+            _UNPOOLABLE.add(name)  # the call or its result does not pickle: compute here
+    t0 = time.perf_counter()
+    try:
+        out: tuple[bool, Any] = (True, fn(data, *args, **kwargs))
+    except MMTeachError as err:
+        out = (False, (type(err).__name__, str(err)))
+    COSTS.add(name, time.perf_counter() - t0)
+    try:
+        nbytes = len(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception:  # noqa: BLE001 - not picklable: count it as a large entry
+        nbytes = UNKNOWN_BYTES
+    return out, nbytes
 
 
 def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> Future:
@@ -268,9 +282,11 @@ def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dic
             packed, seconds = f.result()
             COSTS.add(_name(fn), seconds)
             out.set_result((pickle.loads(packed), len(packed)))
-        except BaseException as err:  # noqa: BLE001 - handed to whoever waits
+        except BaseException as err:  # noqa: BLE001 - handed to whoever waits (who computes it)
             if isinstance(err, BrokenProcessPool):
                 _pool.clear()
+            elif isinstance(err, (pickle.PicklingError, AttributeError, TypeError)):
+                _UNPOOLABLE.add(_name(fn))
             out.set_exception(err)
 
     inner.add_done_callback(done)
@@ -370,7 +386,7 @@ def prefetch(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: A
     """Start ``call(fn, data, *args, **kwargs)`` in the pool and return at once, so a page
     that needs several slow results (e.g. the LRT ladder) has them computed side by side
     on every core; its later ``call`` of the same arguments waits for the result."""
-    if WORKERS > 0 and not COSTS.cheap(_name(fn)):
+    if WORKERS > 0 and not COSTS.cheap(_name(fn)) and _name(fn) not in _UNPOOLABLE:
         RESULTS.start(_key(fn, data, args, kwargs), lambda: _launch(fn, data, args, kwargs))
 
 

@@ -179,7 +179,8 @@ def show_table(df: pd.DataFrame, *, name: str, key: str, hide_index: bool = Fals
                      height="content" if len(df) <= 25 else "auto",
                      column_config=config or None)
     st.download_button(
-        f"Download {name} (CSV)", df.to_csv(index=not hide_index).encode(),
+        # a callable: the CSV is made when a student clicks, not on every rerun
+        f"Download {name} (CSV)", lambda: df.to_csv(index=not hide_index).encode(),
         file_name=f"{key}.csv", mime="text/csv", key=f"dl_{key}",
     )
 

@@ -177,6 +177,7 @@ def source_note(df: pd.DataFrame, name: str) -> None:
 def data_download(df: pd.DataFrame, key: str) -> None:
     """A CSV download of exactly the rows the page analyses."""
     st.download_button(
-        f"Download the data shown ({len(df):,} rows, CSV)", df.to_csv(index=False).encode(),
+        # a callable: the CSV is made when a student clicks, not on every rerun
+        f"Download the data shown ({len(df):,} rows, CSV)", lambda: df.to_csv(index=False).encode(),
         file_name=f"{key}.csv", mime="text/csv", key=f"dl_data_{key}",
     )

@@ -11,8 +11,16 @@ import streamlit as st
 PAGE_TIMEOUT_S = 300.0  # a cold page on a busy 2-core machine takes well under this
 
 
+def start(pages: tuple[str, ...]) -> threading.Thread | None:
+    """Warm the pages once per server process (see _start); nothing in a session that did
+    not come through the server's websocket (AppTest, bare ``python app.py``)."""
+    if not st.context.headers:
+        return None
+    return _start(pages)
+
+
 @st.cache_resource(show_spinner=False)
-def start(pages: tuple[str, ...]) -> threading.Thread:
+def _start(pages: tuple[str, ...]) -> threading.Thread:
     """Start (once per server process) a thread that opens each page, by its URL path, in
     a session of its own on the defaults: every fit and figure a page shows before a
     student touches it lands in the shared caches of ``ui.compute``. Called by app.py, so
