@@ -13,7 +13,7 @@ from mmteach.examples import CA_FREQUENCY
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
 from mmteach.lme import DF_METHODS, fit_lme
 from mmteach.subsample import cell_counts, subsample_per_group, units_per_group
-from ui import compute, controls, display, router, sources, state
+from ui import compute, controls, display, pooling_view, router, sources, state
 
 router.run_under_router()
 
@@ -92,6 +92,7 @@ _run("Pooled LM", fit_lm, "res ~ treatment_idx", factors=("treatment_idx",))
 _run("Mouse as fixed effect", fit_fixed_group, "res ~ treatment_idx + (1 | midx)", factors=FACTORS)
 lme_label = f"LME {ps['estimation']}, {ps['df']} df"
 _run(lme_label, fit_lme, lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], teach=teach_lme)
+pooling_view.means_row(analyses, "res", "treatment_idx", "midx")
 _run("Mouse", fit_per_group, "res ~ treatment_idx", "midx", factors=("treatment_idx",))
 code["Mouse"] = ("by(data, data$midx, function(d) summary(lm(res ~ treatment_idx, data = d)))",
                  code.get("Mouse", ("", ""))[1])
@@ -119,6 +120,8 @@ if fits:
     forest = long[(long["label"] == term)].dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
         display.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
+    pooling_view.show(fits, sub, condition="treatment_idx", group="midx", term={v: k for k, v in TERMS.items()}[term],
+                      term_label=term, formula=lme_formula, factors=FACTORS, reml=reml, key="freq")
     st.markdown(
         "**Read the table:** the pooled LM calls the 48h drop highly significant because it "
         f"counts {len(sub):,} cells as {len(sub):,} independent replicates. Giving each mouse its own "

@@ -17,7 +17,7 @@ from mmteach.lm import fit_lm, t_test
 from mmteach.lme import fit_lme
 from mmteach.model_selection import lrt_ladder
 from mmteach.subsample import cell_counts, subsample_per_group, units_per_group
-from ui import compute, controls, display, router, sources, state
+from ui import compute, controls, display, pooling_view, router, sources, state
 
 router.run_under_router()
 
@@ -102,6 +102,7 @@ _run("Pooled LM", fit_lm, "res ~ treatment", factors=FACTORS)
 _run("t-test, equal variances", t_test, "res", "treatment", kind="pooled")
 _run("Welch t-test", t_test, "res", "treatment", kind="welch")
 _run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx")
+pooling_view.means_row(analyses, "res", "treatment", "midx")
 lme_label = f"LME {structure} ({ps['estimation']}, {ps['df']} df)"
 lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
 if ps["anyway"]:
@@ -144,6 +145,8 @@ if lme is not None:
     st.markdown(f"**Variance components of {structure}**")
     display.show_table(lme.variance_components(), name="variance components", key="amp_varcomp",
                   hide_index=True)
+pooling_view.show(fits, sub, condition="treatment", group="midx", term="treatment2", term_label="the 24h change",
+                  formula=formula(structure), factors=FACTORS, reml=reml, key="amp")
 
 st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
 st.markdown(

@@ -17,8 +17,9 @@ def pooling_table(at: AppTest):
 @pytest.mark.parametrize("page,term", [("pages/2_frequency.py", "48h"), ("pages/3_amplitude.py", "")])
 def test_mouse_means_row_and_sentence(page, term):
     at = open_page(page)
-    shown = " ".join(str(v) for df in at.dataframe for v in df.value.to_numpy().ravel())
-    shown += " ".join(str(c) for df in at.dataframe for c in df.value.columns)
+    tables = [*at.dataframe, *at.table]
+    shown = " ".join(str(v) for df in tables for v in df.value.to_numpy().ravel())
+    shown += " ".join(str(c) for df in tables for c in [*df.value.columns, *df.value.index])
     assert "Mouse means" in shown
     assert any("The mouse means estimate" in c.value for c in at.caption)
 
