@@ -14,7 +14,7 @@ from mmteach.glmm import fit_glmm
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
 from mmteach.lme import fit_lme
 from mmteach.marginal import fit_gee, fit_glm
-from ui import compute, display, router, sources, state
+from ui import compute, display, pooling_view, router, sources, state
 
 router.run_under_router()
 
@@ -214,6 +214,8 @@ if family == "gaussian":
     _run("Pooled LM", fit_lm, formula, factors=factors)
     _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors)
     _run("LME (REML, Satterthwaite)", fit_lme, formula, factors=factors)
+    if first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
+        pooling_view.means_row(analyses, response, first, group)
     _run(group, fit_per_group, formula, group, factors=factors)
 else:
     _run("Pooled GLM", fit_glm, fixed_only, family="binomial", factors=factors)
@@ -234,6 +236,9 @@ if fits:
         forest = long[long["label"] == term].dropna(subset=["estimate", "conf_low"])
         if not forest.empty:
             display.show_fig(F.estimate_comparison_plot(forest, term_label=term))
+        if family == "gaussian":
+            pooling_view.show(fits, used, condition=first or "", group=group, term=term, term_label=term,
+                              formula=formula, factors=factors, key="yours")
     mixed = next((v for k, v in fits.items() if k.startswith(("LME", "GLMM"))), None)
     if mixed is not None:
         display.fit_messages(mixed)

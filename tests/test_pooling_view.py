@@ -39,3 +39,11 @@ def test_singular_fit_shows_its_profile():
     assert not at.exception, [e.value for e in at.exception]
     assert any("profile interval runs from 0" in m.value for m in at.markdown)
     assert any("profile" in e.label for e in at.expander)
+
+
+def test_your_data_shows_the_means_row_and_pooling():
+    at = open_page("pages/5_your-data.py", dataset="ca_frequency")
+    assert not at.exception, [e.value for e in at.exception]
+    tables = [*at.dataframe, *at.table]
+    assert any("Mouse means" in " ".join(map(str, df.value.index)) for df in tables)
+    assert any("shrinkage weight" in df.value.columns for df in tables)
