@@ -21,7 +21,7 @@ from mmteach.pooling import partial_pooling
 from mmteach.profile import SDProfile, profile_sd
 from ui import compute, display
 
-MEANS_LABEL = "Mouse means (summary statistics)"
+MEANS_LABEL = "Mouse means"  # the summary-statistics analysis
 
 
 def means_row(analyses: compute.Analyses, response: str, condition: str, group: str) -> None:
