@@ -146,7 +146,9 @@ if lme is not None:
     display.show_table(lme.variance_components(), name="variance components", key="amp_varcomp",
                   hide_index=True)
 pooling_view.show(fits, sub, condition="treatment", group="midx", term="treatment2", term_label="the 24h change",
-                  formula=formula(structure), factors=FACTORS, reml=reml, key="amp")
+                  formula=formula(structure), factors=FACTORS, reml=reml, key="amp",
+                  pooling_formula="res ~ treatment + " + ("(1 + treatment | midx)" if "treatment | midx"
+                                                          in STRUCTURES[structure] else "(1 | midx)"))
 
 st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
 st.markdown(

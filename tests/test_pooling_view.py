@@ -47,3 +47,11 @@ def test_your_data_shows_the_means_row_and_pooling():
     tables = [*at.dataframe, *at.table]
     assert any("Mouse means" in " ".join(map(str, df.value.index)) for df in tables)
     assert any("shrinkage weight" in df.value.columns for df in tables)
+
+
+def test_amplitude_random_slope_shows_the_plane():
+    at = open_page("pages/3_amplitude.py", structure="lme.obj4")
+    assert not at.exception, [e.value for e in at.exception]
+    table = pooling_table(at)
+    assert set(table["term"]) == {"(Intercept)", "treatment2"}
+    assert any("(1 + treatment | midx)" in c.value for c in at.caption)
