@@ -108,9 +108,10 @@ def shrinkage_plane(pp: PoolingResult, terms: tuple[str, str] | None = None) -> 
                              hovertemplate="%{text}: LME (%{x:.3g}, %{y:.3g})<extra></extra>"))
     fig.add_trace(go.Scatter(x=[pp.pooled[ia]], y=[pp.pooled[ib]], mode="markers", name="pooled LM",
                              marker={"color": _POOLED, "size": 14, "symbol": "x"}))
-    fig.update_layout(title="Intercept and slope per mouse: shrinkage",
-                      xaxis_title=a, yaxis_title=b, height=540,
-                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"}, margin={"t": 130})
+    # title pinned to the top, the (up to three-row) legend between it and the plot
+    fig.update_layout(title={"text": "Intercept and slope per mouse: shrinkage", "y": 0.98, "yanchor": "top"},
+                      xaxis_title=a, yaxis_title=b, height=580,
+                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"}, margin={"t": 170})
     return style(fig)
 
 
