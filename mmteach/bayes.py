@@ -30,9 +30,8 @@ from scipy.special import gammaln
 from mmteach.errors import ModelError
 from mmteach.families import canonical_loglik, canonical_mean_weight, check_family, check_response, log_normaliser
 from mmteach.formula import Formula
-from mmteach.lm import r_data_prep
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
-from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp
+from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp, r_data_prep
 
 # Grid points whose log posterior is this far below the mode carry < 1e-4 of the mass
 _DROP = {1: 9.0, 2: 7.0, 3: 6.0}

@@ -88,6 +88,11 @@ def comparison_text(cmp: Comparison) -> str:
             f"Parametric bootstrap p = {_fmt(cmp.bootstrap_p_value, 4)} "
             f"({cmp.bootstrap_samples} samples, {cmp.bootstrap_failed} failed refits)"
         )
+        lines.append(
+            f"Parametric bootstrap p, PBmodcomp's convention (LRT* <= 0 left out) = "
+            f"{_fmt(cmp.bootstrap_p_value_pbmodcomp, 4)} ({cmp.bootstrap_positive} positive LRT*)"
+        )
+        lines.append(cmp.bootstrap_note)
     lines += [f"- {m}" for m in cmp.messages]
     if cmp.r_call:
         lines += ["", "R:", cmp.r_call]

@@ -17,12 +17,7 @@ from scipy import stats
 from mmteach.errors import DataError
 from mmteach.formula import Formula, Term, Variable, parse_formula
 from mmteach.model_frame import ModelFrame, build_model, factor_codes
-from mmteach.results import Coef, FitResult, VarComp
-
-
-def r_data_prep(frame_name: str, factors: Sequence[str]) -> str:
-    """R lines that turn the given columns into factors, as the slides do."""
-    return "".join(f"{frame_name}${f} <- factor({frame_name}${f})\n" for f in factors)
+from mmteach.results import FitResult, PerGroupResult, VarComp, coef_rows, r_data_prep
 
 
 def _as_formula(data: pd.DataFrame, formula: str | Formula) -> Formula:
@@ -48,27 +43,6 @@ def ols(mf: ModelFrame) -> dict[str, object]:
     rinv = np.linalg.inv(r)
     vcov = sigma2 * (rinv @ rinv.T)
     return {"beta": beta, "vcov": vcov, "sigma": math.sqrt(sigma2), "df": df, "resid": resid}
-
-
-def coef_rows(
-    names: Sequence[str], beta: np.ndarray, se: np.ndarray, df: Sequence[float] | float
-) -> tuple[Coef, ...]:
-    """Coefficient rows with t (or z when df is infinite) tests and 95% CIs."""
-    dfs = np.broadcast_to(np.asarray(df, dtype=float), beta.shape)
-    rows = []
-    for name, b, s, d in zip(names, beta, se, dfs):
-        stat = b / s if s > 0 else math.nan
-        if math.isinf(d):
-            p = 2 * stats.norm.sf(abs(stat))
-            crit = stats.norm.ppf(0.975)
-        else:
-            p = 2 * stats.t.sf(abs(stat), d)
-            crit = stats.t.ppf(0.975, d)
-        rows.append(
-            Coef(str(name), float(b), float(s), float(d), float(stat), float(p),
-                 float(b - crit * s), float(b + crit * s))
-        )
-    return tuple(rows)
 
 
 def fit_lm(
@@ -189,8 +163,9 @@ def fit_per_group(
 ) -> pd.DataFrame:
     """Separate pooled fits within each level of ``group`` (one LM per mouse).
 
-    Returns the tidy rows of every fit with a ``group`` column first and a ``note`` column
-    that says why a mouse could not be fitted (too few cells, a level missing), if so.
+    Returns a :class:`~mmteach.results.PerGroupResult`: its ``tidy()`` has the rows of every
+    fit with a ``group`` column first and a ``note`` column that says why a mouse could not
+    be fitted (too few cells, a level missing), if so.
 
     Examples
     --------
@@ -205,17 +180,17 @@ def fit_per_group(
     parsed = _as_formula(data, formula).without_random()
     sub = data[data[group].notna()]
     codes, levels = factor_codes(sub[group])
-    frames = []
+    fits: list[tuple[str, FitResult | None, str]] = []
     for k, level in enumerate(levels):
         part = sub[codes == k]
         try:
-            tidy = fit_lm(part, parsed, factors=factors).tidy()
-            tidy["note"] = ""
+            fits.append((level, fit_lm(part, parsed, factors=factors), ""))
         except MMTeachError as err:
-            tidy = pd.DataFrame({"term": [""], "note": [str(err)]})
-        tidy.insert(0, "group", level)
-        frames.append(tidy)
-    return pd.concat(frames, ignore_index=True)
+            fits.append((level, None, str(err)))
+    used = [f for f in factors if f in parsed.variables()]
+    r_call = (r_data_prep("d", used)
+              + f"fits <- by(d, d${group}, function(s) lm({parsed.to_r()}, data = s))\nlapply(fits, summary)")
+    return PerGroupResult(formula=parsed.to_r(), group=group, fits=tuple(fits), r_call=r_call).tidy()
 
 
 def t_test(

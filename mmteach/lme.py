@@ -16,10 +16,9 @@ import pandas as pd
 from mmteach.dfmethods import containment_df, kenward_roger, satterthwaite_df, satterthwaite_info
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
-from mmteach.lm import coef_rows, r_data_prep
 from mmteach.lme_deviance import Block, LmeFit, LmeProblem
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
-from mmteach.results import Correlation, FitResult, RanefValue, VarComp
+from mmteach.results import Correlation, FitResult, RanefValue, VarComp, coef_rows, r_data_prep
 
 DF_METHODS = ("satterthwaite", "kenward-roger", "containment", "z")
 _DF_ALIASES = {
@@ -28,6 +27,20 @@ _DF_ALIASES = {
     "containment": "containment", "nlme": "containment", "between-within": "containment",
     "z": "z", "wald": "z", "normal": "z",
 }
+
+
+# The df methods a page offers, in lmerTest's order; Kenward-Roger is defined for REML only.
+DF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "containment", "z")
+
+
+def df_methods_for(reml: bool, methods: tuple[str, ...] = DF_METHODS) -> list[str]:
+    """The df methods that apply to a REML (all) or an ML fit (all but Kenward-Roger, which
+    lmerTest defines for REML fits only).
+
+    >>> df_methods_for(False)
+    ['satterthwaite', 'containment', 'z']
+    """
+    return [m for m in methods if reml or m != "kenward-roger"]
 
 
 def normalise_df_method(df_method: str) -> str:

@@ -23,9 +23,8 @@ from scipy import stats
 from mmteach.errors import DataError, ModelError
 from mmteach.families import check_family, check_response, family_r
 from mmteach.formula import Formula, parse_formula
-from mmteach.lm import r_data_prep
 from mmteach.model_frame import ModelFrame, build_model
-from mmteach.results import Coef, FitResult
+from mmteach.results import Coef, FitResult, r_data_prep
 
 
 def _formula(data: pd.DataFrame, formula: str | Formula) -> Formula:

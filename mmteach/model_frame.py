@@ -179,7 +179,7 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-class _Coder:
+class ColumnCoder:
     """Codes the variables of one data frame (shared by fixed and random parts)."""
 
     def __init__(self, data: pd.DataFrame, factor_names: set[str]) -> None:
@@ -345,7 +345,7 @@ def build_model(
     y, trials = _response(frame, formula)
 
     factor_names = set(factors) | set(formula.grouping_columns())
-    coder = _Coder(frame, factor_names)
+    coder = ColumnCoder(frame, factor_names)
 
     # --- fixed effects ---------------------------------------------------------------
     present: set[frozenset[tuple[str, bool]]] = {t.key() for t in formula.fixed}
@@ -411,7 +411,7 @@ def _findbars_rank(random: Sequence[RandomTerm]) -> list[int]:
     return rank
 
 
-def _random_block(coder: _Coder, frame: pd.DataFrame, r: RandomTerm) -> RandomBlock:
+def _random_block(coder: ColumnCoder, frame: pd.DataFrame, r: RandomTerm) -> RandomBlock:
     if len(r.group) == 1:
         codes, levels = coder.codes(r.group[0])
     else:

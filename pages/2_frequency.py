@@ -6,28 +6,20 @@ under the student's control.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import streamlit as st
 
 from mmteach import figures as F
+from mmteach.examples import CA_FREQUENCY
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
-from mmteach.lme import fit_lme
-from mmteach.subsample import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
-from ui import compute, display, router, sources, state
+from mmteach.lme import DF_METHODS, fit_lme
+from mmteach.subsample import cell_counts, subsample_per_group, units_per_group
+from ui import compute, controls, display, router, sources, state
 
 router.run_under_router()
 
-NAME = "ca_frequency"
+EX = CA_FREQUENCY
+NAME, TERMS, FACTORS, STRUCTURES = EX.dataset, EX.terms, EX.factors, EX.structures
 TIME = {1: "24h", 2: "48h", 3: "72h", 4: "1wk"}
-TERMS = {"treatment_idx2": "48h", "treatment_idx3": "72h", "treatment_idx4": "1wk"}
-FACTORS = ("treatment_idx", "midx")
-STRUCTURES = {
-    "random intercept per mouse": "(1 | midx)",
-    "random intercept + time effect per mouse": "(1 + treatment_idx | midx)",
-    "random intercept per mouse and per mouse x time": "(1 | midx) + (1 | midx:treatment_idx)",
-}
-DF_METHODS = ("satterthwaite", "kenward-roger", "containment", "z")
 
 st.title("Ca++ event frequency: the pooled data follow one mouse")
 st.markdown(
@@ -49,35 +41,15 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
        data_token=sources.source_label(data))
 
 
-def _apply_preset(preset: str) -> None:
-    for m, n in preset_counts(data, "midx", preset).items():
-        ps.set(f"n{m}", n)
-
-
 with st.container(border=True):
-    st.markdown("**Cells per mouse** (drawn at random with a fixed seed; 0 drops the mouse)")
-    cols = st.columns(len(full) + 1)
-    for col, (m, n) in zip(cols, full.items(), strict=False):
-        col.slider(f"Mouse {m} (of {n})", 0, n, key=ps.key(f"n{m}"))
-    cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))
-    preset_cols = st.columns(len(PRESETS) + 2)
-    for col, preset in zip(preset_cols, PRESETS, strict=False):
-        col.button(preset, key=f"freq_preset_{preset}", on_click=_apply_preset, args=(preset,),
-                   width="stretch")
-    c1, c2, c3 = st.columns([2, 1, 1.3])  # the random-effects names are long
-    c1.selectbox("Random effects (LME)", list(STRUCTURES), key=ps.key("structure"))
-    c2.radio("Estimation", ["REML", "ML"], key=ps.key("estimation"), horizontal=True,
-             help="ML reproduces the lecture's table (intercept SE 0.035 on 4.9 df). REML, lme4's "
-                  "default, estimates the mouse variance with less bias and so gives a larger "
-                  "intercept SE with only 4 mice (0.040 on 3.5 df); the time effects barely move.")
-    # Kenward-Roger is defined for REML fits only (as in lmerTest)
-    df_choices = [d for d in DF_METHODS if ps["estimation"] == "REML" or d != "kenward-roger"]
-    if ps["df"] not in df_choices:
-        ps.set("df", "satterthwaite")
-        st.caption("Kenward-Roger needs REML; switched to Satterthwaite.")
-    c3.selectbox("Degrees of freedom", df_choices, key=ps.key("df"),
-                 help="satterthwaite and kenward-roger as lmerTest; containment as nlme; "
-                      "z treats the t statistic as normal (too optimistic with 4 mice).")
+    controls.units_per_mouse(ps, data, "midx", full, per_row=len(full))
+    controls.lme_settings(
+        ps, STRUCTURES, df_methods=DF_METHODS,
+        estimation_help="ML reproduces the lecture's table (intercept SE 0.035 on 4.9 df). REML, lme4's "
+                        "default, estimates the mouse variance with less bias and so gives a larger "
+                        "intercept SE with only 4 mice (0.040 on 3.5 df); the time effects barely move.",
+        df_help="satterthwaite and kenward-roger as lmerTest; containment as nlme; "
+                "z treats the t statistic as normal (too optimistic with 4 mice).")
 ps.sync()
 
 counts = {m: int(ps[f"n{m}"]) for m in full}
@@ -115,21 +87,12 @@ fits, code, errors = analyses.fits, analyses.code, analyses.errors
 teach_lme = display.too_few_groups(sub["midx"].nunique())
 
 
-def _run(label: str, fn: Callable[..., object], *args: object, py: str, mixed: bool = False, **kwargs: object) -> None:
-    analyses.run(label, fn, *args, py=py, teach=teach_lme if mixed else None, **kwargs)
-
-
-_run("Pooled LM", fit_lm, "res ~ treatment_idx", factors=("treatment_idx",),
-     py="fit_lm(data, 'res ~ treatment_idx', factors=['treatment_idx'])")
-_run("Mouse as fixed effect", fit_fixed_group, "res ~ treatment_idx + (1 | midx)",
-     factors=FACTORS,
-     py="fit_fixed_group(data, 'res ~ treatment_idx + (1 | midx)', factors=['treatment_idx', 'midx'])")
+_run = analyses.run
+_run("Pooled LM", fit_lm, "res ~ treatment_idx", factors=("treatment_idx",))
+_run("Mouse as fixed effect", fit_fixed_group, "res ~ treatment_idx + (1 | midx)", factors=FACTORS)
 lme_label = f"LME {ps['estimation']}, {ps['df']} df"
-_run(lme_label, fit_lme, lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], mixed=True,
-     py=f"fit_lme(data, {lme_formula!r}, factors=['treatment_idx', 'midx'], reml={reml}, "
-        f"df_method={ps['df']!r})")
-_run("Mouse", fit_per_group, "res ~ treatment_idx", "midx", factors=("treatment_idx",),
-     py="fit_per_group(data, 'res ~ treatment_idx', 'midx', factors=['treatment_idx'])")
+_run(lme_label, fit_lme, lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], teach=teach_lme)
+_run("Mouse", fit_per_group, "res ~ treatment_idx", "midx", factors=("treatment_idx",))
 code["Mouse"] = ("by(data, data$midx, function(d) summary(lm(res ~ treatment_idx, data = d)))",
                  code.get("Mouse", ("", ""))[1])
 for msg in errors:

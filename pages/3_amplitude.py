@@ -8,38 +8,21 @@ from __future__ import annotations
 
 import functools
 
-import pandas as pd
 import streamlit as st
 
 from mmteach import figures as F
-from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError, ModelError
+from mmteach.examples import CA_AMPLITUDE
 from mmteach.lm import fit_lm, t_test
 from mmteach.lme import fit_lme
-from mmteach.subsample import PRESETS, cell_counts, preset_counts, subsample_per_group, units_per_group
-from ui import compute, display, router, sources, state
+from mmteach.model_selection import lrt_ladder
+from mmteach.subsample import cell_counts, subsample_per_group, units_per_group
+from ui import compute, controls, display, router, sources, state
 
 router.run_under_router()
 
-NAME = "ca_amplitude"
-TERMS = {"treatment2": "24h vs baseline"}
-FACTORS = ("treatment",)
-STRUCTURES = {
-    "lme.obj1": "(1 | midx/cidx)",
-    "lme.obj2": "(1 | midx) + (1 | cidx)",
-    "lme.obj3": "(1 | midx) + (treatment | cidx)",
-    "lme.obj4": "(treatment | midx) + (1 | cidx)",
-    "lme.obj5": "(treatment | midx) + (treatment | cidx)",
-}
-NLME = {
-    "lme.obj1": "random = ~1 | midx/cidx",
-    "lme.obj2": "random = list(midx = ~1, cidx = ~1)",
-    "lme.obj3": "random = list(midx = ~1, cidx = ~treatment)",
-    "lme.obj4": "random = list(midx = ~treatment, cidx = ~1)",
-    "lme.obj5": "random = list(midx = ~treatment, cidx = ~treatment)",
-}
-LADDER = (("lme.obj3", "lme.obj1"), ("lme.obj4", "lme.obj1"), ("lme.obj5", "lme.obj3"),
-          ("lme.obj5", "lme.obj4"))
+EX = CA_AMPLITUDE
+NAME, TERMS, FACTORS, STRUCTURES, NLME = EX.dataset, EX.terms, EX.factors, EX.structures, EX.nlme
 DF_METHODS = ("containment", "satterthwaite", "kenward-roger", "z")
 P_PLAIN = functools.partial(F.fmt_p, alpha=0.0)  # p-values without the 5% star
 
@@ -49,9 +32,7 @@ def _cell_code(text: str) -> str:
     return "`" + text.replace("|", "\\|") + "`"
 
 
-def formula(structure: str) -> str:
-    """The lme4 formula of a named structure."""
-    return f"res ~ treatment + {STRUCTURES[structure]}"
+formula = EX.formula
 
 
 st.title("Ca++ amplitude: cells measured twice, in few mice")
@@ -74,34 +55,11 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
        data_token=sources.source_label(data))
 
 
-def _apply_preset(preset: str) -> None:
-    for m, n in preset_counts(data, "midx", preset, unit="cidx").items():
-        ps.set(f"n{m}", n)
-
-
 with st.container(border=True):
-    st.markdown("**Cells per mouse** (each cell keeps both measurements; 0 drops the mouse)")
-    per_row = 6
-    mice = list(full.items())
-    for start in range(0, len(mice), per_row):
-        cols = st.columns(per_row)
-        for col, (m, n) in zip(cols, mice[start:start + per_row], strict=False):
-            col.slider(f"Mouse {m} (of {n})", 0, n, key=ps.key(f"n{m}"))
-    preset_cols = st.columns(len(PRESETS) + 2)
-    for col, preset in zip(preset_cols, PRESETS, strict=False):
-        col.button(preset, key=f"amp_preset_{preset}", on_click=_apply_preset, args=(preset,),
-                   width="stretch")
-    preset_cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))
-    c1, c2, c3 = st.columns([2, 1, 1.3])  # the random-effects names are long
-    c1.selectbox("Random effects (LME)", list(STRUCTURES), key=ps.key("structure"),
-                 format_func=lambda s: f"{s}: {STRUCTURES[s]}")
-    c2.radio("Estimation", ["REML", "ML"], key=ps.key("estimation"), horizontal=True)
-    # Kenward-Roger is defined for REML fits only (as in lmerTest)
-    df_choices = [d for d in DF_METHODS if ps["estimation"] == "REML" or d != "kenward-roger"]
-    if ps["df"] not in df_choices:
-        ps.set("df", "satterthwaite")
-        st.caption("Kenward-Roger needs REML; switched to Satterthwaite.")
-    c3.selectbox("Degrees of freedom", df_choices, key=ps.key("df"))
+    controls.units_per_mouse(ps, data, "midx", full, unit="cidx",
+                             note="each cell keeps both measurements; 0 drops the mouse")
+    controls.lme_settings(ps, STRUCTURES, df_methods=DF_METHODS,
+                          format_structure=lambda s: f"{s}: {STRUCTURES[s]}")
     st.checkbox("Fit unidentifiable structures anyway, as nlme does", key=ps.key("anyway"))
 ps.sync()
 
@@ -140,14 +98,10 @@ analyses = compute.Analyses(sub)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
-_run("Pooled LM", fit_lm, "res ~ treatment", factors=FACTORS,
-     py="fit_lm(data, 'res ~ treatment', factors=['treatment'])")
-_run("t-test, equal variances", t_test, "res", "treatment", kind="pooled",
-     py="t_test(data, 'res', 'treatment', kind='pooled')")
-_run("Welch t-test", t_test, "res", "treatment", kind="welch",
-     py="t_test(data, 'res', 'treatment', kind='welch')")
-_run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx",
-     py="t_test(data, 'res', 'treatment', kind='paired', pair='cidx')")
+_run("Pooled LM", fit_lm, "res ~ treatment", factors=FACTORS)
+_run("t-test, equal variances", t_test, "res", "treatment", kind="pooled")
+_run("Welch t-test", t_test, "res", "treatment", kind="welch")
+_run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx")
 lme_label = f"LME {structure} ({ps['estimation']}, {ps['df']} df)"
 lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
 if ps["anyway"]:
@@ -201,38 +155,13 @@ st.markdown(
     + "\n".join(f"| {m} | {_cell_code(STRUCTURES[m])} | {_cell_code(NLME[m])} |"
                 for m in STRUCTURES)
 )
-REFUSED = "fitted as nlme does; lme4 refuses it"
-rows = []
-boundary_notes: list[str] = []
-refused: set[str] = set()
-for big, small in LADDER:
-    row: dict[str, object] = {"bigger": big, "smaller": small}
-    args = (sub, formula(big), formula(small))
-    try:
-        try:
-            cmp = compute.call(compare_models, *args, factors=FACTORS)
-            status = "fitted"
-        except ModelError:
-            if display.too_few_groups(sub["midx"].nunique()):
-                raise
-            # lme4 refuses the cell-level slopes; their log-likelihood is still well
-            # defined (only the split of the variances is not), so compare as nlme does
-            cmp = compute.call(compare_models, *args, factors=FACTORS, allow_unidentifiable=True)
-            status = REFUSED
-            refused.update(m for m in (big, small) if "treatment | cidx" in STRUCTURES[m])
-        row.update({"chisq": cmp.chisq, "df": cmp.df, "p": cmp.p_value,
-                    "p (boundary 50:50)": cmp.p_value_boundary, "status": status})
-        if cmp.boundary_note:
-            boundary_notes.append(cmp.boundary_note)
-    except MMTeachError as err:
-        teach = display.too_few_groups(sub["midx"].nunique())
-        row.update({"chisq": None, "df": None, "p": None, "p (boundary 50:50)": None,
-                    "status": "cannot be fitted"})
-        st.error(f"**{big} vs {small}: {teach}**\n\nDetail: {err}" if teach
-                 else f"{big} vs {small}: {err}")
-    rows.append(row)
-ladder = pd.DataFrame(rows)
-display.show_table(ladder, name="LRT ladder", key="amp_ladder", hide_index=True,
+ladder = compute.call(lrt_ladder, sub, {m: formula(m) for m in STRUCTURES}, EX.ladder, factors=FACTORS,
+                      unidentifiable_ok=EX.unidentifiable())
+teach = display.too_few_groups(sub["midx"].nunique())
+for pair, err in ladder.errors:
+    st.error(f"**{pair}: {teach}**\n\nDetail: {err}" if teach else f"{pair}: {err}")
+refused, boundary_notes = ladder.refused, ladder.boundary_notes
+display.show_table(ladder.table, name="LRT ladder", key="amp_ladder", hide_index=True,
               formats={"chisq": "{:.2f}", "df": "{:.0f}", "p": P_PLAIN,
                        "p (boundary 50:50)": P_PLAIN})
 if refused:
@@ -251,7 +180,7 @@ st.caption(
 )
 if boundary_notes:
     with st.expander("More on tests at the boundary"):
-        for note in dict.fromkeys(boundary_notes):
+        for note in boundary_notes:
             st.markdown(note)
 display.code_expander(code)
 sources.data_download(sub, "ca_amplitude_shown")

@@ -6,8 +6,6 @@ LRT and a parametric bootstrap.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -16,19 +14,17 @@ from mmteach import figures as F
 from mmteach.bayes import bayes_factor, fit_bayes_glmm
 from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError
+from mmteach.examples import WATER_LICK
 from mmteach.glmm import fit_glmm
 from mmteach.marginal import fit_gee, fit_glm, proportion_t_test
-from mmteach.subsample import PRESETS, preset_counts, subsample_per_group, units_per_group
-from ui import compute, display, router, sources, state
+from mmteach.odds import odds_comparison_table
+from mmteach.subsample import subsample_per_group, units_per_group
+from ui import compute, controls, display, router, sources, state
 
 router.run_under_router()
 
-NAME = "water_lick"
-GROUP = "mouseID"
-STRUCTURES = {
-    "random intercept per mouse": "(1 | mouseID)",
-    "random intercept + dF/F slope per mouse": "(1 + dff | mouseID)",
-}
+EX = WATER_LICK
+NAME, GROUP, STRUCTURES = EX.dataset, EX.group, EX.structures
 METHODS = {"Laplace": 1, "AGQ (25 points)": 25}
 FULL_FIXED = "lick ~ dff"
 TTEST = "Per-mouse proportion t-test"
@@ -60,21 +56,8 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
        data_token=sources.source_label(data))
 
 
-def _apply_preset(preset: str) -> None:
-    for m, n in preset_counts(data, GROUP, preset).items():
-        ps.set(f"n{m}", n)
-
-
 with st.container(border=True):
-    st.markdown("**Trials per mouse** (drawn at random with a fixed seed; 0 drops the mouse)")
-    cols = st.columns(len(full))
-    for col, (m, n) in zip(cols, full.items(), strict=True):
-        col.slider(f"Mouse {m} (of {n})", 0, n, key=ps.key(f"n{m}"))
-    preset_cols = st.columns(len(PRESETS) + 2)
-    for col, preset in zip(preset_cols, PRESETS, strict=False):
-        col.button(preset, key=f"lick_preset_{preset}", on_click=_apply_preset,
-                   args=(preset,), width="stretch")
-    preset_cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))
+    controls.units_per_mouse(ps, data, GROUP, full, noun="Trials", per_row=len(full))
     c1, c2 = st.columns([1.6, 1.2])  # two rows: a long selectbox label stays readable
     c3, c4 = st.columns(2)
     c1.selectbox("Random effects (GLMM)", list(STRUCTURES), key=ps.key("structure"))
@@ -146,20 +129,16 @@ analyses = compute.Analyses(sub)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
-_run("Pooled GLM (logistic)", fit_glm, FULL_FIXED, family="binomial",
-     py=f"fit_glm(data, {FULL_FIXED!r}, family='binomial')")
-_run(TTEST, proportion_t_test, "lick", GROUP, "dff",
-     py=f"proportion_t_test(data, 'lick', {GROUP!r}, 'dff')")
-_run("GEE (exchangeable)", fit_gee, FULL_FIXED, GROUP, family="binomial",
-     py=f"fit_gee(data, {FULL_FIXED!r}, {GROUP!r}, family='binomial')")
+_run("Pooled GLM (logistic)", fit_glm, FULL_FIXED, family="binomial")
+_run(TTEST, proportion_t_test, "lick", GROUP, "dff")
+_run("GEE (exchangeable)", fit_gee, FULL_FIXED, GROUP, family="binomial")
 if glmm is not None:
     fits[f"GLMM ({ps['method']})"] = glmm
     code[f"GLMM ({ps['method']})"] = (
         glmm.r_code(), f"fit_glmm(data, {glmm_formula!r}, family='binomial', nagq={nagq})")
 prior_sd = float(ps["prior_sd"])
 if not one_mouse:
-    _run("Bayesian GLMM", fit_bayes_glmm, glmm_formula, family="binomial", b_prior_sd=prior_sd,
-         py=f"fit_bayes_glmm(data, {glmm_formula!r}, family='binomial', b_prior_sd={prior_sd:g})")
+    _run("Bayesian GLMM", fit_bayes_glmm, glmm_formula, family="binomial", b_prior_sd=prior_sd)
 
 if fits:
     # the t-test's one number per mouse is a difference of proportions, not a slope
@@ -169,28 +148,10 @@ if fits:
                           {"p_high - p_low": "dF/F"}),
     ], ignore_index=True)
     long = long.set_index("analysis").loc[list(fits)].reset_index()
-    # Wald interval exp(b -+ 1.96 SE) - 1 as on the slides; the Bayesian fit's own
-    # credible interval
-    bayes = np.array([getattr(fits[a], "model", "") == "bayes" for a in long["analysis"]])
-    low = np.where(bayes, long["conf_low"], long["estimate"] - 1.96 * long["std_error"])
-    high = np.where(bayes, long["conf_high"], long["estimate"] + 1.96 * long["std_error"])
-    odds = long.assign(
-        odds_change_pct=100 * (np.exp(long["estimate"]) - 1),
-        ci_low_pct=100 * (np.exp(low) - 1),
-        ci_high_pct=100 * (np.exp(high) - 1),
-    )
-    is_odds = [a != TTEST for a in odds["analysis"]]
-    shown = pd.DataFrame({
-        "analysis": odds["analysis"],
-        "estimate ± SE": [F.fmt_est_se(e, s)
-                          for e, s in zip(odds["estimate"], odds["std_error"], strict=True)],
-        "df": [F.fmt_df(d) for d in odds["df"]],
-        "p": [F.fmt_p(p) for p in odds["p_value"]],
-        "odds change per 1% dF/F": [
-            f"{c:+.1f}% ({lo:+.1f}% to {hi:+.1f}%)" if ok and not math.isnan(c) else "–"
-            for c, lo, hi, ok in zip(odds["odds_change_pct"], odds["ci_low_pct"],
-                                     odds["ci_high_pct"], is_odds, strict=True)],
-    }).set_index("analysis")
+    shown = odds_comparison_table(
+        long, credible=[getattr(fits[a], "model", "") == "bayes" for a in long["analysis"]],
+        on_log_odds=[a != TTEST for a in long["analysis"]],
+    ).rename(columns={"odds change per unit": "odds change per 1% dF/F"})
     display.show_table(shown, name="comparison table", key="lick_compare")
     st.caption("Odds change = 100 (exp(b) − 1) with its 95% interval (credible interval for "
                "the Bayesian fit). The t-test row is on another scale: for each mouse, the "
@@ -266,22 +227,17 @@ if ps["structure"] != next(iter(STRUCTURES)):
                f"way, about 0.075 s per sample here: {int(ps['nboot']):,} samples take about "
                + (f"{secs:.0f} s." if secs < 90 else f"{secs / 60:.0f} min."))
 ps.sync()
-boot_key = ("lick_boot", sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]),
-            glmm_formula, int(ps["nboot"]))
-if st.button("Run the parametric bootstrap", key="lick_boot_run", disabled=bool(one_mouse)):
-    bar = st.progress(0.0, text="Simulating from the smaller model…")
-
-    def _progress(done: int, total: int) -> None:
-        bar.progress(min(1.0, done / max(total, 1)), text=f"{done} of {total} samples")
-
-    try:
-        st.session_state[str(boot_key)] = compare_models(
-            sub, glmm_formula, reduced, family="binomial", bootstrap=int(ps["nboot"]),
-            seed=int(ps["seed"]), progress=_progress)
-    except MMTeachError as err:
-        st.error(f"Bootstrap: {err}")
-    bar.empty()
-boot = st.session_state.get(str(boot_key))
+try:
+    boot = controls.run_button(
+        "Run the parametric bootstrap", key="lick_boot_run", disabled=bool(one_mouse), what="samples",
+        inputs=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]), glmm_formula,
+                int(ps["nboot"])),
+        run=lambda progress: compare_models(sub, glmm_formula, reduced, family="binomial",
+                                            bootstrap=int(ps["nboot"]), seed=int(ps["seed"]),
+                                            progress=progress))
+except MMTeachError as err:
+    boot = None
+    st.error(f"Bootstrap: {err}")
 if boot is not None:
     st.markdown(
         f"Parametric bootstrap p = **{F.fmt_p(boot.bootstrap_p_value)}** from "

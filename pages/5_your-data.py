@@ -211,21 +211,15 @@ fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 fixed_only = formula.split("+ (")[0] if ps["mode"] == "choose columns" else formula
 if family == "gaussian":
-    _run("Pooled LM", fit_lm, formula, factors=factors,
-         py=f"fit_lm(data, {formula!r}, factors={list(factors)})")
-    _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors,
-         py=f"fit_fixed_group(data, {formula!r}, factors={list(factors)})")
-    _run("LME (REML, Satterthwaite)", fit_lme, formula, factors=factors,
-         py=f"fit_lme(data, {formula!r}, factors={list(factors)})")
-    _run(group, fit_per_group, formula, group, factors=factors,
-         py=f"fit_per_group(data, {formula!r}, {group!r}, factors={list(factors)})")
+    _run("Pooled LM", fit_lm, formula, factors=factors)
+    _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors)
+    _run("LME (REML, Satterthwaite)", fit_lme, formula, factors=factors)
+    _run(group, fit_per_group, formula, group, factors=factors)
 else:
-    _run("Pooled GLM", fit_glm, fixed_only, family="binomial", factors=factors,
-         py=f"fit_glm(data, {fixed_only!r}, family='binomial')")
+    _run("Pooled GLM", fit_glm, fixed_only, family="binomial", factors=factors)
     _run("GEE (exchangeable)", fit_gee, fixed_only, group, family="binomial",
-         factors=factors, py=f"fit_gee(data, {fixed_only!r}, {group!r}, family='binomial')")
-    _run("GLMM (Laplace)", fit_glmm, formula, family="binomial", factors=factors,
-         py=f"fit_glmm(data, {formula!r}, family='binomial')")
+         factors=factors)
+    _run("GLMM (Laplace)", fit_glmm, formula, family="binomial", factors=factors)
 
 if fits:
     tidies = [v.tidy() if hasattr(v, "tidy") else v for v in fits.values()]

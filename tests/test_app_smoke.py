@@ -6,12 +6,11 @@ import ast
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 def _registered_pages() -> list[str]:
@@ -27,7 +26,7 @@ PAGES = _registered_pages()
 
 
 def _open(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     at.query_params.update(query)
     at.run()
     if page != "app.py":

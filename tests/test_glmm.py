@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from mmteach.errors import DataError, ModelError
 from mmteach.glmm import compare_glmm, fit_glmm, odds_ratio_table
 from mmteach.optim import newton_minimize
 
-ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests/reference/glmm.json").read_text())
 
 # (reference key, formula, family, link, nAGQ, factors); R call in the comment.

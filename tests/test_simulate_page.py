@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from conftest import ROOT
 from mmteach.simulate import simulate_report, simulate_type1
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/6_simulation.py"
 
 

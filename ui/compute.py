@@ -54,6 +54,16 @@ def fig(builder: Callable[..., go.Figure], data: pd.DataFrame, *args: Any, **kwa
     return _cached_fig(builder, _name(builder), data, tuple(args), tuple(sorted(kwargs.items())))
 
 
+def python_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """The mmteach call a student can paste, e.g. ``fit_lm(data, 'res ~ x', factors=['x'])``."""
+
+    def shown(v: Any) -> str:
+        return repr(list(v)) if isinstance(v, tuple) else repr(v)
+
+    parts = ["data", *map(shown, args), *(f"{k}={shown(v)}" for k, v in kwargs.items())]
+    return f"{fn.__name__}({', '.join(parts)})"
+
+
 class Analyses:
     """The fits a page shows side by side: results, their R/mmteach code, and errors.
 
@@ -69,7 +79,7 @@ class Analyses:
         self.code: dict[str, tuple[str, str]] = {}
         self.errors: list[str] = []
 
-    def run(self, label: str, fn: Callable[..., Any], *args: Any, py: str, teach: str | None = None,
+    def run(self, label: str, fn: Callable[..., Any], *args: Any, teach: str | None = None,
             **kwargs: Any) -> Any:
         try:
             res = call(fn, self.data, *args, **kwargs)
@@ -81,5 +91,5 @@ class Analyses:
                 st.error(msg)
             return None
         self.fits[label] = res
-        self.code[label] = (res.r_code() if hasattr(res, "r_code") else "", py)
+        self.code[label] = (res.r_code() if hasattr(res, "r_code") else "", python_call(fn, *args, **kwargs))
         return res
