@@ -3,12 +3,18 @@
 Each entry of :data:`BENCHMARKS` maps a name to a zero-argument callable that performs the
 timed work once; :func:`run_benchmarks` reports the median wall time in seconds. A setup
 step that should not be timed goes into a factory: an entry may be a callable returning the
-callable to time (mark it with ``setup=True``).
+callable to time (mark it with ``setup=True``). An entry with ``reports=True`` measures
+itself: its callable runs once and returns the seconds to report (the browser and class
+load tests, which time many page reruns in a separate program).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ class Benchmark:
     name: str
     make: Callable[[], Callable[[], object]]  # returns the function to time (setup untimed)
     repeat: int = 5
+    reports: bool = False  # the callable returns the seconds to report (no warm-up, no timing)
 
 
 def _registry() -> list[Benchmark]:
@@ -78,6 +85,27 @@ def _registry() -> list[Benchmark]:
     # same fit (tools/bench_r.R times R on identical data; see the README).
     for name in SCALE_DESIGNS:
         entries.append(Benchmark(name, _scale_bench(name), repeat=3))
+
+    # design planner (issue 14): 100 design points (10 mice x 10 cells per mouse, Example 1's
+    # between-mouse layout) x 500 replicates, three analyses each; goal <= 10 s.
+    def _power_grid():
+        from mmteach.power import Design, power_grid
+        pts = [Design(mice=m, cells_per_mouse=c, icc=0.3, effect=0.5) for m in range(3, 13)
+               for c in (5, 10, 15, 20, 30, 40, 50, 75, 100, 200)]
+        return lambda: power_grid(pts, reps=500, seed=1)
+
+    entries.append(Benchmark("power_grid_100", _power_grid, repeat=1))
+
+    # scale (issue 11): what a student feels. tools/loadtest.py starts the app and drives it
+    # (mmteach never imports streamlit, so it runs as a separate program); goals: one student
+    # in Chromium, slowest page's median change <= 0.5 s; 40 students (4 in Chromium) change
+    # p95 <= 1.5 s and page open p95 <= 3 s.
+    entries.append(Benchmark("browser_rerun_max", lambda: lambda: _loadtest("sweep")["browser_rerun_max"],
+                             repeat=1, reports=True))
+    entries.append(Benchmark("class40_change_p95", lambda: lambda: _loadtest("class40")["change"]["p95"],
+                             repeat=1, reports=True))
+    entries.append(Benchmark("class40_open_p95", lambda: lambda: _loadtest("class40")["open"]["p95"],
+                             repeat=1, reports=True))
 
     return entries
 
@@ -147,6 +175,29 @@ def _scale_bench(name: str) -> Callable[[], Callable[[], object]]:
         return lambda: fit_glmm(d, formula, family=family)
     return make
 
+LOADTEST_ARGS = {
+    "sweep": ["--sweep", "--repeat", "3"],
+    "class40": ["--students", "40", "--browsers", "4", "--duration", "180"],
+}
+_LOADTEST_REPORTS: dict[str, dict] = {}
+
+
+def _loadtest(mode: str) -> dict:
+    """The JSON report of one ``tools/loadtest.py`` run (once per mode and process: the two
+    class entries read the same run)."""
+    if mode not in _LOADTEST_REPORTS:
+        from pathlib import Path
+
+        tool = Path(__file__).resolve().parent.parent / "tools" / "loadtest.py"
+        if not tool.is_file():
+            raise FileNotFoundError(f"{tool} is missing: the load test runs from a source checkout")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "report.json"
+            subprocess.run([sys.executable, str(tool), *LOADTEST_ARGS[mode], "--json", str(out)],
+                           check=True, stdout=subprocess.DEVNULL, timeout=1800)
+            _LOADTEST_REPORTS[mode] = json.loads(out.read_text())
+    return _LOADTEST_REPORTS[mode]
+
 
 def run_benchmarks(names: list[str] | None = None) -> dict[str, float]:
     """Run the benchmarks (all, or those named) and return median seconds per name."""
@@ -155,6 +206,9 @@ def run_benchmarks(names: list[str] | None = None) -> dict[str, float]:
         if names and bench.name not in names:
             continue
         fn = bench.make()
+        if bench.reports:
+            out[bench.name] = float(fn())
+            continue
         fn()  # warm-up: imports, caches, JIT-free but first-touch costs
         times = []
         for _ in range(bench.repeat):

@@ -35,11 +35,14 @@ from mmteach.tables import (  # noqa: E402, F401, I001
 )
 from mmteach.tables import natural_levels as _levels  # groups in natural order: 2 before 10
 
-# ggplot2's default hues for four levels, as in the published Example 2 figure.
+# Okabe-Ito colours, ordered so the first four (the time points of Example 2) stay apart for
+# deuteranopes and protanopes too (tests/test_figures.py measures it); yellow last: faint on white.
 PALETTE: tuple[str, ...] = (
-    "#F8766D", "#7CAE00", "#00BFC4", "#C77CFF", "#E69F00", "#56B4E9", "#009E73",
-    "#D55E00", "#CC79A7", "#0072B2", "#999999", "#F0E442",
+    "#E69F00", "#0072B2", "#009E73", "#000000", "#56B4E9", "#D55E00", "#CC79A7", "#999999",
+    "#F0E442",
 )
+SIGNIFICANT = "#D55E00"  # vermillion, with a diamond marker: not told by colour alone
+NOT_SIGNIFICANT = "#0072B2"
 _BASE_FONT = 13
 _PRESENTATION_FONT = 22
 
@@ -119,6 +122,7 @@ def pooled_boxplot(
     *,
     labels: Mapping[Any, str] | None = None,
     title: str = "All mice pooled",
+    y_title: str | None = None,
 ) -> go.Figure:
     """One box per level of ``x`` with all cells pooled (panel A of the Example 2 figure)."""
     _need(data, response, x)
@@ -131,7 +135,7 @@ def pooled_boxplot(
                 boxpoints="outliers", legendgroup=str(level),
             )
         )
-    fig.update_layout(title=title, yaxis_title=response, showlegend=False)
+    fig.update_layout(title=title, yaxis_title=y_title or response, showlegend=False)
     return style(fig)
 
 
@@ -145,6 +149,7 @@ def per_mouse_boxplot(
     cols: int = 2,
     group_name: str = "Mouse",
     unit: str = "cells",
+    y_title: str | None = None,
 ) -> go.Figure:
     """Boxes by ``x`` in one panel per ``group`` (panel B of the Example 2 figure).
 
@@ -177,6 +182,7 @@ def per_mouse_boxplot(
                 ),
                 row=r, col=c,
             )
+    fig.update_yaxes(title_text=y_title or response, col=1)
     fig.update_layout(height=max(320, 260 * rows), title=f"By {group_name.lower()}")
     return style(fig)
 
@@ -196,6 +202,7 @@ def cell_count_table(counts: pd.DataFrame) -> go.Figure:
 
 def group_scatter(
     data: pd.DataFrame, response: str, x: str, group: str, *, group_name: str = "Group",
+    y_title: str | None = None,
 ) -> go.Figure:
     """``response`` against a numeric ``x``, coloured by group, with each group's LS line."""
     _need(data, response, x, group)
@@ -212,7 +219,7 @@ def group_scatter(
             fig.add_trace(go.Scatter(x=xs, y=intercept + slope * xs, mode="lines",
                                      line={"color": color}, legendgroup=str(g),
                                      showlegend=False, name=f"{group_name} {g} fit"))
-    fig.update_layout(xaxis_title=x, yaxis_title=response, title=f"{response} by {x}")
+    fig.update_layout(xaxis_title=x, yaxis_title=y_title or response, title=f"{y_title or response} by {x}")
     return style(fig)
 
 
@@ -238,7 +245,7 @@ def paired_wide(
 def spaghetti_plot(
     data: pd.DataFrame, response: str, time: str, unit: str, group: str,
     *, before: Any = 1, after: Any = 2, labels: tuple[str, str] = ("baseline", "24h"),
-    cols: int = 4, group_name: str = "Mouse",
+    cols: int = 4, group_name: str = "Mouse", y_title: str | None = None,
 ) -> go.Figure:
     """One panel per mouse; one line per cell from its baseline to its 24h value."""
     wide = paired_wide(data, response, time, unit, group, before, after)
@@ -260,6 +267,7 @@ def spaghetti_plot(
                        line_color=PALETTE[gi % len(PALETTE)], name=f"{group_name} {g}"),
             row=r, col=c,
         )
+    fig.update_yaxes(title_text=y_title or response, col=1)
     fig.update_layout(height=max(300, 240 * rows), title="Each line is one cell")
     return style(fig)
 
@@ -463,14 +471,24 @@ def estimate_comparison_plot(
     _need(table, "analysis", "estimate", "conf_low", "conf_high")
     t = table.iloc[::-1]  # first analysis on top
     sig = t["p_value"] < 0.05 if "p_value" in t.columns else pd.Series(False, index=t.index)
-    fig = go.Figure(go.Scatter(
-        x=t["estimate"], y=t["analysis"], mode="markers",
-        marker={"size": 11, "color": [PALETTE[0] if s else PALETTE[9] for s in sig]},
-        error_x={"type": "data", "symmetric": False,
-                 "array": (t["conf_high"] - t["estimate"]).to_numpy(),
-                 "arrayminus": (t["estimate"] - t["conf_low"]).to_numpy()},
-        hovertemplate="%{y}: %{x:.4g}<extra></extra>", showlegend=False,
-    ))
+    fig = go.Figure()
+    for flag, name, color, symbol in ((True, "p < 0.05", SIGNIFICANT, "diamond"),
+                                      (False, "p ≥ 0.05 (or no p)", NOT_SIGNIFICANT, "circle")):
+        part = t[sig.to_numpy() == flag]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=part["estimate"], y=part["analysis"], mode="markers", name=name,
+            marker={"size": 11, "color": color, "symbol": symbol},
+            error_x={"type": "data", "symmetric": False,
+                     "array": (part["conf_high"] - part["estimate"]).to_numpy(),
+                     "arrayminus": (part["estimate"] - part["conf_low"]).to_numpy()},
+            hovertemplate="%{y}: %{x:.4g}<extra></extra>",
+        ))
+    # keep the analyses in table order whichever trace draws them
+    fig.update_yaxes(categoryorder="array", categoryarray=list(t["analysis"]))
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "yanchor": "bottom", "y": 1.0,
+                                               "xanchor": "right", "x": 1.0})
     fig.add_vline(x=null_value, line_dash="dash", line_color="grey")
     fig.update_yaxes(automargin=True)
     fig.update_layout(title=f"{term_label}: the same effect, different analyses".strip(": "),

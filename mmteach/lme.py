@@ -29,6 +29,11 @@ _DF_ALIASES = {
 }
 
 
+# how a student asks for a model lme4 refuses, in the app and on the command line
+ANYWAY = ("or have it fitted anyway, as nlme does (the \"fit anyway\" box in the app, "
+          "--allow-unidentifiable on the command line)")
+
+
 # The df methods a page offers, in lmerTest's order; Kenward-Roger is defined for REML only.
 DF_METHODS: tuple[str, ...] = ("satterthwaite", "kenward-roger", "containment", "z")
 
@@ -118,8 +123,8 @@ def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> No
             "components are arbitrary (lme4 fits it with convergence warnings, and its "
             "numbers depend on where its optimiser stops). Use (0 + f | g) for one variance "
             "per level with their correlations, or (1 | g) + (1 | g:f) for a group variance "
-            "plus a level-within-group variance; or pass allow_unidentifiable=True to fit it "
-            "anyway (the fixed effects and the log-likelihood are still meaningful)."
+            "plus a level-within-group variance; " + ANYWAY + " (the fixed effects and the "
+            "log-likelihood are still meaningful)."
         )
     for i, b in enumerate(mf.blocks):
         if b.n_levels >= n:
@@ -128,7 +133,7 @@ def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> No
                 "observations: every group has a single row, so a group effect cannot be "
                 "told apart from the residual error (lme4 refuses this: 'number of levels of "
                 "each grouping factor must be < number of observations'). Group by a "
-                "coarser unit, or pass allow_unidentifiable=True to fit it anyway as nlme does."
+                "coarser unit, " + ANYWAY + "."
             )
         n_re = b.n_levels * b.n_terms
         if n <= n_re:
@@ -140,8 +145,7 @@ def check_identifiable(mf: ModelFrame, allow_unidentifiable: bool = False) -> No
                 "two measurements per cell the 2x2 covariance of a cell's pair gives three "
                 "numbers, which cannot identify four parameters (a cell intercept variance, a "
                 "cell slope variance, their covariance and a residual variance). Drop the "
-                "random slope for this factor, or pass allow_unidentifiable=True to fit it "
-                "anyway as nlme::lme does (the likelihood is then flat along a ridge: the "
+                "random slope for this factor, " + ANYWAY + " (the likelihood is then flat along a ridge: the "
                 "log-likelihood is fine, the split of the variances is arbitrary)."
             )
 

@@ -85,21 +85,20 @@ def coef_rows(
     >>> round(row.p_value, 4), round(row.conf_low, 3)
     (0.0455, 0.04)
     """
+    beta = np.asarray(beta, dtype=float)
+    se = np.asarray(se, dtype=float)
     dfs = np.broadcast_to(np.asarray(df, dtype=float), beta.shape)
-    rows = []
-    for name, b, s, d in zip(names, beta, se, dfs):
-        stat = b / s if s > 0 else math.nan
-        if math.isinf(d):
-            p = 2 * stats.norm.sf(abs(stat))
-            crit = stats.norm.ppf(0.975)
-        else:
-            p = 2 * stats.t.sf(abs(stat), d)
-            crit = stats.t.ppf(0.975, d)
-        rows.append(
-            Coef(str(name), float(b), float(s), float(d), float(stat), float(p),
-                 float(b - crit * s), float(b + crit * s))
-        )
-    return tuple(rows)
+    # one vectorised call per distribution (10,000 mouse coefficients in ms, not 40 s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.where(se > 0, beta / np.where(se > 0, se, 1.0), math.nan)
+    z = np.isinf(dfs)
+    finite_df = np.where(z, 1.0, dfs)
+    p = np.where(z, 2 * stats.norm.sf(np.abs(stat)), 2 * stats.t.sf(np.abs(stat), finite_df))
+    crit = np.where(z, stats.norm.ppf(0.975), stats.t.ppf(0.975, finite_df))
+    return tuple(
+        Coef(str(name), float(b), float(s), float(d), float(st), float(pv), float(b - c * s), float(b + c * s))
+        for name, b, s, d, st, pv, c in zip(names, beta, se, dfs, stat, p, crit)
+    )
 
 
 def r_data_prep(frame_name: str, factors: Sequence[str]) -> str:

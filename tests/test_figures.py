@@ -126,6 +126,40 @@ def test_glmm_curves_population_average_is_flatter_than_typical_mouse():
     assert {t.name for t in fig.data if t.showlegend} >= {"typical mouse", "population average"}
 
 
+# deuteranopia and protanopia simulation, Machado et al. (2009), severity 1, on linear sRGB
+CVD = {"deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                                 [-0.011820, 0.042940, 0.968881]]),
+       "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                               [-0.003882, -0.048116, 1.051998]]),
+       "normal": np.eye(3)}
+
+
+def _lab(hex_colour: str, vision: str) -> np.ndarray:
+    c = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lin = np.clip(CVD[vision] @ lin, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ lin
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("vision", list(CVD))
+def test_first_four_colours_stay_apart_for_colour_blind_viewers(vision):
+    """The 24h/48h/72h/1wk boxes: CIE76 colour difference at least 40 (ggplot's hues fell to 28)."""
+    labs = [_lab(c, vision) for c in F.PALETTE[:4]]
+    worst = min(np.linalg.norm(a - b) for i, a in enumerate(labs) for b in labs[i + 1:])
+    assert worst >= 40
+    assert np.linalg.norm(_lab(F.SIGNIFICANT, vision) - _lab(F.NOT_SIGNIFICANT, vision)) >= 40
+
+
+def test_axis_titles_name_the_measurement(freq):
+    fig = F.pooled_boxplot(freq, "res", "treatment_idx", y_title="events per min")
+    assert fig.layout.yaxis.title.text == "events per min"
+    fig = F.per_mouse_boxplot(freq, "res", "treatment_idx", "midx", y_title="events per min")
+    assert fig.layout.yaxis.title.text == "events per min"
+
+
 def test_caterpillar_sorted_with_errors():
     re = pd.DataFrame({"group": "m", "level": ["1", "2", "3"], "term": "(Intercept)",
                        "value": [0.3, -0.2, 0.1], "std_error": [0.1, 0.1, 0.2]})

@@ -35,7 +35,11 @@ def test_comparison_rows_and_format():
     assert wide.loc["LME", "48h: df"] == "∞ (z)"
     assert wide.loc["mouse 2", "48h: estimate ± SE"] == "–"
     fig = F.estimate_comparison_plot(long.dropna(subset=["estimate"]), term_label="48h")
-    assert list(fig.data[0].y) == ["mouse 1", "LME", "LM"]
+    assert list(fig.layout.yaxis.categoryarray) == ["mouse 1", "LME", "LM"]  # first analysis on top
+    # a legend says what the colours and symbols mean: significant rows apart from the others
+    assert [(t.name, list(t.y)) for t in fig.data] == [("p < 0.05", ["mouse 1", "LM"]),
+                                                       ("p ≥ 0.05 (or no p)", ["LME"])]
+    assert fig.layout.showlegend and fig.data[0].marker.symbol != fig.data[1].marker.symbol
 
 
 def test_per_group_result_rows_equal_its_tidy_frame():

@@ -1,0 +1,88 @@
+"""Projector check in headless Chromium: every page at 1280x720 in presentation mode fits its tables,
+collapses the sidebar, never breaks a control's label inside a word and shows no error box.
+
+Uses the server and browser fixtures of tests/test_browser.py (Debian's /usr/bin/chromium).
+Screenshots go to tests/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_browser import CHROMIUM, PAGES, ROOT, SHOTS, _check, _wait_idle, _watch_not_found, browser, server
+
+__all__ = ["browser", "server"]  # fixtures re-used from test_browser
+
+pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(),
+                                reason=f"{CHROMIUM} is not installed")
+
+# every table-like element and its own scrolling box
+OVERFLOW_JS = """() => Array.from(document.querySelectorAll(
+    '[data-testid="stTable"], [data-testid="stTable"] > div, [data-testid="stDataFrame"],'
+    + ' [data-testid="stDataFrameResizable"], [data-testid="stMarkdownContainer"] table'))
+  .filter(e => e.offsetParent !== null)
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => `${e.getAttribute('data-testid') || e.tagName}: ${e.scrollWidth} > ${e.clientWidth} px`
+            + ` (${(e.innerText || '').slice(0, 60).replace(/\\n/g, ' ')})`)"""
+
+# a word of a control's label split over two lines ("gaussia/n")
+BROKEN_WORDS_JS = """() => {
+  const out = [];
+  const sel = '[data-testid="stRadioOption"] p, [data-testid="stCheckbox"] p, [data-testid="stWidgetLabel"] p,'
+            + ' [data-testid="stMain"] button p';
+  for (const el of document.querySelectorAll(sel)) {
+    if (el.offsetParent === null) continue;
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const re = /\\S+/g; let m;
+      while ((m = re.exec(node.textContent)) !== null) {
+        const range = document.createRange();
+        range.setStart(node, m.index); range.setEnd(node, m.index + m[0].length);
+        const tops = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0)
+                                  .map(r => Math.round(r.top)));
+        if (tops.size > 1) out.push(m[0]);
+      }
+    }
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize(("path", "query", "charts"), PAGES, ids=[p for p, _, _ in PAGES])
+def test_presentation_mode_fits_a_projector(server, browser, path, query, charts):
+    SHOTS.mkdir(exist_ok=True)
+    (SHOTS / ".gitignore").write_text("*\n")
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _watch_not_found(page, errors)
+    query = "&".join(q for q in (query, "presentation=1") if q)
+    page.goto(f"{server}/{path}?{query}", wait_until="domcontentloaded", timeout=60_000)
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
+    try:
+        if charts:
+            page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
+            page.get_by_text("Download the data shown").first.wait_for(timeout=180_000)
+        _wait_idle(page)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / f"{path}_projector_first_screen.png"))
+        _check(page, errors)
+        assert page.evaluate(OVERFLOW_JS) == []
+        assert page.evaluate(BROKEN_WORDS_JS) == []
+        expanded = page.locator('[data-testid="stSidebar"][data-collapsed="false"]').count()
+        assert expanded == 0, "the sidebar stays open in presentation mode"
+    finally:
+        page.close()
+
+
+def test_overflow_check_detects_a_wide_table(server, browser):
+    """Negative control: the overflow probe finds a table wider than its box."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    page.set_content('<div data-testid="stTable" style="width:200px;overflow:auto">'
+                     '<table><tr><td style="white-space:nowrap">' + "x" * 400 + "</td></tr></table></div>")
+    try:
+        assert page.evaluate(OVERFLOW_JS)
+    finally:
+        page.close()
+
+
+assert ROOT.is_dir()
