@@ -26,6 +26,7 @@ PAGES = [
     ("pages/4_water-lick.py", "Water lick: binary outcome", ":material/water_drop:", "water-lick"),
     ("pages/5_your-data.py", "Your data", ":material/upload_file:", "your-data"),
     ("pages/6_simulation.py", "Simulation", ":material/casino:", "simulation"),
+    ("pages/7_design.py", "Plan an experiment", ":material/calculate:", "design"),
 ]
 
 pages = [

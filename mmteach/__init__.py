@@ -57,6 +57,7 @@ _EXPORTS = {
     "ModelError": "mmteach.errors",
     "FitResult": "mmteach.results",
     "Comparison": "mmteach.results",
+    "PerGroupResult": "mmteach.results",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -25,15 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
-from scipy.special import expit, gammaln
+from scipy.special import gammaln
 
 from mmteach.errors import ModelError
+from mmteach.families import canonical_loglik, canonical_mean_weight, check_family, check_response, log_normaliser
 from mmteach.formula import Formula
-from mmteach.glmm import check_response
-from mmteach.glmm_laplace import check_family
-from mmteach.lm import r_data_prep
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
-from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp
+from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp, r_data_prep
 
 # Grid points whose log posterior is this far below the mode carry < 1e-4 of the mass
 _DROP = {1: 9.0, 2: 7.0, 3: 6.0}
@@ -142,18 +140,6 @@ def _beta_prior(model: _Model, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lp.sum(axis=-1), grad, neg_hess
 
 
-def _mean_weight(model: _Model, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Expected response, Fisher weight and log-likelihood (canonical links)."""
-    if model.family == "binomial":
-        p = expit(eta)
-        # log(1 + e^eta) without overflow
-        ll = float(np.sum(model.y * eta - model.trials * np.logaddexp(0.0, eta))) + model.const
-        return model.trials * p, model.trials * p * (1 - p), ll
-    mu = np.exp(np.minimum(eta, 700.0))
-    ll = float(np.sum(model.y * eta - mu)) + model.const
-    return mu, mu, ll
-
-
 @dataclass(frozen=True)
 class _Conditional:
     """The Laplace approximation at one theta."""
@@ -175,7 +161,8 @@ def _laplace(model: _Model, theta: np.ndarray, start: np.ndarray) -> _Conditiona
 
     def objective(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         eta = D @ w
-        mu, wt, ll = _mean_weight(model, eta)
+        mu, wt, ll = canonical_mean_weight(model.y, model.trials, model.family, eta)
+        ll += model.const
         lpb, gb, hb = _beta_prior(model, w[:p])
         v = w[p:]
         f = ll + float(lpb) - 0.5 * float(v @ v)
@@ -245,10 +232,7 @@ def _prepare(data: pd.DataFrame, formula: str | Formula, family: str, factors: S
         means = X[:, 1:].mean(axis=0)
         Xc[:, 1:] -= means
         back[0, 1:] = -means
-    if fam == "binomial":
-        const = float(np.sum(gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)))
-    else:
-        const = float(-np.sum(gammaln(y + 1)))
+    const = float(log_normaliser(y, trials, fam))
     if intercept_prior is None:
         loc = 0.0
         if fam == "poisson":
@@ -302,10 +286,7 @@ def _importance(model: _Model, cond: _Conditional, zt: np.ndarray) -> tuple[floa
     C = np.linalg.cholesky(cond.cov)
     x = cond.mode + zt @ C.T  # (S, d)
     eta = x @ cond.design.T  # (S, n)
-    if model.family == "binomial":
-        ll = eta @ model.y - np.logaddexp(0.0, eta) @ model.trials
-    else:
-        ll = eta @ model.y - np.exp(np.minimum(eta, 700.0)).sum(axis=1)
+    ll = canonical_loglik(model.y, model.trials, model.family, eta)
     lpb = _beta_prior(model, x[:, :p])[0]
     v = x[:, p:]
     q = d - p

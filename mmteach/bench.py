@@ -3,15 +3,25 @@
 Each entry of :data:`BENCHMARKS` maps a name to a zero-argument callable that performs the
 timed work once; :func:`run_benchmarks` reports the median wall time in seconds. A setup
 step that should not be timed goes into a factory: an entry may be a callable returning the
-callable to time (mark it with ``setup=True``).
+callable to time (mark it with ``setup=True``). An entry with ``reports=True`` measures
+itself: its callable runs once and returns the seconds to report (the browser and class
+load tests, which time many page reruns in a separate program).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -19,6 +29,7 @@ class Benchmark:
     name: str
     make: Callable[[], Callable[[], object]]  # returns the function to time (setup untimed)
     repeat: int = 5
+    reports: bool = False  # the callable returns the seconds to report (no warm-up, no timing)
 
 
 def _registry() -> list[Benchmark]:
@@ -70,7 +81,122 @@ def _registry() -> list[Benchmark]:
     entries.append(Benchmark("montecarlo_report_1000", _report, repeat=3))
     entries.append(Benchmark("typeI_1000", _typeI, repeat=3))
 
+    # sparse (issue 13): large designs, each goal <= a quarter of lme4/glmer's time for the
+    # same fit (tools/bench_r.R times R on identical data; see the README).
+    for name in SCALE_DESIGNS:
+        entries.append(Benchmark(name, _scale_bench(name), repeat=3))
+
+    # design planner (issue 14): 100 design points (10 mice x 10 cells per mouse, Example 1's
+    # between-mouse layout) x 500 replicates, three analyses each; goal <= 10 s.
+    def _power_grid():
+        from mmteach.power import Design, power_grid
+        pts = [Design(mice=m, cells_per_mouse=c, icc=0.3, effect=0.5) for m in range(3, 13)
+               for c in (5, 10, 15, 20, 30, 40, 50, 75, 100, 200)]
+        return lambda: power_grid(pts, reps=500, seed=1)
+
+    entries.append(Benchmark("power_grid_100", _power_grid, repeat=1))
+
+    # scale (issue 11): what a student feels. tools/loadtest.py starts the app and drives it
+    # (mmteach never imports streamlit, so it runs as a separate program); goals: one student
+    # in Chromium, slowest page's median change <= 0.5 s; 40 students (4 in Chromium) change
+    # p95 <= 1.5 s and page open p95 <= 3 s.
+    entries.append(Benchmark("browser_rerun_max", lambda: lambda: _loadtest("sweep")["browser_rerun_max"],
+                             repeat=1, reports=True))
+    entries.append(Benchmark("class40_change_p95", lambda: lambda: _loadtest("class40")["change"]["p95"],
+                             repeat=1, reports=True))
+    entries.append(Benchmark("class40_open_p95", lambda: lambda: _loadtest("class40")["open"]["p95"],
+                             repeat=1, reports=True))
+
     return entries
+
+
+# --------------------------------------------------------------------------------------
+# large designs (issue 13): generated in-process with fixed seeds, the same data written to
+# CSV for tools/bench_r.R by tools/bench_side_by_side.py
+# --------------------------------------------------------------------------------------
+SCALE_DESIGNS: dict[str, tuple[str, str]] = {
+    # name: (formula, family: "gaussian" for lmer (REML), else glmer's family)
+    "glmm_crossed_7584": ("y ~ x + (1 | subj) + (1 | item)", "binomial"),
+    "lme_many_effects": ("y ~ x + (1 + x | g) + (1 | h) + (1 | k)", "gaussian"),
+    "lme_crossed_50k": ("y ~ x + (1 | a) + (1 | b)", "gaussian"),
+    "lme_cell_slopes_ca_amplitude": ("res ~ treatment + (1 | midx) + (treatment | cidx)", "gaussian"),
+}
+
+
+def scale_data(name: str) -> pd.DataFrame:
+    """The data of one large benchmark design (fixed seed: identical on every call)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(13)
+    if name == "glmm_crossed_7584":
+        # 316 subjects x 24 items, fully crossed, one Bernoulli trial per pair
+        subj, item = np.divmod(np.arange(316 * 24), 24)
+        x = rng.normal(size=subj.size).round(4)
+        eta = -0.3 + 0.5 * x + rng.normal(0, 0.9, 316)[subj] + rng.normal(0, 0.6, 24)[item]
+        y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+        return pd.DataFrame({"y": y, "x": x, "subj": [f"s{v}" for v in subj],
+                             "item": [f"i{v}" for v in item]})
+    if name == "lme_many_effects":
+        # 600 groups with a correlated intercept and slope (1,200 effects) + 160 + 40 levels
+        n = 1600
+        g = np.concatenate([np.arange(600), rng.integers(0, 600, n - 600)])
+        h, k = rng.integers(0, 160, n), rng.integers(0, 40, n)
+        x = rng.normal(size=n).round(4)
+        b = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.5]], 600)
+        y = (1 + 0.5 * x + b[g, 0] + b[g, 1] * x + rng.normal(0, 0.7, 160)[h]
+             + rng.normal(0, 0.5, 40)[k] + rng.normal(size=n))
+        return pd.DataFrame({"y": y.round(5), "x": x, "g": [f"g{v}" for v in g],
+                             "h": [f"h{v}" for v in h], "k": [f"k{v}" for v in k]})
+    if name == "lme_crossed_50k":
+        n = 50_000
+        a = np.concatenate([np.arange(2000), rng.integers(0, 2000, n - 2000)])
+        b = np.concatenate([np.arange(500), rng.integers(0, 500, n - 500)])
+        x = rng.normal(size=n).round(4)
+        y = 2 + 0.3 * x + rng.normal(0, 0.8, 2000)[a] + rng.normal(0, 0.5, 500)[b] + rng.normal(size=n)
+        return pd.DataFrame({"y": y.round(5), "x": x, "a": [f"a{v}" for v in a],
+                             "b": [f"b{v}" for v in b]})
+    if name == "lme_cell_slopes_ca_amplitude":
+        from mmteach.datasets import load_dataset
+        return load_dataset("ca_amplitude")
+    raise KeyError(name)
+
+
+def _scale_bench(name: str) -> Callable[[], Callable[[], object]]:
+    def make() -> Callable[[], object]:
+        formula, family = SCALE_DESIGNS[name]
+        d = scale_data(name)
+        if family == "gaussian":
+            from mmteach.lme import fit_lme
+            # 622 cells x 2 effects = 1,244 = the rows: lme4 needs check.nobs.vs.nRE = "ignore"
+            loose = name == "lme_cell_slopes_ca_amplitude"
+            return lambda: fit_lme(d, formula, allow_unidentifiable=loose)
+        from mmteach.glmm import fit_glmm
+        return lambda: fit_glmm(d, formula, family=family)
+    return make
+
+LOADTEST_ARGS = {
+    "sweep": ["--sweep", "--repeat", "3"],
+    "class40": ["--students", "40", "--browsers", "4", "--duration", "180"],
+}
+_LOADTEST_REPORTS: dict[str, dict] = {}
+
+
+def _loadtest(mode: str) -> dict:
+    """The JSON report of one ``tools/loadtest.py`` run (once per mode and process: the two
+    class entries read the same run)."""
+    if mode not in _LOADTEST_REPORTS:
+        from pathlib import Path
+
+        tool = Path(__file__).resolve().parent.parent / "tools" / "loadtest.py"
+        if not tool.is_file():
+            raise FileNotFoundError(f"{tool} is missing: the load test runs from a source checkout")
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "report.json"
+            subprocess.run([sys.executable, str(tool), *LOADTEST_ARGS[mode], "--json", str(out)],
+                           check=True, stdout=subprocess.DEVNULL, timeout=1800)
+            _LOADTEST_REPORTS[mode] = json.loads(out.read_text())
+    return _LOADTEST_REPORTS[mode]
 
 
 def run_benchmarks(names: list[str] | None = None) -> dict[str, float]:
@@ -80,6 +206,9 @@ def run_benchmarks(names: list[str] | None = None) -> dict[str, float]:
         if names and bench.name not in names:
             continue
         fn = bench.make()
+        if bench.reports:
+            out[bench.name] = float(fn())
+            continue
         fn()  # warm-up: imports, caches, JIT-free but first-touch costs
         times = []
         for _ in range(bench.repeat):

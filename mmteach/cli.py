@@ -88,6 +88,11 @@ def comparison_text(cmp: Comparison) -> str:
             f"Parametric bootstrap p = {_fmt(cmp.bootstrap_p_value, 4)} "
             f"({cmp.bootstrap_samples} samples, {cmp.bootstrap_failed} failed refits)"
         )
+        lines.append(
+            f"Parametric bootstrap p, PBmodcomp's convention (LRT* <= 0 left out) = "
+            f"{_fmt(cmp.bootstrap_p_value_pbmodcomp, 4)} ({cmp.bootstrap_positive} positive LRT*)"
+        )
+        lines.append(cmp.bootstrap_note)
     lines += [f"- {m}" for m in cmp.messages]
     if cmp.r_call:
         lines += ["", "R:", cmp.r_call]
@@ -128,11 +133,32 @@ def _cmd_fit(args: argparse.Namespace) -> dict[str, Any] | str:
             from mmteach.lm import fit_lm
 
             result = fit_lm(data, args.formula, factors=args.factor)
+    if args.pooling or args.profile:
+        return _pooling_profile(args, result)
     if args.json:
         out = result.to_dict()
         out["data_source"] = label
         return out
     return summary_text(result, label)
+
+
+def _pooling_profile(args: argparse.Namespace, result: Any) -> dict[str, Any] | str:
+    """``fit --pooling``: per-mouse own / LME / pooled estimates; ``fit --profile``: SD profile."""
+    from mmteach.pooling import partial_pooling
+    from mmteach.profile import profile_sd
+
+    out: dict[str, Any] = {}
+    text: list[str] = []
+    if args.pooling:
+        pp = partial_pooling(result)
+        out["pooling"] = pp.table.to_dict(orient="records")
+        text += [format_table(pp.table), pp.sentence()]
+    if args.profile:
+        pr = profile_sd(result)
+        out["profile"] = {**pr.glance().iloc[0].to_dict(), "advice": pr.advice()}
+        text += [f"{pr.term} SD {pr.estimate:.4g}, {pr.level:.0%} profile interval "
+                 f"[{pr.conf_low:.4g}, {pr.conf_high:.4g}] (ML, as lme4's profile)", pr.advice()]
+    return out if args.json else "\n\n".join(text)
 
 
 def _cmd_compare(args: argparse.Namespace) -> dict[str, Any] | str:
@@ -181,6 +207,8 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any] | str:
     from mmteach import simulate
 
     common = {"reps": args.reps, "seed": args.seed}
+    if args.study == "power":
+        return _power(args)
     if args.study == "report":
         result = simulate.simulate_report(
             n_classes=args.n_classes, n_per_class=args.n_per_class, beta=(args.beta0, args.beta1),
@@ -190,9 +218,28 @@ def _cmd_simulate(args: argparse.Namespace) -> dict[str, Any] | str:
     else:
         mice = tuple(int(m) for m in args.mice_per_condition.split(","))
         result = simulate.simulate_type1(
-            mice_per_condition=mice, cells_per_mouse=args.cells_per_mouse, icc=_floats(args.icc),
+            mice_per_condition=mice, cells_per_mouse=args.cells_per_mouse or 50,
+            icc=_floats(args.icc or ",".join(str(v) for v in simulate.EXAMPLE1_ICC)),
             alpha=args.alpha, **common,
         )
+    return result.to_dict() if args.json else result.summary_text()
+
+
+def _power(args: argparse.Namespace) -> dict[str, Any] | str:
+    from mmteach.power import Design, simulate_power
+
+    icc = _floats(args.icc) if args.icc is not None else 0.3
+    if not isinstance(icc, float):
+        raise ValueError("The power study takes one ICC (the same in every condition), e.g. --icc 0.3.")
+    design = Design(kind=args.kind, conditions=args.conditions, mice=args.mice,
+                    cells_per_mouse=args.cells_per_mouse or 20, icc=icc, effect=args.effect,
+                    slope_sd=args.slope_sd)
+    if args.dask:
+        from mmteach.power import power_grid
+
+        grid = power_grid([design], reps=args.reps, alpha=args.alpha, seed=args.seed, dask=args.dask)
+        return {"study": "power", "design": design.__dict__, "grid": grid.to_dict(orient="records")}
+    result = simulate_power(design, reps=args.reps, alpha=args.alpha, seed=args.seed)
     return result.to_dict() if args.json else result.summary_text()
 
 
@@ -263,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--nagq", type=int, default=1, help="adaptive Gauss-Hermite points (GLMM)")
     fit.add_argument("--allow-unidentifiable", action="store_true",
                      help="fit a model lme4 refuses (as nlme does)")
+    fit.add_argument("--pooling", action="store_true",
+                     help="LME: each group's own, partially pooled (LME) and pooled estimate")
+    fit.add_argument("--profile", action="store_true",
+                     help="LME: profile of a random-effect SD and its likelihood interval")
     fit.set_defaults(func=_cmd_fit)
 
     cmp = sub.add_parser("compare", help="likelihood-ratio test of nested models")
@@ -274,8 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--seed", type=int, default=1)
     cmp.set_defaults(func=_cmd_compare)
 
-    sim = sub.add_parser("simulate", help="Monte Carlo report or type I error study")
-    sim.add_argument("study", choices=("report", "typeI"))
+    sim = sub.add_parser("simulate", help="Monte Carlo report, type I error study or design power")
+    sim.add_argument("study", choices=("report", "typeI", "power"))
     sim.add_argument("--reps", type=int, default=1000)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--json", action="store_true")
@@ -290,10 +341,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--x-high", type=float, default=20.0)
     sim.add_argument("--redraw", action="store_true", help="draw new random effects per replicate")
     sim.add_argument("--mice-per-condition", default="7,6,3,3,5")
-    sim.add_argument("--cells-per-mouse", type=int, default=50)
-    sim.add_argument("--icc", default="0.62094868,0.33006327,0.01780304,0.62810904,0.53694579",
-                     help="one ICC, or one per condition (comma separated)")
+    sim.add_argument("--cells-per-mouse", type=int, default=None,
+                     help="cells per mouse (default 50 for typeI, 20 for power)")
+    sim.add_argument("--icc", default=None,
+                     help="one ICC, or one per condition for typeI (default: Example 1's; 0.3 for power)")
     sim.add_argument("--alpha", type=float, default=0.05)
+    # power (design planner): a design like Example 1 (between) or Examples 2/3 (within)
+    sim.add_argument("--kind", choices=("between", "within"), default="between",
+                     help="power: each mouse in one condition, or every mouse in both")
+    sim.add_argument("--conditions", type=int, default=2, help="power: number of conditions")
+    sim.add_argument("--mice", type=int, default=6,
+                     help="power: mice per condition (between) or in total (within)")
+    sim.add_argument("--effect", type=float, default=0.5,
+                     help="power: true difference in SDs of one cell (0 gives the type I error)")
+    sim.add_argument("--slope-sd", type=float, default=0.0,
+                     help="power (within): SD of the treatment effect between mice")
+    sim.add_argument("--dask", metavar="SCHEDULER", default=None,
+                     help="power: run on the Dask cluster at this scheduler address")
     sim.set_defaults(func=_cmd_simulate)
 
     bench = sub.add_parser("bench", help="median timings in seconds")

@@ -1,8 +1,10 @@
-"""Comparing nested mixed models: likelihood-ratio tests and F tests of fixed terms.
+"""Comparing nested mixed models: the likelihood-ratio test, its parametric bootstrap, and F tests of fixed terms.
 
+* :func:`likelihood_ratio_test` and :func:`parametric_bootstrap_lrt`: the one LRT (with the
+  chi-bar-square boundary p-value when a variance is tested) and the one parametric bootstrap
+  (both p-value conventions), for LMEs and GLMMs alike;
 * :func:`compare_models`: ``anova(reduced, full)`` as lme4 does it (REML fits are refitted by
-  ML first), with the chi-bar-square boundary p-value when a variance is tested, and an
-  optional parametric bootstrap of the LRT.
+  ML first) for LMEs (GLMMs: :func:`mmteach.glmm.compare_glmm`).
 * :func:`f_test`: type III F test of a fixed term with Satterthwaite or Kenward-Roger
   denominator df (``anova(fit, ddf = ...)`` in lmerTest).
 """
@@ -19,11 +21,10 @@ from scipy import stats
 from mmteach.dfmethods import kenward_roger, satterthwaite_f
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
-from mmteach.lm import r_data_prep
 from mmteach.lme import fit_frame, normalise_df_method
 from mmteach.lme_deviance import LmeFit, LmeProblem
-from mmteach.model_frame import ModelFrame, _Coder, build_model
-from mmteach.results import Comparison
+from mmteach.model_frame import ColumnCoder, ModelFrame, build_model
+from mmteach.results import Comparison, r_data_prep
 
 BOUNDARY_NOTE = (
     "The reduced model sets a variance to zero, which is the edge of its allowed range; the "
@@ -32,6 +33,19 @@ BOUNDARY_NOTE = (
     "of chi-square with df and df - 1 degrees of freedom (Self & Liang 1987; Stram & Lee "
     "1994), which gives the smaller boundary p-value."
 )
+
+BOOTSTRAP_NOTE = (
+    "Two bootstrap p-values: pbkrtest::PBmodcomp's leaves out simulated LRTs that are 0 or "
+    "below, (1 + #{LRT* > LRT}) / (1 + #{LRT* > 0}); the other counts every draw, "
+    "(1 + #{LRT* >= LRT}) / (1 + draws). They differ when a variance is tested: the null "
+    "distribution of the LRT then has a point mass at 0 (about half the draws give the extra "
+    "variance an estimate of exactly 0, so both models fit equally well), which counting every "
+    "draw keeps and PBmodcomp drops, so PBmodcomp's p is larger, up to about twice."
+)
+
+# A simulated LRT below this counts as 0 for PBmodcomp's rule: a boundary refit reproduces
+# the reduced model's likelihood only to the optimiser's precision, either side of 0.
+LRT_ZERO = 1e-6
 
 
 def _ml_fit(mf: ModelFrame, allow_unidentifiable: bool) -> tuple[float, int, LmeFit | None]:
@@ -45,8 +59,41 @@ def _ml_fit(mf: ModelFrame, allow_unidentifiable: bool) -> tuple[float, int, Lme
     return fit.loglik, fit.n_par, fit
 
 
-def _variances(mf: ModelFrame) -> set[tuple[str, str]]:
-    return {(b.group, t) for b in mf.blocks for t in b.terms}
+def grouping_key(codes: np.ndarray) -> bytes:
+    """What a grouping factor is, whatever its name: the partition of the rows into its levels.
+
+    ``a:b`` and ``b:a`` (and ``b`` alone when its labels are already unique within ``a``, as
+    cell ids within mice) split the rows the same way, so they are the same grouping.
+
+    Examples
+    --------
+    >>> grouping_key(np.array([2, 2, 0, 1])) == grouping_key(np.array([5, 5, 7, 3]))
+    True
+    """
+    codes = np.asarray(codes)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    order = np.empty(first.size, dtype=np.int64)
+    order[np.argsort(first, kind="stable")] = np.arange(first.size)  # levels by first appearance
+    return order[inverse.ravel()].tobytes()
+
+
+def variance_keys(mf: ModelFrame) -> set[tuple[bytes, frozenset[str]]]:
+    """The random-effect variances of a model, each as (grouping, term variables as a set).
+
+    Structure, not names: ``(1 | a/b)``, ``(1 | a) + (1 | b:a)`` and ``(1 | a) + (1 | a:b)`` hold
+    the same variances (the grouping is the partition of the rows, :func:`grouping_key`), so
+    comparing two models gives the same test however they are spelled.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mmteach.model_frame import build_model
+    >>> d = pd.DataFrame({"y": range(8), "a": list("aabbccdd"), "b": list("xyxyxyxy")})
+    >>> variance_keys(build_model(d, "y ~ 1 + (1 | a/b)")) == variance_keys(
+    ...     build_model(d, "y ~ 1 + (1 | a) + (1 | b:a)"))
+    True
+    """
+    return {(grouping_key(b.codes), frozenset(t.split(":"))) for b in mf.blocks for t in b.terms}
 
 
 def boundary_p_value(chisq: float, df: int) -> float:
@@ -67,6 +114,138 @@ def boundary_p_value(chisq: float, df: int) -> float:
     return 0.5 * upper + 0.5 * lower
 
 
+def bootstrap_p_values(lrt_star: np.ndarray, observed: float) -> tuple[float, float, int]:
+    """Both bootstrap p-values of an observed LRT: ``(all draws, PBmodcomp's, #positive)``.
+
+    All draws: ``(1 + #{LRT* >= LRT}) / (1 + n)``. PBmodcomp's (pbkrtest's
+    ``PBcompute_p_values``): ``(1 + #{LRT* > LRT}) / (1 + #{LRT* > 0})``, where LRT* below
+    :data:`LRT_ZERO` count as 0. See :data:`BOOTSTRAP_NOTE` for why they differ.
+
+    Examples
+    --------
+    >>> bootstrap_p_values(np.array([0.0, 0.0, 0.0, 3.0, 0.5]), 1.0)
+    (0.3333333333333333, 0.6666666666666666, 2)
+    """
+    ref = np.asarray(lrt_star, dtype=float)
+    if ref.size == 0:
+        return math.nan, math.nan, 0
+    pos = ref[ref > LRT_ZERO]
+    p_all = float((1 + np.sum(ref >= observed)) / (1 + ref.size))
+    p_pb = float((1 + np.sum(pos > observed)) / (1 + pos.size))
+    return p_all, p_pb, int(pos.size)
+
+
+def parametric_bootstrap_lrt(
+    simulate: Callable[[int, np.random.Generator], np.ndarray],
+    refit: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    nsim: int,
+    *,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    chunk: int = 1,
+    responses: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
+    """The parametric bootstrap of an LRT (pbkrtest's ``PBrefdist``), for LMEs and GLMMs alike.
+
+    ``simulate(b, rng)`` returns ``b`` responses (b, n) simulated from the reduced fit and
+    ``refit(Y)`` the LRT of each refitted pair and whether both refits worked. Work goes in
+    chunks of ``chunk`` samples (``progress(done, nsim)`` after each); ``responses`` (nsim, n)
+    replaces the simulation, e.g. with R's ``simulate()`` draws. Returns ``(lrt_star,
+    n_failed)``; failed refits are left out of ``lrt_star``.
+
+    Examples
+    --------
+    >>> sim = lambda b, rng: rng.normal(size=(b, 5))
+    >>> refit = lambda Y: (Y[:, 0] ** 2, Y[:, 1] > -3)
+    >>> lrt, failed = parametric_bootstrap_lrt(sim, refit, 10, seed=1, chunk=4)
+    >>> len(lrt) + failed
+    10
+    """
+    rng = np.random.default_rng(seed)
+    out: list[np.ndarray] = []
+    failed = 0
+    done = 0
+    while done < nsim:
+        b = min(max(int(chunk), 1), nsim - done)
+        Y = simulate(b, rng) if responses is None else np.asarray(responses, dtype=float)[done:done + b]
+        lrt, ok = refit(Y)
+        ok = np.asarray(ok, dtype=bool) & np.isfinite(lrt)
+        failed += int(np.sum(~ok))
+        out.append(np.asarray(lrt, dtype=float)[ok])
+        done += b
+        if progress is not None:
+            progress(done, nsim)
+    return (np.concatenate(out) if out else np.empty(0)), failed
+
+
+def likelihood_ratio_test(
+    mf_full: ModelFrame,
+    mf_reduced: ModelFrame,
+    fit_full: tuple[float, int],
+    fit_reduced: tuple[float, int],
+    *,
+    r_call: str,
+    messages: Sequence[str] = (),
+    bootstrap: Callable[[float], tuple[np.ndarray, int]] | None = None,
+    clip_at_zero: bool = False,
+) -> Comparison:
+    """``anova(full, reduced)`` from two ML fits ``(loglik, number of parameters)``: the one LRT.
+
+    The chi-square p-value on the difference in parameter counts; the 50:50 chi-bar-square p
+    when the reduced model drops exactly one random-effect variance (decided from the
+    variances as sets of grouping factors and terms, :func:`variance_keys`) and keeps the
+    fixed effects; with ``bootstrap`` (the observed LRT -> ``(lrt_star, n_failed)``) both
+    bootstrap p-values (:func:`bootstrap_p_values`).
+    """
+    (ll1, k1), (ll0, k0) = fit_full, fit_reduced
+    df = k1 - k0
+    if df <= 0:
+        raise ModelError(
+            f"The 'full' model has {k1} parameters and the 'reduced' one {k0}: the full model "
+            "must have more parameters, and the reduced model must be a special case of it "
+            "(nested), for a likelihood-ratio test to make sense; swap them if they are the "
+            "wrong way round."
+        )
+    chisq = 2.0 * (ll1 - ll0)
+    if clip_at_zero:
+        chisq = max(chisq, 0.0)
+    p = float(stats.chi2.sf(max(chisq, 0.0), df))
+    dropped = variance_keys(mf_full) - variance_keys(mf_reduced)
+    same_fixed = tuple(mf_full.fixed_names) == tuple(mf_reduced.fixed_names)
+    p_b = math.nan
+    note = ""
+    if dropped:
+        note = BOUNDARY_NOTE
+        if len(dropped) == 1 and same_fixed:
+            p_b = boundary_p_value(chisq, df)
+        else:
+            note += (" Here more than one variance (or also fixed effects) changes, so no "
+                     "simple mixture applies: read the p-value as an upper bound, or use the "
+                     "parametric bootstrap.")
+    msgs = list(messages)
+    boot_all, boot_pb, n_ok, n_pos, n_fail, boot_note = math.nan, math.nan, 0, 0, 0, ""
+    if bootstrap is not None:
+        lrt_star, n_fail = bootstrap(chisq)
+        n_ok = int(lrt_star.size)
+        boot_all, boot_pb, n_pos = bootstrap_p_values(lrt_star, chisq)
+        boot_note = BOOTSTRAP_NOTE
+        msgs.append(
+            f"Parametric bootstrap: {n_ok + n_fail} samples simulated from the reduced model; "
+            f"{n_ok} refits worked ({n_fail} failed), {n_pos} of them gave a positive LRT."
+        )
+    return Comparison(
+        full=mf_full.formula.to_r(), reduced=mf_reduced.formula.to_r(), chisq=chisq, df=int(df),
+        p_value=p, loglik_full=ll1, loglik_reduced=ll0,
+        aic_full=-2 * ll1 + 2 * k1, aic_reduced=-2 * ll0 + 2 * k0,
+        bic_full=-2 * ll1 + k1 * math.log(mf_full.n_obs),
+        bic_reduced=-2 * ll0 + k0 * math.log(mf_reduced.n_obs),
+        p_value_boundary=p_b, boundary_note=note,
+        bootstrap_p_value=boot_all, bootstrap_p_value_pbmodcomp=boot_pb,
+        bootstrap_samples=n_ok, bootstrap_positive=n_pos, bootstrap_failed=n_fail,
+        bootstrap_note=boot_note, messages=tuple(msgs), r_call=r_call,
+    )
+
+
 def compare_models(
     data: pd.DataFrame,
     full: str | Formula,
@@ -78,6 +257,7 @@ def compare_models(
     seed: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     allow_unidentifiable: bool = False,
+    bootstrap_responses: np.ndarray | None = None,
 ) -> Comparison:
     """Likelihood-ratio test of a reduced model against a fuller one (lme4's ``anova``).
 
@@ -106,6 +286,8 @@ def compare_models(
         Called as ``progress(done, total)`` during the bootstrap.
     allow_unidentifiable : bool
         Passed to the fits (see :func:`mmteach.lme.fit_lme`).
+    bootstrap_responses : array (bootstrap, n), optional
+        Responses to refit instead of simulating them (for example R's ``simulate()`` draws).
 
     Returns
     -------
@@ -139,54 +321,30 @@ def compare_models(
                          "with an F test instead.")
     ll1, k1, fit1 = _ml_fit(mf1, allow_unidentifiable)
     ll0, k0, fit0 = _ml_fit(mf0, allow_unidentifiable)
-    df = k1 - k0
-    if df <= 0:
-        raise ModelError(
-            f"The 'full' model has {k1} parameters and the 'reduced' one {k0}: the full model "
-            "must have more parameters, and the reduced model must be a special case of it "
-            "(nested), for a likelihood-ratio test to make sense."
-        )
-    chisq = 2.0 * (ll1 - ll0)
-    p = float(stats.chi2.sf(max(chisq, 0.0), df))
-    dropped = _variances(mf1) - _variances(mf0)
-    same_fixed = tuple(mf1.fixed_names) == tuple(mf0.fixed_names)
-    p_b = math.nan
-    note = ""
-    if dropped:
-        note = BOUNDARY_NOTE
-        if len(dropped) == 1 and same_fixed:
-            p_b = boundary_p_value(chisq, df)
-        else:
-            note += (" Here more than one variance (or also fixed effects) changes, so no "
-                     "simple mixture applies: read the p-value as an upper bound, or use the "
-                     "parametric bootstrap.")
     messages: list[str] = []
     for fit, label in ((fit1, "full"), (fit0, "reduced")):
         if fit is not None and fit.singular:
             messages.append(f"The {label} model's ML fit is singular (a variance at zero).")
         if fit is not None and not fit.converged:
             messages.append(f"The {label} model's ML fit did not converge cleanly.")
-    boot_p, n_ok, n_fail = math.nan, 0, 0
-    if bootstrap and bootstrap > 0:
-        boot_p, n_ok, n_fail = _bootstrap(mf1, mf0, fit0, chisq, int(bootstrap), seed, progress)
     fac = [f for f in factors if f in used]
     r_call = (r_data_prep("d", fac)
               + f"fit1 <- lme4::lmer({f_full.to_r()}, data = d, REML = FALSE)\n"
               + (f"fit0 <- lme4::lmer({f_red.to_r()}, data = d, REML = FALSE)\n" if mf0.blocks
                  else f"fit0 <- lm({f_red.to_r()}, data = d)\n")
               + "anova(fit1, fit0)")
-    if bootstrap:
+    boot = None
+    if bootstrap and bootstrap > 0:
         r_call += f"\npbkrtest::PBmodcomp(fit1, fit0, nsim = {int(bootstrap)})"
-    return Comparison(
-        full=f_full.to_r(), reduced=f_red.to_r(), chisq=chisq, df=int(df), p_value=p,
-        loglik_full=ll1, loglik_reduced=ll0,
-        aic_full=-2 * ll1 + 2 * k1, aic_reduced=-2 * ll0 + 2 * k0,
-        bic_full=-2 * ll1 + k1 * math.log(mf1.n_obs),
-        bic_reduced=-2 * ll0 + k0 * math.log(mf0.n_obs),
-        p_value_boundary=p_b, boundary_note=note,
-        bootstrap_p_value=boot_p, bootstrap_samples=n_ok, bootstrap_failed=n_fail,
-        messages=tuple(messages), r_call=r_call,
-    )
+
+        def boot(_observed: float) -> tuple[np.ndarray, int]:
+            return parametric_bootstrap_lrt(
+                lambda b, rng: np.stack([_simulate(mf0, fit0, rng) for _ in range(b)]),
+                lambda Y: _lme_refit_lrt(mf1, mf0, Y), int(bootstrap), seed=seed,
+                progress=progress, responses=bootstrap_responses)
+
+    return likelihood_ratio_test(mf1, mf0, (ll1, k1), (ll0, k0), r_call=r_call,
+                                 messages=messages, bootstrap=boot)
 
 
 def _simulate(mf: ModelFrame, fit: LmeFit | None, rng: np.random.Generator) -> np.ndarray:
@@ -217,25 +375,15 @@ def _ml_loglik(mf: ModelFrame, y: np.ndarray, theta0: np.ndarray | None) -> floa
     return pr.fit(reml=False, theta0=theta0).loglik
 
 
-def _bootstrap(mf1, mf0, fit0, observed, nsim, seed, progress):
-    """Parametric bootstrap p-value of the LRT, (1 + #{LRT* >= LRT}) / (1 + nsim)."""
-    rng = np.random.default_rng(seed)
-    stats_ok = []
-    failed = 0
-    for i in range(nsim):
-        y = _simulate(mf0, fit0, rng)
+def _lme_refit_lrt(mf1: ModelFrame, mf0: ModelFrame, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """LRT of each simulated response (rows of Y) from ML refits of both models."""
+    lrt = np.full(len(Y), np.nan)
+    for i, y in enumerate(Y):
         try:
-            l1 = _ml_loglik(mf1, y, None)
-            l0 = _ml_loglik(mf0, y, None)
-            stats_ok.append(2 * (l1 - l0))
+            lrt[i] = 2 * (_ml_loglik(mf1, y, None) - _ml_loglik(mf0, y, None))
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
-            failed += 1
-        if progress is not None:
-            progress(i + 1, nsim)
-    ref = np.asarray(stats_ok)
-    if ref.size == 0:
-        return math.nan, 0, failed
-    return float((1 + np.sum(ref >= observed)) / (1 + ref.size)), int(ref.size), failed
+            pass
+    return lrt, np.isfinite(lrt)
 
 
 def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
@@ -246,7 +394,7 @@ def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
     return np.round(x, d)
 
 
-def _contains(mf: ModelFrame, coder: _Coder) -> dict[int, list[int]]:
+def _contains(mf: ModelFrame, coder: ColumnCoder) -> dict[int, list[int]]:
     """lmerTest's ``containment``: for each term, the terms that contain it (SAS rule).
 
     F2 contains F1 when F2 has every variable of F1 and more, and both involve the same
@@ -271,7 +419,7 @@ def _type3_contrasts(mf: ModelFrame, factors: Sequence[str] = ()) -> dict[str, n
     contrast of a term is then its columns of L, read at the rows named as X's columns.
     """
     fixed = mf.formula.fixed
-    coder = _Coder(mf.data, set(factors) | set(mf.formula.grouping_columns()))
+    coder = ColumnCoder(mf.data, set(factors) | set(mf.formula.grouping_columns()))
     rd_names: list[str] = []
     rd_cols: list[np.ndarray] = []
     if mf.formula.intercept:

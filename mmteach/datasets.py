@@ -12,8 +12,10 @@ Every returned DataFrame carries ``df.attrs["source_kind"]`` ("reconstruction" o
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from mmteach import validate
 from mmteach.errors import DataError
 
 DATASETS_DIR = Path(__file__).resolve().parent.parent / "datasets"
@@ -164,9 +167,17 @@ def _as_text(source: Source, what: str) -> str:
         )
     if isinstance(data, bytes):
         try:
-            data = data.decode("utf-8-sig")
+            if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 text (Excel's "Unicode text")
+                data = data.decode("utf-16")
+            else:
+                data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
             data = data.decode("latin-1")
+    if "\x00" in data:
+        raise DataError(
+            f"The file given for {what} is not a text table (it holds binary bytes, e.g. from a "
+            "spreadsheet or an image). Save it as CSV (comma separated values) and upload that."
+        )
     if not data.strip():
         raise DataError(f"The file given for {what} is empty; it needs a header row and data.")
     return data
@@ -181,16 +192,32 @@ def _read_table(text: str, sep: str | None, what: str) -> pd.DataFrame:
             df = pd.read_csv(io.StringIO(text), sep=sep, na_values=["NA", "."],
                              skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        # pandas' own wording ("Error tokenizing data. C error: ...") means nothing to a student
+        line = re.search(r"line (\d+)", str(err))
+        where = f" (line {line.group(1)})" if line else ""
         raise DataError(
-            f"{what} could not be read as a table ({err}). It should have a header row "
-            "and the same number of fields on every line."
+            f"{what} could not be read as a table{where}: a line has more fields than the "
+            "header, or a quote mark (\") is not closed. It should have a header row and the "
+            "same number of fields on every line."
         ) from err
     # R's write.csv/write.table add a row-name column ("", "X" or "Unnamed: 0"): drop it.
     first = str(df.columns[0])
+    header = _header_names(text, sep)
     if first.startswith("Unnamed") or first == "X":
         df = df.drop(columns=df.columns[0])
+        header = header[1:]
+    # pandas renames a repeated name to "x.1" and an empty one to "Unnamed: 3": refuse both
+    validate.check_column_names(header)
     df.columns = [str(c).strip().strip('"') for c in df.columns]
     return df
+
+
+def _header_names(text: str, sep: str | None) -> list[str]:
+    """The column names as written in the header line (before pandas renames any)."""
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if sep is None:
+        return line.split()
+    return [c.strip() for c in next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])]
 
 
 def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], what: str) -> None:
@@ -200,6 +227,11 @@ def _require_columns(df: pd.DataFrame, needed: tuple[str, ...], what: str) -> No
             f"{what} has no column {', '.join(repr(c) for c in missing)}. It needs the "
             f"columns {', '.join(needed)} (found: {', '.join(map(str, df.columns))}). "
             "Check the header row and the separator."
+        )
+    if df.dropna(how="all").empty:
+        raise DataError(
+            f"{what} has a header row but no data rows, so there is nothing to analyse. "
+            "Check that you picked the complete file."
         )
 
 
@@ -220,6 +252,14 @@ def _numeric(df: pd.DataFrame, col: str, what: str, *, allow_na: bool) -> pd.Ser
             f"Column {col!r} of {what} has a missing value in row {row + 1}; this column "
             "identifies the design and cannot be missing."
         )
+    big = ~np.isfinite(values) & values.notna() | (values.abs() > validate.MAX_ABS)
+    if big.any():
+        row = int(np.flatnonzero(big.to_numpy())[0])
+        value = "an infinite value" if np.isinf(values.iloc[row]) else f"{values.iloc[row]:g}"
+        raise DataError(
+            f"Column {col!r} of {what} holds {value} in row {row + 1}, a number too large for "
+            "any analysis to use. Correct that entry."
+        )
     return values
 
 
@@ -228,6 +268,11 @@ def _integer_codes(values: pd.Series, col: str, what: str) -> pd.Series:
         raise DataError(
             f"Column {col!r} of {what} must hold whole-number codes, but it has "
             f"{values[values != np.round(values)].iloc[0]!r}."
+        )
+    if (values.abs() > validate.MAX_EXACT_ID).any():
+        raise DataError(
+            f"Column {col!r} of {what} holds codes as large as {values.abs().max():.3g}, too large "
+            "to keep every code distinct (different animals could merge). Use small whole numbers."
         )
     return values.round().astype("int64")
 

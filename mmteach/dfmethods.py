@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmteach.lme_deviance import LmeFit, LmeProblem
+from mmteach.optim import richardson_derivatives
 
 
 # ------------------------------------------------------------------------- Satterthwaite
@@ -37,54 +38,6 @@ class SatterthwaiteInfo:
     vcov_varpar: np.ndarray
     jacobian: tuple[np.ndarray, ...]
     hessian: np.ndarray
-
-
-def _richardson(fun, x: np.ndarray, h: np.ndarray):
-    """First and second derivatives of a (possibly array valued) function of x.
-
-    Central differences at steps h and h/2 combined by one Richardson extrapolation, so the
-    truncation error is O(h^4); numDeriv (used by lmerTest) does the same with more steps.
-    Returns (f(x), [df/dx_i], [[d2f/dx_i dx_j]]).
-    """
-    m = x.size
-    f0 = fun(x)
-    cache: dict[tuple, object] = {}
-
-    def at(delta: tuple) -> object:
-        if delta not in cache:
-            cache[delta] = fun(x + np.array(delta))
-        return cache[delta]
-
-    grads = []
-    hess = [[None] * m for _ in range(m)]
-    for i in range(m):
-        est1 = []
-        est2 = []
-        for s in (1.0, 0.5):
-            hi = h[i] * s
-            e = [0.0] * m
-            e[i] = hi
-            fp = at(tuple(e))
-            e[i] = -hi
-            fm = at(tuple(e))
-            est1.append((np.asarray(fp) - np.asarray(fm)) / (2 * hi))
-            est2.append((np.asarray(fp) - 2 * np.asarray(f0) + np.asarray(fm)) / hi**2)
-        grads.append((4 * est1[1] - est1[0]) / 3)
-        hess[i][i] = (4 * est2[1] - est2[0]) / 3
-    for i in range(m):
-        for j in range(i + 1, m):
-            est = []
-            for s in (1.0, 0.5):
-                hi, hj = h[i] * s, h[j] * s
-                vals = []
-                for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-                    e = [0.0] * m
-                    e[i] = si * hi
-                    e[j] = sj * hj
-                    vals.append(np.asarray(at(tuple(e))))
-                est.append((vals[0] - vals[1] - vals[2] + vals[3]) / (4 * hi * hj))
-            hess[i][j] = hess[j][i] = (4 * est[1] - est[0]) / 3
-    return f0, grads, hess
 
 
 def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
@@ -120,7 +73,7 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
         return np.concatenate([[d, pwrss], cinv.ravel()])
 
     h = np.array([5e-3 * max(abs(v), 0.05) for v in theta])  # roundoff vs truncation
-    f0, g, H = _richardson(parts, theta, h)
+    f0, g, H = richardson_derivatives(parts, theta, h)
     C = f0[2:].reshape(p, p)
     P = f0[1]
     s2 = sigma * sigma
@@ -176,16 +129,26 @@ def satterthwaite_df(fit: LmeFit, L: np.ndarray, info: SatterthwaiteInfo | None 
     return out
 
 
-def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
-    """lmerTest's get_Fstat_ddf: combine per-eigen-direction df into one F denominator df."""
-    if nu.size == 1:
-        return float(nu[0])
-    if np.all(np.abs(np.diff(nu)) < tol):
-        return float(np.mean(nu))
-    if np.any(nu <= 2):
-        return 2.0
-    E = float(np.sum(nu / (nu - 2)))
-    return 2 * E / (E - nu.size)
+def fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+    """lmerTest's get_Fstat_ddf: combine per-eigen-direction df (last axis) into one F denominator df.
+
+    ``nu`` is (q,) for one test or (R, q) for R tests at once (the simulation's batches).
+
+    Examples
+    --------
+    >>> fstat_ddf(np.array([[10.0, 10.0], [5.0, 50.0], [1.5, 9.0]])).round(3).tolist()
+    [10.0, 7.647, 2.0]
+    """
+    nu = np.asarray(nu, dtype=float)
+    q = nu.shape[-1]
+    if q == 1:
+        return nu[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = (nu / (nu - 2.0)).sum(-1)
+        out = 2.0 * e / (e - q)
+    out = np.where(np.any(nu <= 2.0, axis=-1), 2.0, out)
+    equal = np.all(np.abs(np.diff(nu, axis=-1)) < tol, axis=-1)
+    return np.where(equal, nu.mean(-1), out)
 
 
 def satterthwaite_f(fit: LmeFit, L: np.ndarray, info: SatterthwaiteInfo | None = None
@@ -209,7 +172,7 @@ def satterthwaite_f(fit: LmeFit, L: np.ndarray, info: SatterthwaiteInfo | None =
     for i in range(q):
         grad = np.array([float(PtL[i] @ J @ PtL[i]) for J in info.jacobian])
         nu[i] = 2 * d[i] ** 2 / float(grad @ info.vcov_varpar @ grad)
-    return F, q, _fstat_ddf(nu)
+    return F, q, float(fstat_ddf(nu))
 
 
 # ------------------------------------------------------------------------- Kenward-Roger

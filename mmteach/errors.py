@@ -21,8 +21,15 @@ class FormulaError(MMTeachError):
 
     def __init__(self, message: str, formula: str = "", position: int | None = None) -> None:
         if formula and position is not None:
-            caret = " " * position + "^"
-            message = f"{message}\n    {formula}\n    {caret}"
+            # Show at most ~70 characters around the offending place, on one line, so a long
+            # or multi-line formula does not make a long message.
+            start = max(0, min(position - 35, len(formula) - 70))
+            # invisible characters (tabs, control codes, direction marks) as "?" keep the caret aligned
+            shown = "".join(c if c.isprintable() else "?" for c in formula[start:start + 70])
+            lead = "..." if start > 0 else ""
+            tail = "..." if start + 70 < len(formula) else ""
+            caret = " " * (len(lead) + position - start) + "^"
+            message = f"{message}\n    {lead}{shown}{tail}\n    {caret}"
         super().__init__(message)
         self.formula = formula
         self.position = position

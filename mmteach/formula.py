@@ -14,7 +14,15 @@ Grammar (the subset of R's formula language that lme4, glmer and this app use)::
     atom      := NAME | "factor(" NAME ")" | "as.factor(" NAME ")" | "`any name`"
 
 Only column names of the data are accepted as variables; everything else gets a
-:class:`~mmteach.errors.FormulaError` that points at the offending character.
+:class:`~mmteach.errors.FormulaError` that points at the offending character. Any column
+name can be written between backticks (`` `amplitude (µV)` ``, `` `a+b` ``; a backtick or
+backslash inside is escaped with a backslash, as R deparses it); :func:`quote_name` writes
+a name so that it parses back to itself.
+
+The work is bounded before anything is expanded: at most ``MAX_CHARS`` characters,
+``MAX_DEPTH`` nested parentheses, ``MAX_STAR`` factors in one ``a*b*...`` product and
+``MAX_TERMS`` expanded terms (a product of k distinct factors has 2**k - 1 terms, so it is
+counted before it is built), so no formula can take the server's time or memory.
 
 Examples
 --------
@@ -27,17 +35,24 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mmteach.errors import FormulaError
 
+# Limits on the work one formula may ask for (see the module docstring).
+MAX_CHARS = 2000
+MAX_DEPTH = 20
+MAX_STAR = 10
+MAX_TERMS = 256
+
 _TOKEN_RE = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<bq>`[^`]*`)
-  | (?P<name>[A-Za-z._][A-Za-z0-9._]*)
+  | (?P<bq>`(?:[^`\\]|\\.)*`)
+  | (?P<name>(?:[^\W\d]|\.)[\w.]*)
   | (?P<number>\d+(?:\.\d*)?)
   | (?P<op>\|\||[~+\-*:/|(),^])
     """,
@@ -56,11 +71,14 @@ def tokenize(text: str) -> list[Token]:
     """Split a formula into tokens; unknown characters raise FormulaError."""
     tokens: list[Token] = []
     pos = 0
+    depth = 0
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if m is None:
+            char = repr(text[pos]) if text[pos].isprintable() else \
+                f"'?' (an invisible character, Unicode U+{ord(text[pos]):04X})"
             raise FormulaError(
-                f"The character {text[pos]!r} cannot appear in a model formula. Use column "
+                f"The character {char} cannot appear in a model formula. Use column "
                 "names, +, :, *, /, |, parentheses, 1 and 0 (and cbind(...) on the left).",
                 text,
                 pos,
@@ -69,11 +87,46 @@ def tokenize(text: str) -> list[Token]:
         if kind != "ws":
             value = m.group()
             if kind == "bq":
-                kind, value = "name", value[1:-1]
+                kind, value = "name", re.sub(r"\\(.)", r"\1", value[1:-1])
+                if not value:
+                    raise FormulaError("Empty backticks `` name no column; put the column's name "
+                                       "between them, e.g. `amplitude (µV)`.", text, pos)
+            elif kind == "op" and value == "(":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise FormulaError(
+                        f"The formula nests parentheses more than {MAX_DEPTH} deep. A model "
+                        "formula needs one level for a random term such as (1 | mouse); remove "
+                        "the extra parentheses.", text, pos)
+            elif kind == "op" and value == ")":
+                depth -= 1
             tokens.append(Token(kind, value, pos))
         pos = m.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
+
+
+# R's reserved words cannot be bare names in a formula.
+_RESERVED = frozenset(
+    "if else repeat while function for next break TRUE FALSE NULL Inf NaN NA NA_integer_ "
+    "NA_real_ NA_character_ NA_complex_ in".split()
+)
+_SYNTACTIC_RE = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*\Z")
+
+
+def quote_name(name: str) -> str:
+    """A column name as it must be written in a formula: bare if R would accept it, else in
+    backticks (with backticks and backslashes inside escaped), so it parses back to itself.
+
+    Examples
+    --------
+    >>> [quote_name(n) for n in ["res", "a+b", "amplitude (µV)", "2nd", "if", "x`y"]]
+    ['res', '`a+b`', '`amplitude (µV)`', '`2nd`', '`if`', '`x\\\\`y`']
+    """
+    name = str(name)
+    if _SYNTACTIC_RE.match(name) and name not in _RESERVED:
+        return name
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
 @dataclass(frozen=True)
@@ -86,7 +139,8 @@ class Variable:
 
     @property
     def label(self) -> str:
-        return f"factor({self.name})" if self.as_factor else self.name
+        name = quote_name(self.name)
+        return f"factor({name})" if self.as_factor else name
 
 
 @dataclass(frozen=True)
@@ -119,7 +173,7 @@ class RandomTerm:
 
     @property
     def group_label(self) -> str:
-        return self.nested_label or ":".join(self.group)
+        return self.nested_label or ":".join(quote_name(g) for g in self.group)
 
     @property
     def label(self) -> str:
@@ -140,10 +194,11 @@ class Response:
 
     @property
     def label(self) -> str:
+        name = quote_name(self.name)
         if self.kind == "column":
-            return self.name
-        second = self.failures if self.failures else f"{self.total} - {self.name}"
-        return f"cbind({self.name}, {second})"
+            return name
+        second = quote_name(self.failures) if self.failures else f"{quote_name(self.total or '')} - {name}"
+        return f"cbind({name}, {second})"
 
     def columns(self) -> tuple[str, ...]:
         return tuple(c for c in (self.name, self.failures, self.total) if c)
@@ -232,9 +287,12 @@ class _Parser:
         if self.columns is not None and tok.text not in self.columns:
             close = _close_matches(tok.text, self.columns)
             hint = f" Did you mean {close}?" if close else ""
+            shown = ", ".join(quote_name(c) for c in self.columns[:20])
+            if len(self.columns) > 20:
+                shown += f" and {len(self.columns) - 20} more"
             raise FormulaError(
-                f"{tok.text!r} is not a column of the data.{hint} Available columns: "
-                f"{', '.join(self.columns)}.",
+                f"{quote_name(tok.text)} is not a column of the data.{hint} Available columns: "
+                f"{shown}.",
                 self.text,
                 tok.pos,
             )
@@ -350,29 +408,51 @@ class _Parser:
         return Variable(self.column(tok), False, tok.pos)
 
     def product(self) -> list[Term]:
-        """atom (':' | '*' atom)*, expanded: a*b -> a, b, a:b."""
+        """atom (':' | '*' atom)*, expanded: a*b -> a, b, a:b.
+
+        The number of terms is known before any is built (2**k - 1 for k distinct factors),
+        so a long product is refused at once; the expansion then costs time linear in the
+        terms it writes.
+        """
+        start = self.tok.pos
         groups: list[list[Variable]] = [[self.atom()]]  # factors of a '*' product
         while True:
             if self.accept(":"):
                 groups[-1].append(self.atom())
             elif self.accept("*"):
                 groups.append([self.atom()])
+                if len(groups) > MAX_STAR:
+                    raise self.error(
+                        f"This product multiplies more than {MAX_STAR} terms with '*'. a*b*c "
+                        "stands for every main effect and every interaction among them "
+                        "(2^k - 1 terms for k factors), far more than any experiment can "
+                        "estimate. Write the few interactions you mean with ':' instead, "
+                        "e.g. a + b + a:b.", start)
             else:
                 break
+        # x*x is x: repeated factors add no terms (as in R), so they are merged first.
+        unique: list[tuple[Variable, ...]] = []
+        seen_factors: set[frozenset[tuple[str, bool]]] = set()
+        for g in groups:
+            vs = _unique_vars(g)  # x:x is x
+            key = frozenset((v.name, v.as_factor) for v in vs)
+            if key not in seen_factors:
+                seen_factors.add(key)
+                unique.append(vs)
+        n = len(unique)
+        if 2**n - 1 > MAX_TERMS:
+            raise self.error(
+                f"This product expands to {2**n - 1} terms, more than the {MAX_TERMS} a model "
+                "here may have. Write the interactions you mean with ':'.", start)
         # Expand a*b*c into all non-empty sub-products, main effects first.
         terms: list[Term] = []
-        n = len(groups)
-        subsets = sorted(
-            (tuple(j for j in range(n) if mask >> j & 1) for mask in range(1, 2**n)),
-            key=lambda s: (len(s), s),
-        )
-        for subset in subsets:
-            variables: list[Variable] = []
-            for j in subset:
-                for v in groups[j]:
-                    if (v.name, v.as_factor) not in {(w.name, w.as_factor) for w in variables}:
-                        variables.append(v)
-            terms.append(Term(tuple(variables)))
+        done: set[frozenset[tuple[str, bool]]] = set()
+        for size in range(1, n + 1):
+            for subset in itertools.combinations(range(n), size):
+                term = Term(_unique_vars([v for j in subset for v in unique[j]]))
+                if term.key() not in done:
+                    done.add(term.key())
+                    terms.append(term)
         return terms
 
     def random_term(self) -> list[RandomTerm]:
@@ -426,7 +506,7 @@ class _Parser:
             raise self.error("This random term has no effects: (0 | g) is empty.", open_tok.pos)
         out: list[RandomTerm] = []
         for g, glabel in group:
-            nl = glabel if glabel != ":".join(g) else ""
+            nl = glabel if glabel != ":".join(quote_name(n) for n in g) else ""
             if double:
                 # (1 + x || g) == (1 | g) + (0 + x | g): uncorrelated effects. As in lme4, a
                 # factor x keeps one indicator per level in (0 + x | g), all correlated.
@@ -481,10 +561,21 @@ class _Parser:
                 labels.append(f"({label})")
             else:
                 names.append(self.column(self.name("the grouping column after '|'")))
-                labels.append(names[-1])
+                labels.append(quote_name(names[-1]))
             if not self.accept(":"):
                 break
         return names, ":".join(labels)
+
+
+def _unique_vars(variables: Sequence[Variable]) -> tuple[Variable, ...]:
+    """The variables of a term without repeats (x and factor(x) are different variables)."""
+    seen: set[tuple[str, bool]] = set()
+    out = []
+    for v in variables:
+        if (v.name, v.as_factor) not in seen:
+            seen.add((v.name, v.as_factor))
+            out.append(v)
+    return tuple(out)
 
 
 def _close_matches(word: str, options: Iterable[str]) -> str:
@@ -525,6 +616,11 @@ def parse_formula(text: str, columns: Sequence[str] | None = None) -> Formula:
     """
     if not isinstance(text, str) or not text.strip():
         raise FormulaError("The formula is empty. Write one like 'res ~ treatment + (1 | mouse)'.")
+    if len(text) > MAX_CHARS:
+        raise FormulaError(
+            f"The formula is {len(text):,} characters long; a model formula here may have at most "
+            f"{MAX_CHARS:,}. Name the few predictors you mean (long column names can be shortened "
+            "in the file).")
     if "~" not in text:
         raise FormulaError(
             "A formula needs '~' between the response and the predictors, e.g. "

@@ -18,11 +18,12 @@ import pandas as pd
 from scipy import stats
 
 from mmteach import glmm_laplace as core
+from mmteach.compare import likelihood_ratio_test, parametric_bootstrap_lrt
 from mmteach.errors import DataError, ModelError
+from mmteach.families import check_family, check_response, family_r
 from mmteach.formula import Formula
-from mmteach.lm import r_data_prep
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
-from mmteach.results import Coef, Comparison, Correlation, FitResult, RanefValue, VarComp
+from mmteach.results import Coef, Comparison, Correlation, FitResult, RanefValue, VarComp, r_data_prep
 
 CONVERGENCE_ADVICE = (
     "GLMMs are harder to fit than linear mixed models. Try, in this order: more "
@@ -41,66 +42,15 @@ def _frame(data: pd.DataFrame, formula: str | Formula, factors: Sequence[str]) -
     return build_model(data, formula, factors=factors)
 
 
-def check_response(mf: ModelFrame, family: str) -> tuple[np.ndarray, np.ndarray]:
-    """Validate the response for the family and return ``(y, trials)``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> d = pd.DataFrame({"y": [0, 1, 1, 0], "g": list("aabb")})
-    >>> mf = build_model(d, "y ~ 1 + (1 | g)")
-    >>> check_response(mf, "binomial")[0].tolist()
-    [0.0, 1.0, 1.0, 0.0]
-    """
-    y = np.asarray(mf.y, dtype=float)
-    name = mf.formula.response.label
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"The response {name} has missing or infinite values; remove them.")
-    if family == "binomial":
-        if mf.trials is None:
-            bad = ~np.isin(y, (0.0, 1.0))
-            if bad.any():
-                raise DataError(
-                    f"A binomial GLMM needs a 0/1 response, but {name} has values such as "
-                    f"{y[bad][0]:g}. Code the outcome as 1 (success, e.g. a correct lick) and "
-                    "0 (failure), or give successes and failures as cbind(successes, "
-                    "failures)."
-                )
-            return y, np.ones_like(y)
-        n = np.asarray(mf.trials, dtype=float)
-        if np.any(y < 0) or np.any(n - y < 0) or np.any(y != np.round(y)) or np.any(
-                n != np.round(n)):
-            raise DataError(
-                f"In {name} successes and failures must be non-negative whole numbers; "
-                "check that the second column is failures (or total - successes)."
-            )
-        if np.any(n == 0):
-            raise DataError(
-                f"Some rows of {name} have zero trials; they carry no information, drop them."
-            )
-        return y, n
-    if np.any(y < 0) or np.any(y != np.round(y)):
-        raise DataError(
-            f"A Poisson GLMM models counts, but {name} has negative or non-integer values. "
-            "Use counts (0, 1, 2, ...) or choose another model (a linear mixed model for "
-            "continuous outcomes)."
-        )
-    return y, np.ones_like(y)
-
-
-def _family_r(family: str, link: str) -> str:
-    default = core.FAMILY_LINKS[family][0]
-    return family if link == default else f'{family}(link = "{link}")'
-
-
 def _r_call(mf: ModelFrame, family: str, link: str, nagq: int, factors: Sequence[str]) -> str:
     prep = r_data_prep("d", [f for f in factors if f in mf.formula.variables()])
     extra = f", nAGQ = {nagq}" if nagq > 1 else ""
     return (prep + f"fit <- lme4::glmer({mf.formula.to_r()}, data = d, "
-            f"family = {_family_r(family, link)}{extra})\nsummary(fit)")
+            f"family = {family_r(family, link)}{extra})\nsummary(fit)")
+
 
 def _prepare(data, formula, family, link, nagq, factors):
-    fam, lk = core.check_family(family, link)
+    fam, lk = check_family(family, link)
     mf = _frame(data, formula, factors)
     if not mf.blocks:
         raise ModelError(
@@ -115,6 +65,7 @@ def _prepare(data, formula, family, link, nagq, factors):
     if nagq < 1:
         raise ModelError("nagq must be 1 (Laplace) or more quadrature points (up to 25).")
     return mf, fam, lk, y, spec, nagq
+
 
 def fit_glmm(
     data: pd.DataFrame,
@@ -162,6 +113,7 @@ def fit_glmm(
     mf, fam, lk, y, spec, nagq = _prepare(data, formula, family, link, nagq, factors)
     cf = core.fit_core(spec, y, nagq=nagq)
     return _result(mf, spec, cf, fam, lk, nagq, factors)
+
 
 def _result(mf, spec, cf, fam, lk, nagq, factors) -> FitResult:
     se = np.sqrt(np.diag(cf.vcov))
@@ -227,6 +179,7 @@ def _result(mf, spec, cf, fam, lk, nagq, factors) -> FitResult:
                 "npar": npar, "nagq": nagq, "hessian": cf.hessian},
     )
 
+
 def odds_ratio_table(result: FitResult) -> pd.DataFrame:
     """Odds ratios and the lecture's percent change in odds with a 95% Wald CI.
 
@@ -256,6 +209,7 @@ def odds_ratio_table(result: FitResult) -> pd.DataFrame:
         })
     return pd.DataFrame(rows)
 
+
 def compare_glmm(
     data: pd.DataFrame,
     full: str | Formula,
@@ -275,8 +229,10 @@ def compare_glmm(
     (``anova(full, reduced)``). With ``bootstrap = B > 0``, B responses are simulated from
     the reduced fit with new random effects (``simulate.merMod``), both models are refitted
     (the reduced one from its observed fit, the full one from each sample's reduced fit
-    when the models are nested column-wise) and ``p = (1 + #(LRT* > LRT_obs)) / (1 + B_used)``
-    where only positive LRT* count, as ``pbkrtest::PBmodcomp``'s "PBtest".
+    when the models are nested column-wise); the Comparison carries both bootstrap p-values
+    (every draw, and ``pbkrtest::PBmodcomp``'s "PBtest" with LRT* <= 0 left out; see
+    :func:`mmteach.compare.bootstrap_p_values`). The test itself is
+    :func:`mmteach.compare.likelihood_ratio_test`, as for LMEs.
 
     Examples
     --------
@@ -302,40 +258,23 @@ def compare_glmm(
     r1 = _result(mf1, spec1, f1, fam, lk, nagq, factors)
     r0 = _result(mf0, spec0, f0, fam, lk, nagq, factors)
     k1, k0 = r1.extras["npar"], r0.extras["npar"]
-    if k1 <= k0:
-        raise ModelError(
-            "The full model must have more parameters than the reduced one; swap them or "
-            "check that the reduced model is nested in the full one."
-        )
-    chisq = max(2 * (r1.loglik - r0.loglik), 0.0)
-    df = int(k1 - k0)
-    p = float(stats.chi2.sf(chisq, df))
     messages = list(r1.messages) + [m for m in r0.messages if m not in r1.messages]
-    boot_p, used, failed = math.nan, 0, 0
-    if bootstrap > 0:
-        lrt_star, failed = parametric_bootstrap(spec1, spec0, f1, f0, int(bootstrap),
-                                                seed=seed, progress=progress, nagq=nagq)
-        pos = lrt_star[lrt_star > 0]
-        used = int(len(pos))
-        boot_p = float((1 + np.sum(pos > chisq)) / (1 + used))
-        messages.append(
-            f"Parametric bootstrap: {bootstrap} samples simulated from the reduced model; "
-            f"{used} gave a positive LRT and were used, {failed} refits failed."
-        )
     prep = r_data_prep("d", [f for f in factors if f in mf1.formula.variables()])
-    famr = _family_r(fam, lk)
+    famr = family_r(fam, lk)
     r_call = (prep + f"full <- lme4::glmer({mf1.formula.to_r()}, data = d, family = {famr})\n"
               f"reduced <- lme4::glmer({mf0.formula.to_r()}, data = d, family = {famr})\n"
               "anova(full, reduced)")
+    boot = None
     if bootstrap > 0:
         r_call += f"\npbkrtest::PBmodcomp(full, reduced, nsim = {int(bootstrap)})"
-    return Comparison(
-        full=mf1.formula.to_r(), reduced=mf0.formula.to_r(), chisq=chisq, df=df, p_value=p,
-        loglik_full=r1.loglik, loglik_reduced=r0.loglik, aic_full=r1.aic,
-        aic_reduced=r0.aic, bic_full=r1.bic, bic_reduced=r0.bic,
-        bootstrap_p_value=boot_p, bootstrap_samples=used, bootstrap_failed=failed,
-        messages=tuple(messages), r_call=r_call,
-    )
+
+        def boot(_observed: float) -> tuple[np.ndarray, int]:
+            return parametric_bootstrap(spec1, spec0, f1, f0, int(bootstrap), seed=seed,
+                                        progress=progress, nagq=nagq)
+
+    return likelihood_ratio_test(mf1, mf0, (r1.loglik, k1), (r0.loglik, k0), r_call=r_call,
+                                 messages=messages, bootstrap=boot, clip_at_zero=True)
+
 
 def parametric_bootstrap(
     spec_full: core.GlmmSpec,
@@ -348,10 +287,13 @@ def parametric_bootstrap(
     progress: Callable[[int, int], None] | None = None,
     nagq: int = 1,
     chunk: int = 250,
+    responses: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Bootstrap distribution of the LRT under the reduced model.
+    """Bootstrap distribution of the LRT under the reduced GLMM: the GLMM refits for
+    :func:`mmteach.compare.parametric_bootstrap_lrt`.
 
     Returns ``(lrt_star, n_failed)``; failed refits are left out of ``lrt_star``.
+    ``responses`` (nsim, n) are refitted instead of simulated ones.
 
     Examples
     --------
@@ -368,19 +310,15 @@ def parametric_bootstrap(
     >>> len(lrt) + bad
     20
     """
-    rng = np.random.default_rng(seed)
     beta_start = fit_full.beta
-    out: list[np.ndarray] = []
-    failed = 0
-    done = 0
     fast = core.uses_fast_path(spec_full, nagq) and core.uses_fast_path(spec_reduced, nagq)
     batch = spec_full.single and spec_reduced.single
-    # The general path's PIRLS iterates a whole batch until its slowest sample converges, so
-    # small batches are faster there (about 2x at 20 against 250 for a random slope)
-    size = chunk if fast else min(chunk, 20)
-    while done < nsim:
-        b = min(size, nsim - done)
-        Y = core.simulate_response(spec_reduced, fit_reduced, b, rng)
+
+    def simulate(b: int, rng: np.random.Generator) -> np.ndarray:
+        return core.simulate_response(spec_reduced, fit_reduced, b, rng)
+
+    def refit(Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        b = len(Y)
         if fast:
             # each sample's full fit starts from its own reduced fit (see fit_nested)
             d1, c1, d0, c0 = core.fast.fit_nested(
@@ -403,9 +341,9 @@ def parametric_bootstrap(
                 except (np.linalg.LinAlgError, FloatingPointError, ModelError):
                     c1[i] = False
         ok = c1 & c0 & np.isfinite(d1) & np.isfinite(d0)
-        failed += int(np.sum(~ok))
-        out.append(np.maximum(d0[ok] - d1[ok], 0.0))
-        done += b
-        if progress is not None:
-            progress(done, nsim)
-    return np.concatenate(out) if out else np.empty(0), failed
+        return np.where(ok, np.maximum(d0 - d1, 0.0), np.nan), ok
+
+    # The general path's PIRLS iterates a whole batch until its slowest sample converges, so
+    # small batches are faster there (about 2x at 20 against 250 for a random slope)
+    return parametric_bootstrap_lrt(simulate, refit, nsim, seed=seed, progress=progress,
+                                    chunk=chunk if fast else min(chunk, 20), responses=responses)

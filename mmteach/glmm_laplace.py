@@ -27,123 +27,18 @@ random-effects term, which makes the parametric bootstrap a handful of array ope
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, gammaln, ndtr, ndtri, xlogy
+from scipy.special import ndtri
 
 from mmteach import glmm_scalar as fast
-from mmteach.errors import ModelError
-
-_EPS = np.finfo(float).eps
-_PROBIT_THRESH = 8.125890664701906  # -qnorm(.Machine$double.eps), R's probit clamp
-_LOGIT_THRESH = 36.04365338911715  # -log(.Machine$double.eps)
-
-FAMILY_LINKS = {"binomial": ("logit", "probit"), "poisson": ("log",)}
-
-
-# --------------------------------------------------------------------------------------
-# families
-# --------------------------------------------------------------------------------------
-def check_family(family: str, link: str | None) -> tuple[str, str]:
-    """Return ``(family, link)`` with lme4's default link filled in.
-
-    Examples
-    --------
-    >>> check_family("binomial", None)
-    ('binomial', 'logit')
-    """
-    fam = str(family).lower()
-    if fam not in FAMILY_LINKS:
-        raise ModelError(
-            f"The family '{family}' is not available: mmteach fits GLMMs for 'binomial' "
-            "(0/1 outcomes or successes out of trials) and 'poisson' (counts)."
-        )
-    lk = FAMILY_LINKS[fam][0] if link is None else str(link).lower()
-    if lk not in FAMILY_LINKS[fam]:
-        raise ModelError(
-            f"The link '{link}' cannot be used with the {fam} family here; choose one of "
-            f"{', '.join(FAMILY_LINKS[fam])}."
-        )
-    return fam, lk
-
-
-def _mu_eta(eta: np.ndarray, link: str) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and d mu / d eta, clamped as R's family objects clamp them."""
-    if link == "logit":
-        e = np.clip(eta, -_LOGIT_THRESH, _LOGIT_THRESH)
-        mu = expit(e)
-        return mu, np.maximum(mu * (1.0 - mu), _EPS)
-    if link == "probit":
-        e = np.clip(eta, -_PROBIT_THRESH, _PROBIT_THRESH)
-        mu = ndtr(e)
-        return mu, np.maximum(np.exp(-0.5 * eta * eta) / math.sqrt(2 * math.pi), _EPS)
-    mu = np.maximum(np.exp(np.minimum(eta, 700.0)), _EPS)  # log link; no overflow
-    return mu, mu
-
-
-@dataclass(frozen=True)
-class Response:
-    """A (batch of) response vector(s) with the constants the deviance needs.
-
-    ``y`` are successes (binomial) or counts (Poisson), shape ``(..., n)``.
-    """
-
-    y: np.ndarray
-    trials: np.ndarray
-    family: str
-    const: np.ndarray  # sum over rows of log C(n, y) or -log y!
-    llsat: np.ndarray  # per row: log-likelihood of the saturated model (without const)
-    bernoulli: bool = False
-
-    @classmethod
-    def make(cls, y: np.ndarray, trials: np.ndarray, family: str) -> Response:
-        y = np.asarray(y, dtype=float)
-        n = np.asarray(trials, dtype=float)
-        if family == "binomial":
-            const = gammaln(n + 1) - gammaln(y + 1) - gammaln(n - y + 1)
-            p = y / n
-            llsat = xlogy(y, p) + xlogy(n - y, 1 - p)
-            const = np.sum(const, axis=-1)
-        else:
-            const = np.sum(-gammaln(y + 1), axis=-1)
-            llsat = xlogy(y, y) - y
-        bern = family == "binomial" and bool(np.all(n == 1))
-        return cls(y, n, family, const, llsat, bern)
-
-
-    def take(self, idx: np.ndarray) -> Response:
-        """The responses of batch rows ``idx``."""
-        if self.y.ndim == 1:
-            return self
-        return Response(self.y[idx], self.trials[idx], self.family, self.const[idx],
-                        self.llsat[idx], self.bernoulli)
-
-    def loglik_rows(self, mu: np.ndarray) -> np.ndarray:
-        """Per-row log f(y | mu) without the constant."""
-        if self.family == "binomial":
-            m = np.clip(mu, _EPS, 1 - _EPS)
-            if self.bernoulli:
-                # one log per row instead of two: this is the bootstrap's hot loop
-                return np.log(np.where(self.y > 0.5, m, 1 - m))
-            return self.y * np.log(m) + (self.trials - self.y) * np.log1p(-m)
-        return self.y * np.log(mu) - mu
-
-    def score_weight(self, mu: np.ndarray, dmu: np.ndarray,
-                     canonical: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Working score ``r`` (d loglik / d eta, Fisher form) and Fisher weight ``w``."""
-        if canonical:  # logit or log link: dmu = variance, so no divisions are needed
-            return self.y - self.trials * mu, self.trials * dmu
-        if self.family == "binomial":
-            var = np.maximum(mu * (1 - mu), _EPS)
-            r = (self.y - self.trials * mu) * dmu / var
-            w = self.trials * dmu * dmu / var
-        else:
-            r = (self.y - mu) * dmu / mu
-            w = dmu * dmu / mu
-        return r, w
+from mmteach.errors import MMTeachError, ModelError
+from mmteach.families import Response, check_family, mu_eta
+from mmteach.optim import fd_derivatives, newton_minimize, newton_step
+from mmteach.sparse_chol import RowPattern
 
 
 # --------------------------------------------------------------------------------------
@@ -332,7 +227,7 @@ def _pirls_single(spec, resp, theta, beta, u):
         return out
 
     def pdev_levels(eta, uu):
-        mu, dmu = _mu_eta(eta, spec.link)
+        mu, dmu = mu_eta(eta, spec.link)
         ll = spec.level_sum(resp.loglik_rows(mu))
         return -2 * ll + np.sum(uu * uu, axis=-1), mu, dmu, ll
 
@@ -420,7 +315,7 @@ def deviance_single(spec, resp, theta, beta, u, nagq=1):
             mult = mult + wk * math.sqrt(2 * math.pi)
             continue
         uk = u[..., 0] + zk * sd
-        muk, _ = _mu_eta(eta0 + a * uk[..., t.codes], spec.link)
+        muk, _ = mu_eta(eta0 + a * uk[..., t.codes], spec.link)
         devc = 2 * spec.level_sum(resp.llsat - resp.loglik_rows(muk)) + uk**2
         mult = mult + np.exp(-0.5 * (devc - devc0) + 0.5 * zk * zk) * wk * math.sqrt(
             2 * math.pi)
@@ -430,63 +325,89 @@ def deviance_single(spec, resp, theta, beta, u, nagq=1):
     return dev, u, ok
 
 
-def _lambda_cols(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
-    """Dense Z Lambda (n, q) for the general (several terms) case."""
-    n = spec.X.shape[0]
-    A = np.zeros((n, spec.q))
-    for j, t in enumerate(spec.terms):
-        zt = t.Z @ t.T(theta)  # (n, k): a_i for this term
-        cols = spec.offset[j] + t.codes * t.k
-        for c in range(t.k):
-            A[np.arange(n), cols + c] = zt[:, c]
-    return A
+def _sparse_design(spec: GlmmSpec) -> RowPattern:
+    """The fixed pattern of ``A = Z Lambda`` for several terms: row ``i`` has one non-zero
+    per term column, at the level of row ``i`` (cached on the spec)."""
+    if "sparse" not in spec._cache:
+        cols = []
+        for j, t in enumerate(spec.terms):
+            base = spec.offset[j] + t.codes * t.k
+            cols.extend(base + c for c in range(t.k))
+        spec._cache["sparse"] = RowPattern(np.column_stack(cols), spec.q)
+    return spec._cache["sparse"]
 
 
-def deviance_general(spec, resp, theta, beta, u):
-    """Laplace deviance for any set of terms (dense PIRLS), one response.
+def _a_values(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
+    """Non-zero values of ``Z Lambda(theta)``, (n, r): ``z_ij' T_j`` for each term j."""
+    return np.column_stack([t.Z @ t.T(theta) for t in spec.terms])
 
-    Returns ``(deviance, u_mode, ok)``.
+
+def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.ndarray,
+                  u: np.ndarray, *, with_beta: bool = False) -> tuple[float, np.ndarray, np.ndarray]:
+    """Penalised IRLS for several terms, sparse; the Laplace deviance at the modes.
+
+    With ``with_beta`` the fixed effects are updated jointly with ``u`` (glmer's
+    ``nAGQ = 0`` stage, where beta is part of PIRLS); otherwise beta stays fixed.
+    Steps are halved until the penalised deviance decreases, so PIRLS never leaves the
+    region where it is finite. Returns ``(deviance, u, beta)``; the deviance is ``inf``
+    where the fit breaks down numerically.
     """
-    A = _lambda_cols(spec, theta)
-    eta0 = spec.X @ beta
+    sd = _sparse_design(spec)
+    a = _a_values(spec, theta)
+    X = spec.X
+    canon = spec.link in ("logit", "log")
 
-    def pdev(uu):
-        e = eta0 + A @ uu
-        mu, dmu = _mu_eta(e, spec.link)
-        return -2 * np.sum(resp.loglik_rows(mu)) + uu @ uu, mu, dmu
+    def pdev(uu, bb):
+        mu, dmu = mu_eta(X @ bb + sd.times(a, uu), spec.link)
+        ll = float(np.sum(resp.loglik_rows(mu)))
+        return -2 * ll + float(uu @ uu), mu, dmu, ll
 
-    dev, mu, dmu = pdev(u)
-    ok = True
-    for _ in range(60):
-        r, w = resp.score_weight(mu, dmu)
-        H = A.T @ (A * w[:, None]) + np.eye(spec.q)
-        delta = np.linalg.solve(H, A.T @ r - u)
-        step = 1.0
-        for _h in range(30):
-            unew = u + step * delta
-            dnew, mnew, dmnew = pdev(unew)
-            if dnew <= dev + 1e-10 * abs(dev):
+    dev, mu, dmu, ll = pdev(u, beta)
+    if not np.isfinite(dev):
+        return math.inf, u, beta
+    try:
+        for _ in range(80):
+            r, w = resp.score_weight(mu, dmu, canon)
+            sd.chol.factor(sd.hessian(a, w))
+            gu = sd.at(a, r) - u
+            if with_beta:
+                # Schur complement of the u block: beta's equations after eliminating u
+                hub = np.column_stack([sd.at(a, w * X[:, c]) for c in range(X.shape[1])])
+                G = sd.chol.solve(hub)
+                S = X.T @ (X * w[:, None]) - hub.T @ G
+                x0 = sd.chol.solve(gu)
+                db = np.linalg.solve(S, X.T @ r - hub.T @ x0)
+                du = x0 - G @ db
+            else:
+                du, db = sd.chol.solve(gu), np.zeros_like(beta)
+            step = 1.0
+            for _h in range(40):
+                dnew, mnew, dmnew, llnew = pdev(u + step * du, beta + step * db)
+                # rounding slack: the last steps (1e-8) must be taken, because the log
+                # determinant is not stationary at the mode and would keep their error
+                if dnew <= dev + 1e-11 * (1.0 + abs(dev)):
+                    break
+                step /= 2
+            else:
+                break  # no decrease along the Newton direction: at the mode to precision
+            u, beta = u + step * du, beta + step * db
+            dev, mu, dmu, ll = dnew, mnew, dmnew, llnew
+            if step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0)) < 1e-10:
                 break
-            step /= 2
-        else:
-            ok = False
-        u, dev, mu, dmu = unew, dnew, mnew, dmnew
-        if np.max(np.abs(step * delta)) < 1e-9:
-            break
-    else:
-        ok = False
-    _, w = resp.score_weight(mu, dmu)
-    H = A.T @ (A * w[:, None]) + np.eye(spec.q)
-    ldl2 = np.linalg.slogdet(H)[1]
-    out = -2 * (np.sum(resp.loglik_rows(mu)) + resp.const) + u @ u + ldl2
-    return out, u, ok
+        _, w = resp.score_weight(mu, dmu, canon)
+        sd.chol.factor(sd.hessian(a, w))
+        ldl2 = sd.chol.logdet()
+    except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return math.inf, u, beta
+    out = -2 * (ll + float(resp.const)) + float(u @ u) + ldl2
+    return (out if np.isfinite(out) else math.inf), u, beta
 
 
 # --------------------------------------------------------------------------------------
 # optimisation
 # --------------------------------------------------------------------------------------
 class _Objective:
-    """Deviance over packed parameters ``(theta, beta)``, batched, with u warm starts."""
+    """Deviance over packed parameters ``(theta, beta)`` for one term, batched, with u warm starts."""
 
     def __init__(self, spec: GlmmSpec, resp: Response, nagq: int, u0: np.ndarray):
         self.spec, self.resp, self.nagq = spec, resp, nagq
@@ -498,10 +419,7 @@ class _Objective:
         """Deviances of ``par``; with ``rows``, ``par`` holds only those batch members."""
         th, be = par[..., : self.nt], par[..., self.nt:]
         resp, u0 = (self.resp, self.u) if rows is None else (self.resp.take(rows), self.u[rows])
-        if self.spec.single:
-            dev, u, ok = deviance_single(self.spec, resp, th, be, u0, self.nagq)
-        else:
-            dev, u, ok = deviance_general(self.spec, resp, th, be, u0)
+        dev, u, ok = deviance_single(self.spec, resp, th, be, u0, self.nagq)
         dev = np.where(np.isfinite(dev), dev, np.inf)
         if keep:
             if rows is None:
@@ -512,89 +430,109 @@ class _Objective:
         return dev
 
 
-def fd_derivatives(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fx: np.ndarray,
-                   delta: float = 1e-4, *, exact_cross: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Central finite-difference gradient and Hessian, as lme4's ``deriv12``.
-
-    ``x`` has shape (B, P); returns ``(g (B, P), H (B, P, P))``. With ``exact_cross=False``
-    the off-diagonal terms use one extra evaluation each instead of four (error O(delta)
-    instead of O(delta^2)): good enough to steer Newton steps, not for standard errors.
-    """
-    B, P = x.shape
-    g = np.empty((B, P))
-    H = np.empty((B, P, P))
-    eye = np.eye(P) * delta
-    fp = np.empty((B, P))
-    fm = np.empty((B, P))
-    for j in range(P):
-        fp[:, j] = fun(x + eye[j])
-        fm[:, j] = fun(x - eye[j])
-        H[:, j, j] = (fp[:, j] - 2 * fx + fm[:, j]) / delta**2
-        g[:, j] = (fp[:, j] - fm[:, j]) / (2 * delta)
-        for i in range(j):
-            faa = fun(x + eye[i] + eye[j])
-            if exact_cross:
-                fas = fun(x + eye[i] - eye[j])
-                fsa = fun(x - eye[i] + eye[j])
-                fss = fun(x - eye[i] - eye[j])
-                H[:, i, j] = H[:, j, i] = (faa - fas - fsa + fss) / (4 * delta**2)
-            else:
-                H[:, i, j] = H[:, j, i] = (faa - fp[:, i] - fp[:, j] + fx) / delta**2
-    return g, H
+THETA_MAX = 25.0  # |theta| bound: a random-effect SD of 25 on the link scale is no model
 
 
-def newton_minimize(fun, x0: np.ndarray, *, maxit: int = 60, tol: float = 1e-10,
-                    delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Damped Newton with finite-difference derivatives, on a batch of problems.
+class _GeneralObjective:
+    """Laplace deviance for several terms as a function of ``theta`` (``stage = 1``: beta
+    found by PIRLS, glmer's ``nAGQ = 0``) or of ``(theta, beta)`` (``stage = 2``), with
+    the modes (and beta) of the last accepted point as warm start."""
 
-    Returns ``(x, f, converged, iterations)``. Eigenvalues of the Hessian are replaced
-    by their absolute values (floored) so every step goes downhill, and each step is
-    halved until the deviance decreases.
+    def __init__(self, spec: GlmmSpec, resp: Response, beta: np.ndarray) -> None:
+        self.spec, self.resp = spec, resp
+        self.u = np.zeros(spec.q)
+        self.beta = np.asarray(beta, dtype=float)
+        self.stage = 1
+        self.nt = spec.n_theta
+        self.M: np.ndarray | None = None  # beta = M gamma: stage 2 searches over gamma
+
+    def one(self, x: np.ndarray, keep: bool = False) -> float:
+        x = np.asarray(x, dtype=float)
+        if not np.all(np.isfinite(x)) or np.any(np.abs(x[: self.nt]) > THETA_MAX):
+            return math.inf
+        th = x[: self.nt]
+        be = self.beta if self.stage == 1 else x[self.nt:]
+        if self.M is not None and self.stage == 2:
+            be = self.M @ be
+        dev, u, be_new = pirls_general(self.spec, self.resp, th, be, self.u,
+                                       with_beta=self.stage == 1)
+        if keep and np.isfinite(dev):
+            self.u = u
+            if self.stage == 1:
+                self.beta = be_new
+        return dev
+
+    def __call__(self, par: np.ndarray, keep: bool = False,
+                 rows: np.ndarray | None = None) -> np.ndarray:
+        par = np.atleast_2d(par)
+        return np.array([self.one(p, keep) for p in par])
+
+
+def _guarded_newton(obj: _GeneralObjective, x0: np.ndarray, *, maxit: int = 100,
+                    radius: float = 1.0) -> tuple[np.ndarray, float, bool, int]:
+    """Newton over one parameter vector with a trust region and the theta bound.
+
+    Each step is :func:`mmteach.optim.newton_step` (downhill, off saddles), cut to the
+    trust radius (doubled after a full step, shrunk to the accepted length otherwise) and
+    halved until the deviance decreases: no step can jump to theta = -60 or beta = -70,
+    which is how the unguarded Newton method crashed on nested designs.
     """
     x = np.array(x0, dtype=float)
-    f = fun(x, keep=True)
-    B, P = x.shape
-    conv = np.zeros(B, dtype=bool)
-    it = 0
-    for _ in range(maxit):
-        it += 1
-        act = ~conv
-        if not act.any():
-            break
-        xa, fa = x[act], f[act]
-        idx = np.flatnonzero(act)
-
-        def evaluate(z: np.ndarray, rows: np.ndarray = idx) -> np.ndarray:
-            # only the problems still running: converged ones cost nothing more
-            return fun(z, rows=rows)
-
-        g, H = fd_derivatives(evaluate, xa, fa, delta, exact_cross=False)
-        H = np.where(np.isfinite(H), H, 0.0)
-        # downhill even where H is indefinite, and off a saddle at theta = 0 (an even
-        # function of theta has zero gradient there: a bootstrap refit started from a
-        # singular fit would never leave it)
-        step, posdef = fast.newton_step(g, H)
-        decrement = -np.einsum("bi,bi->b", g, step)
-        t = np.ones(len(xa))
-        fnew = fa.copy()
-        xnew = xa.copy()
-        pending = np.ones(len(xa), dtype=bool)
+    fx = obj.one(x, keep=True)
+    if not np.isfinite(fx):
+        return x, fx, False, 0
+    nt = obj.nt
+    for it in range(1, maxit + 1):
+        _, g, H = fd_derivatives(obj, x[None, :], np.array([fx]), 1e-4, exact_cross=False)
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
+            return x, fx, False, it
+        step, posdef = newton_step(g, H)
+        step = step[0]
+        nrm = float(np.linalg.norm(step))
+        if nrm > radius:
+            step = step * (radius / nrm)
+        t, accepted = 1.0, False
         for _h in range(40):
-            cand = xa + t[:, None] * step
-            fc = evaluate(cand)
-            good = pending & (fc <= fa + 1e-12 * np.abs(fa))
-            xnew[good], fnew[good] = cand[good], fc[good]
-            pending &= ~good
-            if not pending.any():
+            xn = x + t * step
+            xn[:nt] = np.clip(xn[:nt], -THETA_MAX, THETA_MAX)
+            fn = obj.one(xn)
+            if fn <= fx:
+                accepted = True
                 break
-            t = np.where(pending, t / 2, t)
-        done = ((decrement < tol) | (np.abs(fa - fnew) < tol * (1 + np.abs(fa))) & (
-            np.max(np.abs(t[:, None] * step), axis=1) < 1e-7)) & posdef
-        done |= pending  # no decrease possible: at the optimum to working precision
-        x[act], f[act] = xnew, fnew
-        fun(x[act], keep=True, rows=idx)  # warm-start the conditional modes at the new point
-        conv[idx[done]] = True
-    return x, f, conv, it
+            t /= 2
+        if not accepted:
+            return x, fx, bool(posdef[0]), it  # no decrease possible: optimum to precision
+        radius = min(2 * radius, 10.0) if t == 1.0 and nrm >= radius else max(t * min(nrm, radius), 1e-3)
+        gain = fx - fn
+        x, fx = xn, obj.one(xn, keep=True)
+        if posdef[0] and gain < 1e-10 * (1 + abs(fx)) and t * min(nrm, radius) < 1e-5:
+            return x, fx, True, it
+    return x, fx, False, maxit
+
+
+def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.ndarray
+                 ) -> tuple[np.ndarray, _GeneralObjective, bool, int]:
+    """glmer's two stages: theta with beta inside PIRLS (nAGQ = 0), then Laplace over both."""
+    obj = _GeneralObjective(spec, resp, beta0)
+    x1, f1, ok1, it1 = _guarded_newton(obj, theta0)
+    if not np.isfinite(f1):  # the start itself breaks down: try small variances
+        x1, f1, ok1, it1 = _guarded_newton(obj, 0.1 * spec.theta_start())
+    obj.stage = 2
+    # search over gamma = R beta / sqrt(n) (X = QR): columns of X M are orthogonal with unit
+    # mean square, so an uncentred predictor (height around 500) does not make the Hessian
+    # nearly singular and stall Newton; the reported Hessian is on beta's scale, as lme4's
+    n = spec.X.shape[0]
+    R = np.linalg.qr(spec.X, mode="r")
+    try:
+        obj.M = np.linalg.inv(R / math.sqrt(n))
+    except np.linalg.LinAlgError:
+        obj.M = None
+    gamma = obj.beta if obj.M is None else (R / math.sqrt(n)) @ obj.beta
+    x, f, ok, it2 = _guarded_newton(obj, np.concatenate([x1, gamma]), radius=0.5)
+    if obj.M is not None:
+        x = np.concatenate([x[: spec.n_theta], obj.M @ x[spec.n_theta:]])
+        obj.M = None
+    return x, obj, ok and np.isfinite(f), it1 + it2
 
 
 # --------------------------------------------------------------------------------------
@@ -634,11 +572,11 @@ def glm_start(spec: GlmmSpec, y: np.ndarray) -> np.ndarray:
     beta = np.linalg.lstsq(X, eta, rcond=None)[0]
 
     def dev(b):
-        return -2.0 * np.sum(resp.loglik_rows(_mu_eta(X @ b, spec.link)[0]))
+        return -2.0 * np.sum(resp.loglik_rows(mu_eta(X @ b, spec.link)[0]))
 
     d = dev(beta)
     for _ in range(25):
-        mu, dmu = _mu_eta(X @ beta, spec.link)
+        mu, dmu = mu_eta(X @ beta, spec.link)
         r, w = resp.score_weight(mu, dmu)
         stepb = np.linalg.lstsq(X * np.sqrt(w)[:, None], r / np.sqrt(w), rcond=None)[0]
         for _h in range(30):  # halve steps that increase the deviance (large counts)
@@ -671,8 +609,31 @@ def _normalise_theta(spec: GlmmSpec, theta: np.ndarray) -> np.ndarray:
     return th
 
 
+_BREAKDOWN = (
+    "The fit broke down numerically: for some parameter values the model predicts "
+    "probabilities or counts so extreme that its likelihood cannot be computed, and the "
+    "optimiser found no way back. This happens when a predictor has a large scale (centre "
+    "and scale it, e.g. height in metres from the mean instead of raw values), when a group "
+    "has only zeros or only ones, or when the random-effects structure is richer than the "
+    "data support; try centring predictors or a simpler random-effects structure."
+)
+
+
 def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
              start: tuple[np.ndarray, np.ndarray] | None = None) -> CoreFit:
+    """Fit a GLMM (see :func:`_fit_core`); a numerical failure becomes a :class:`ModelError`."""
+    try:
+        with np.errstate(all="ignore"):
+            return _fit_core(spec, y, nagq=nagq, start=start)
+    except MMTeachError:
+        raise
+    except (np.linalg.LinAlgError, FloatingPointError, ValueError, OverflowError,
+            ZeroDivisionError) as e:
+        raise ModelError(_BREAKDOWN) from e
+
+
+def _fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
+              start: tuple[np.ndarray, np.ndarray] | None = None) -> CoreFit:
     """Fit a GLMM by maximum likelihood (Laplace or adaptive quadrature).
 
     Parameters
@@ -708,21 +669,27 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
         theta0, beta0 = spec.theta_start(), glm_start(spec, y)
     else:
         theta0, beta0 = (np.asarray(s, dtype=float) for s in start)
-    obj = _Objective(spec, resp, nagq, _u_zero(spec, (1,) if spec.single else ()))
-    if not spec.single:
-        obj = _LoopObjective(obj)
     x0 = np.concatenate([theta0, beta0])[None, :]
-    if uses_fast_path(spec, nagq):
-        x, f, conv, u1, it = fast.fit_scalar(spec, y[None, :], x0)
-        obj.u = u1[..., None]
+    if not spec.single:
+        xg, obj, okg, it = _fit_general(spec, resp, theta0, beta0)
+        x, conv = xg[None, :], np.array([okg])
     else:
-        x, f, conv, it = newton_minimize(obj, x0)
+        obj = _Objective(spec, resp, nagq, _u_zero(spec, (1,)))
+        if uses_fast_path(spec, nagq):
+            x, f, conv, u1, it = fast.fit_scalar(spec, y[None, :], x0)
+            obj.u = u1[..., None]
+        else:
+            x, f, conv, it = newton_minimize(obj, x0)
     x = x[0]
+    if not np.all(np.isfinite(x)):
+        raise ModelError(_BREAKDOWN)
     theta = _normalise_theta(spec, x[: spec.n_theta])
     beta = x[spec.n_theta:]
     par = np.concatenate([theta, beta])[None, :]
     fx = obj(par, keep=True)
-    g, H = fd_derivatives(obj, par, fx)
+    if not np.isfinite(fx[0]):
+        raise ModelError(_BREAKDOWN)
+    _, g, H = fd_derivatives(obj, par, fx)
     g, H = g[0], H[0]
     nt = spec.n_theta
     try:
@@ -734,7 +701,7 @@ def fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
     except np.linalg.LinAlgError:
         V = np.full((len(beta), len(beta)), np.nan)
     singular = bool(np.any(np.abs(theta[spec.diag_index]) < 1e-4))
-    u = obj.inner.u if isinstance(obj, _LoopObjective) else obj.u[0]
+    u = obj.u if isinstance(obj, _GeneralObjective) else obj.u[0]
     if not singular:
         # lme4's convergence check: scaled gradient max(min(|H^-1/2 g|, |g|)) < 0.002
         try:
@@ -753,25 +720,6 @@ def uses_fast_path(spec: GlmmSpec, nagq: int) -> bool:
     term, canonical link (logit or log); it has the exact gradient and Hessian."""
     return (nagq <= 1 and spec.single and spec.terms[0].k == 1
             and spec.link in ("logit", "log"))
-
-
-class _LoopObjective:
-    """Batch wrapper for the dense (several terms) deviance: loops over the batch."""
-
-    def __init__(self, inner: _Objective):
-        self.inner = inner
-
-    def __call__(self, par: np.ndarray, keep: bool = False,
-                 rows: np.ndarray | None = None) -> np.ndarray:
-        # one response only (fit_core), so ``rows`` can only select all of it
-        out = np.empty(par.shape[0])
-        for b in range(par.shape[0]):
-            th, be = par[b, : self.inner.nt], par[b, self.inner.nt:]
-            d, u, _ok = deviance_general(self.inner.spec, self.inner.resp, th, be, self.inner.u)
-            out[b] = d if np.isfinite(d) else np.inf
-            if keep:
-                self.inner.u = u
-        return out
 
 
 def fit_batch(spec: GlmmSpec, Y: np.ndarray, theta0: np.ndarray, beta0: np.ndarray,
@@ -807,7 +755,7 @@ def simulate_response(spec: GlmmSpec, fit: CoreFit, nsim: int,
         u = rng.standard_normal((nsim, t.m, t.k))
         b = u @ t.T(fit.theta).T  # (nsim, m, k): b_j = T u_j
         eta += np.einsum("nk,snk->sn", t.Z, b[:, t.codes, :])
-    mu, _ = _mu_eta(eta, spec.link)
+    mu, _ = mu_eta(eta, spec.link)
     if spec.family == "binomial":
         return rng.binomial(spec.trials.astype(np.int64), np.clip(mu, 0, 1)).astype(float)
     return rng.poisson(mu).astype(float).reshape(nsim, n)

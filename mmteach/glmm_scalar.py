@@ -46,11 +46,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import gammaln
+
+from mmteach.families import ETA_MAX_LOG, log_normaliser, logit_rows
+from mmteach.optim import ESCAPE, newton_step
 
 _U_TOL = 1e-9  # PIRLS stops when every level's Newton step is below this
-_ETA_MAX_LOG = 700.0  # exp overflow guard for the log link
-_ESCAPE = 0.1  # least step along a direction of negative curvature (see newton_step)
 _MAX_DTHETA = 5.0  # trust region of a Newton step: theta ...
 _MAX_DETA = 20.0  # ... and the fixed part of the linear predictor on any row
 _BLOCK = 32768  # samples x merged rows per block: row arrays of 256 kB stay in cache
@@ -211,10 +211,9 @@ def _data(des: ScalarDesign, Y: np.ndarray, trials: np.ndarray) -> _Data:
         if des.unit_binomial:
             const = np.zeros(Y.shape[0])
         else:
-            const = np.sum(gammaln(trials + 1) - gammaln(Y + 1) - gammaln(trials - Y + 1),
-                           axis=-1)
+            const = log_normaliser(Y, trials, "binomial")
     else:
-        const = -np.sum(gammaln(Y + 1), axis=-1)
+        const = log_normaliser(Y, trials, "poisson")
     y = Y if des.order is None else Y[:, des.order]
     if des.merge is not None:
         y = np.add.reduceat(y, des.merge, axis=1)
@@ -232,31 +231,8 @@ def _eta(des: ScalarDesign, eta_fix: np.ndarray, c: np.ndarray, u: np.ndarray) -
         eta *= des.z
     eta += eta_fix
     if not des.logit:
-        np.minimum(eta, _ETA_MAX_LOG, out=eta)
+        np.minimum(eta, ETA_MAX_LOG, out=eta)
     return eta
-
-
-def _logit_rows(eta: np.ndarray, need_sp: bool = True):
-    """``log(1 + e^eta)``, ``mu`` and ``mu (1 - mu)`` without overflow, from one exp.
-
-    With ``e = exp(-|eta|)`` and ``p = 1 / (1 + e)``: ``mu (1 - mu) = e p^2`` and ``mu`` is
-    ``1 - e p`` (eta >= 0) or ``e p`` (eta < 0), i.e. ``0.5 + sign(eta) (0.5 - e p)``.
-    """
-    e = np.abs(eta)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    d = e + 1.0
-    sp = None
-    if need_sp:
-        sp = np.log(d)
-        sp += np.maximum(eta, 0.0)
-    np.divide(1.0, d, out=d)
-    e *= d  # e p
-    w = e * d
-    mu = np.subtract(0.5, e, out=d)
-    np.copysign(mu, eta, out=mu)
-    mu += 0.5
-    return sp, mu, w
 
 
 def _level_eval(des, eta_fix, c, u, yfix, yz):
@@ -265,7 +241,7 @@ def _level_eval(des, eta_fix, c, u, yfix, yz):
     st = des.starts
     f = des.rowf
     if des.logit:
-        sp, mu, w = _logit_rows(eta)
+        sp, mu, w = logit_rows(eta)
         if f is not None:
             sp *= f[0]
             mu *= f[1]
@@ -397,7 +373,7 @@ def derivatives(des: ScalarDesign, dat: _Data, x: np.ndarray,
     eta = _eta(des, x[:, 1:] @ des.Xt, c, u)
     n_mu, n_w, n_f, _ = des.sizes
     if des.logit:
-        _, mu, w = _logit_rows(eta, need_sp=False)
+        _, mu, w = logit_rows(eta, need_sp=False)
         MU, WW = des.s_mu(mu), des.s_w(w)
         mu *= -2.0
         mu += 1.0
@@ -468,27 +444,6 @@ def derivatives(des: ScalarDesign, dat: _Data, x: np.ndarray,
 # --------------------------------------------------------------------------------------
 # Newton over (theta, beta)
 # --------------------------------------------------------------------------------------
-def newton_step(g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Newton step ``-H^-1 g`` made safe, and whether H is positive (semi)definite.
-
-    The eigenvalues of H are replaced by their (floored) absolute values, so every step goes
-    downhill. Along a direction of negative curvature the step is at least ``_ESCAPE`` long:
-    at ``theta = 0`` the gradient in theta vanishes by symmetry (the deviance is even in
-    theta), and when the curvature there is negative ``theta = 0`` is a saddle or a maximum
-    that a plain Newton method would never leave.
-    """
-    good = np.all(np.isfinite(H), axis=(1, 2)) & np.all(np.isfinite(g), axis=1)
-    H = np.where(good[:, None, None], H, np.eye(H.shape[-1]))
-    g = np.where(good[:, None], g, 0.0)
-    ev, V = np.linalg.eigh(0.5 * (H + np.swapaxes(H, 1, 2)))
-    scale = np.max(np.abs(ev), axis=1, keepdims=True)
-    floor = np.maximum(1e-8 * scale, 1e-10)
-    gv = np.einsum("bij,bi->bj", V, g)  # gradient in the eigenbasis
-    coef = -gv / np.maximum(np.abs(ev), floor)
-    neg = ev < -1e-8 * scale
-    esc = np.where(gv > 0, -1.0, 1.0) * np.maximum(np.abs(coef), _ESCAPE)
-    coef = np.where(neg, esc, coef)
-    return np.einsum("bij,bj->bi", V, coef), ~neg.any(axis=1)
 
 
 def fit_scalar(spec: Any, Y: np.ndarray, x0: np.ndarray, u0: np.ndarray | None = None, *,
@@ -634,9 +589,9 @@ def fit_nested(spec_full: Any, spec_reduced: Any, Y: np.ndarray, x_full: np.ndar
     idx = nested_columns(spec_full, spec_reduced)
     if idx is None:
         x1 = np.broadcast_to(x_full, (B, len(x_full))).copy()
-        u1 = ur * (np.abs(xr[:, :1]) / max(abs(float(x_full[0])), _ESCAPE))
+        u1 = ur * (np.abs(xr[:, :1]) / max(abs(float(x_full[0])), ESCAPE))
     else:
-        th = np.maximum(np.abs(xr[:, 0]), _ESCAPE)
+        th = np.maximum(np.abs(xr[:, 0]), ESCAPE)
         x1 = np.zeros((B, spec_full.X.shape[1] + 1))
         x1[:, 0] = th
         x1[:, 1 + idx] = xr[:, 1:]

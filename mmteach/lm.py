@@ -15,14 +15,9 @@ import pandas as pd
 from scipy import stats
 
 from mmteach.errors import DataError
-from mmteach.formula import Formula, Term, Variable, parse_formula
-from mmteach.model_frame import ModelFrame, build_model, factor_codes
-from mmteach.results import Coef, FitResult, VarComp
-
-
-def r_data_prep(frame_name: str, factors: Sequence[str]) -> str:
-    """R lines that turn the given columns into factors, as the slides do."""
-    return "".join(f"{frame_name}${f} <- factor({frame_name}${f})\n" for f in factors)
+from mmteach.formula import Formula, RandomTerm, Term, Variable, parse_formula, quote_name
+from mmteach.model_frame import ModelFrame, aliased_message, build_model, factor_codes
+from mmteach.results import FitResult, PerGroupResult, VarComp, coef_rows, r_data_prep
 
 
 def _as_formula(data: pd.DataFrame, formula: str | Formula) -> Formula:
@@ -48,27 +43,6 @@ def ols(mf: ModelFrame) -> dict[str, object]:
     rinv = np.linalg.inv(r)
     vcov = sigma2 * (rinv @ rinv.T)
     return {"beta": beta, "vcov": vcov, "sigma": math.sqrt(sigma2), "df": df, "resid": resid}
-
-
-def coef_rows(
-    names: Sequence[str], beta: np.ndarray, se: np.ndarray, df: Sequence[float] | float
-) -> tuple[Coef, ...]:
-    """Coefficient rows with t (or z when df is infinite) tests and 95% CIs."""
-    dfs = np.broadcast_to(np.asarray(df, dtype=float), beta.shape)
-    rows = []
-    for name, b, s, d in zip(names, beta, se, dfs):
-        stat = b / s if s > 0 else math.nan
-        if math.isinf(d):
-            p = 2 * stats.norm.sf(abs(stat))
-            crit = stats.norm.ppf(0.975)
-        else:
-            p = 2 * stats.t.sf(abs(stat), d)
-            crit = stats.t.ppf(0.975, d)
-        rows.append(
-            Coef(str(name), float(b), float(s), float(d), float(stat), float(p),
-                 float(b - crit * s), float(b + crit * s))
-        )
-    return tuple(rows)
 
 
 def fit_lm(
@@ -115,6 +89,11 @@ def fit_lm(
     n, p = mf.X.shape
     resid = fit["resid"]
     rss = float(resid @ resid)  # type: ignore[operator]
+    if rss <= 1e-20 * float(mf.y @ mf.y):
+        raise DataError(
+            "The predictors reproduce the response exactly (every residual is 0), so the "
+            "standard errors would be 0 and every test meaningless. Check that the response is "
+            "not computed from one of the predictors.")
     loglik = -0.5 * n * (math.log(2 * math.pi * rss / n) + 1)
     k = p + 1
     extras: dict[str, object] = {"sigma": sigma, "vcov": vcov, "residual_df": df}
@@ -155,7 +134,7 @@ def fit_fixed_group(
 
     Examples
     --------
-    >>> d = pd.DataFrame({"y": [1.0, 2, 3, 4, 2, 3], "t": [1, 2, 1, 2, 1, 2], "m": [1, 1, 2, 2, 3, 3]})
+    >>> d = pd.DataFrame({"y": [1.0, 2.5, 3, 4, 2, 3.5], "t": [1, 2, 1, 2, 1, 2], "m": [1, 1, 2, 2, 3, 3]})
     >>> fit_fixed_group(d, "y ~ t + (1 | m)", factors=["t"]).tidy().term.tolist()
     ['(Intercept)', 't2', 'm2', 'm3']
     """
@@ -174,14 +153,143 @@ def fit_fixed_group(
         Term((Variable(g),)) for g in groups if frozenset({(g, False)}) not in have
     ]
     new = Formula(parsed.text, parsed.response, tuple(fixed), parsed.intercept, ())
-    result = fit_lm(data, new, factors=tuple(factors) + tuple(groups))
-    r_call = result.r_call
-    return replace(
-        result,
-        model="lm_fixed_group",
-        messages=tuple(notes) + result.messages,
-        r_call=r_call,
+    in_fixed = {v.name for t in parsed.fixed for v in t.variables}
+    if len(groups) == 1 and parsed.intercept and groups[0] not in in_fixed:
+        # the usual case, y ~ x + (1 | mouse): a sweep whose cost is linear in the mice
+        result = _fit_within(data, parsed, new, groups[0], tuple(factors))
+    else:
+        result = fit_lm(data, new, factors=tuple(factors) + tuple(groups))
+    return replace(result, model="lm_fixed_group", messages=tuple(notes) + result.messages)
+
+
+def _fit_within(data: pd.DataFrame, parsed: Formula, full: Formula, group: str,
+                factors: tuple[str, ...]) -> FitResult:
+    """``lm(y ~ x + factor(g))`` without building the n x groups indicator columns.
+
+    By Frisch-Waugh-Lovell the within-group slopes come from the group-centred columns;
+    the group effects and the columns constant within groups (a mouse-level treatment)
+    follow from the group means. Columns R would drop as aliased are found as R finds them:
+    the fixed columns first, then each group indicator in level order if it lies in the
+    span of those before it. Time and memory are O(n p^2 + groups p^2), not O(n groups^2).
+    Same numbers as :func:`fit_lm` on the dense design (tested).
+    """
+    frame_formula = Formula(parsed.text, parsed.response, parsed.fixed, True,
+                            (RandomTerm((), True, (group,)),))
+    mf = build_model(data, frame_formula, factors=factors)
+    W, y, codes = mf.X, mf.y, mf.blocks[0].codes
+    n, p = W.shape
+    levels = mf.blocks[0].levels
+    G = len(levels)
+    n_g = np.bincount(codes, minlength=G).astype(float)
+    M = np.column_stack([np.bincount(codes, W[:, j], minlength=G) for j in range(p)]) / n_g[:, None]
+    ybar = np.bincount(codes, y, minlength=G) / n_g
+    Wt, yt = W - M[codes], y - ybar[codes]
+    # within-group part: rank-truncated least squares on unit-length columns
+    scale = np.linalg.norm(W, axis=0)
+    U, sv, Vt = np.linalg.svd(Wt / scale, full_matrices=False)
+    keep = sv > 1e-7 * max(1.0, sv[0] if sv.size else 1.0)
+    Ur, Sr, Vr = U[:, keep], sv[keep], Vt[keep].T
+    gamma = (Vr @ ((Ur.T @ yt) / Sr)) / scale
+    Pg = (Vr / Sr) / scale[:, None]  # Var(gamma) = sigma^2 Pg Pg'
+    N = Vt[~keep].T / scale[:, None]  # combinations of the columns constant within groups
+    MN = M @ N  # their values per group (the intercept among them)
+    r = MN.shape[1]
+    dropped_levels = _aliased_levels(MN)
+    if len(dropped_levels) != r - 1:  # a borderline rank the two tolerances read differently
+        return fit_lm(data, full, factors=factors + (group,))
+    rows_r = np.array([0, *dropped_levels], dtype=int)
+    kept_levels = np.setdiff1d(np.arange(1, G), rows_r[1:])
+    H = np.linalg.inv(MN[rows_r])
+    z = ybar - M @ gamma
+    t = H @ z[rows_r]
+    beta = gamma + N @ t
+    C = MN[kept_levels] @ H
+    alpha = z[kept_levels] - C @ z[rows_r]
+    p_total = p + len(kept_levels)
+    if n <= p_total:
+        raise DataError(
+            f"A linear model with {p_total} coefficients needs more than {p_total} rows, but only "
+            f"{n} remain. Add data or remove predictors.")
+    resid = yt - Wt @ gamma
+    rss = float(resid @ resid)
+    if rss <= 1e-20 * float(y @ y):
+        raise DataError(
+            "The predictors and the groups reproduce the response exactly (every residual is 0), "
+            "so the standard errors would be 0 and every test meaningless. Check that each group "
+            "has more than one row and that the response is not computed from a predictor.")
+    df = n - p_total
+    sigma2 = rss / df
+    Lb = np.eye(p) - N @ H @ M[rows_r]
+    Vg = Pg @ Pg.T
+    NH = N @ H
+    V_beta = sigma2 * (Lb @ Vg @ Lb.T + (NH / n_g[rows_r]) @ NH.T)
+    A = M[kept_levels] - C @ M[rows_r]
+    var_alpha = sigma2 * (1 / n_g[kept_levels] + np.einsum("ij,jk,ik->i", A, Vg, A)
+                          + (C**2) @ (1 / n_g[rows_r]))
+    names = list(mf.fixed_names) + [f"{quote_name(group)}{levels[k]}" for k in kept_levels]
+    est = np.concatenate([beta, alpha])
+    se = np.sqrt(np.concatenate([np.diag(V_beta), var_alpha]))
+    aliased = list(mf.aliased) + [f"{quote_name(group)}{levels[k]}" for k in dropped_levels]
+    messages = [m for m in mf.messages if not m.startswith("The fixed-effect columns ")]
+    if aliased:
+        messages.append(aliased_message(aliased))
+    if r and not np.isfinite(est).all():
+        raise DataError("The mouse-as-fixed-effect model could not be solved with these data.")
+    loglik = -0.5 * n * (math.log(2 * math.pi * rss / n) + 1)
+    k = p_total + 1
+    tss = float(np.sum((y - y.mean()) ** 2))
+    extras: dict[str, object] = {"sigma": math.sqrt(sigma2), "vcov": V_beta, "residual_df": df,
+                                 "r_squared": 1 - rss / tss}
+    if p_total > 1:
+        f = ((tss - rss) / (p_total - 1)) / sigma2
+        extras.update(f_statistic=f, f_df=(p_total - 1, df), f_p_value=stats.f.sf(f, p_total - 1, df))
+    factor_cols = [c for c in (*factors, group) if c in full.variables()]
+    return FitResult(
+        model="lm",
+        formula=full.to_r(),
+        method="OLS",
+        df_method="residual",
+        coefficients=coef_rows(names, est, se, df),
+        n_obs=n,
+        varcomps=(VarComp("Residual", "", sigma2, math.sqrt(sigma2)),),
+        loglik=loglik,
+        deviance=rss,
+        aic=-2 * loglik + 2 * k,
+        bic=-2 * loglik + math.log(n) * k,
+        messages=tuple(messages),
+        r_call=r_data_prep("d", list(dict.fromkeys(factor_cols)))
+        + f"fit <- lm({full.to_r()}, data = d)\nsummary(fit)",
+        extras=extras,
     )
+
+
+def _aliased_levels(MN: np.ndarray) -> list[int]:
+    """Group levels (1..G-1) whose indicator R drops as aliased, given the group-level values
+    ``MN`` of the column combinations that are constant within groups (intercept included).
+
+    Indicator k is aliased when some such combination is 0 for the reference level, non-zero
+    at k and 0 at every later level: the pivots of an elimination from the last level back.
+    """
+    G, r = MN.shape
+    if r <= 1:
+        return []
+    j0 = int(np.argmax(np.abs(MN[0])))
+    others = [j for j in range(r) if j != j0]
+    B0 = (MN[:, others] - np.outer(MN[:, j0], MN[0, others] / MN[0, j0])).T.copy()
+    tol = 1e-8 * max(1.0, float(np.abs(B0).max()))
+    pivots: list[int] = []
+    remaining = list(range(B0.shape[0]))
+    for col in range(G - 1, 0, -1):
+        if not remaining:
+            break
+        i = max(remaining, key=lambda i: abs(B0[i, col]))
+        if abs(B0[i, col]) <= tol:
+            continue
+        pivots.append(col)
+        remaining.remove(i)
+        for k in remaining:
+            B0[k] -= B0[i] * (B0[k, col] / B0[i, col])
+    return sorted(pivots)
 
 
 def fit_per_group(
@@ -189,8 +297,9 @@ def fit_per_group(
 ) -> pd.DataFrame:
     """Separate pooled fits within each level of ``group`` (one LM per mouse).
 
-    Returns the tidy rows of every fit with a ``group`` column first and a ``note`` column
-    that says why a mouse could not be fitted (too few cells, a level missing), if so.
+    Returns a :class:`~mmteach.results.PerGroupResult`: its ``tidy()`` has the rows of every
+    fit with a ``group`` column first and a ``note`` column that says why a mouse could not
+    be fitted (too few cells, a level missing), if so.
 
     Examples
     --------
@@ -204,18 +313,20 @@ def fit_per_group(
         raise DataError(f"The grouping column {group!r} is not in the data.")
     parsed = _as_formula(data, formula).without_random()
     sub = data[data[group].notna()]
+    if sub.empty:
+        raise DataError(f"The grouping column {group!r} has no values, so there are no groups to fit.")
     codes, levels = factor_codes(sub[group])
-    frames = []
+    fits: list[tuple[str, FitResult | None, str]] = []
     for k, level in enumerate(levels):
         part = sub[codes == k]
         try:
-            tidy = fit_lm(part, parsed, factors=factors).tidy()
-            tidy["note"] = ""
+            fits.append((level, fit_lm(part, parsed, factors=factors), ""))
         except MMTeachError as err:
-            tidy = pd.DataFrame({"term": [""], "note": [str(err)]})
-        tidy.insert(0, "group", level)
-        frames.append(tidy)
-    return pd.concat(frames, ignore_index=True)
+            fits.append((level, None, str(err)))
+    used = [f for f in factors if f in parsed.variables()]
+    r_call = (r_data_prep("d", used)
+              + f"fits <- by(d, d${group}, function(s) lm({parsed.to_r()}, data = s))\nlapply(fits, summary)")
+    return PerGroupResult(formula=parsed.to_r(), group=group, fits=tuple(fits), r_call=r_call).tidy()
 
 
 def t_test(

@@ -16,10 +16,9 @@ import pandas as pd
 from mmteach.dfmethods import containment_df, kenward_roger, satterthwaite_df, satterthwaite_info
 from mmteach.errors import ModelError
 from mmteach.formula import Formula, parse_formula
-from mmteach.lm import coef_rows, r_data_prep
 from mmteach.lme_deviance import Block, LmeFit, LmeProblem
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
-from mmteach.results import Correlation, FitResult, RanefValue, VarComp
+from mmteach.results import Correlation, FitResult, RanefValue, VarComp, coef_rows, r_data_prep
 
 DF_METHODS = ("satterthwaite", "kenward-roger", "containment", "z")
 _DF_ALIASES = {

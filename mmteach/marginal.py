@@ -21,12 +21,10 @@ import pandas as pd
 from scipy import stats
 
 from mmteach.errors import DataError, ModelError
+from mmteach.families import check_family, check_response, family_r
 from mmteach.formula import Formula, parse_formula
-from mmteach.glmm import _family_r, check_response
-from mmteach.glmm_laplace import check_family
-from mmteach.lm import r_data_prep
 from mmteach.model_frame import ModelFrame, build_model
-from mmteach.results import Coef, FitResult
+from mmteach.results import Coef, FitResult, r_data_prep
 
 
 def _formula(data: pd.DataFrame, formula: str | Formula) -> Formula:
@@ -103,7 +101,7 @@ def fit_glm(
         messages=("This pooled GLM treats every row as independent and ignores which "
                   "mouse it came from; its standard errors are too small when rows from "
                   "the same mouse are correlated.",),
-        r_call=prep + f"fit <- glm({f.to_r()}, data = d, family = {_family_r(fam, lk)})\n"
+        r_call=prep + f"fit <- glm({f.to_r()}, data = d, family = {family_r(fam, lk)})\n"
                       "summary(fit)",
         extras={"vcov": np.asarray(res.cov_params())},
     )
@@ -169,7 +167,7 @@ def fit_gee(
         groups=((group, ng),), converged=True, messages=msgs,
         r_call=prep + f"d <- d[order(d${group}), ]\n"
                       f"fit <- geepack::geeglm({f.to_r()}, id = {group}, data = d, "
-                      f"family = {_family_r(fam, lk)}, corstr = \"exchangeable\")\n"
+                      f"family = {family_r(fam, lk)}, corstr = \"exchangeable\")\n"
                       "summary(fit)",
         # geeglm's estimated scale (Pearson chi-square / N); statsmodels fixes it at 1 for
         # binomial and Poisson, which the robust SEs do not use

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mmteach import validate
 from mmteach.errors import DataError
 from mmteach.formula import Formula, RandomTerm, Term, Variable, parse_formula
 
@@ -61,6 +62,7 @@ class ModelFrame:
     blocks: tuple[RandomBlock, ...]
     n_dropped: int
     messages: tuple[str, ...] = ()
+    aliased: tuple[str, ...] = ()  # fixed-effect columns dropped as linear combinations
 
     @property
     def n_obs(self) -> int:
@@ -179,7 +181,7 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-class _Coder:
+class ColumnCoder:
     """Codes the variables of one data frame (shared by fixed and random parts)."""
 
     def __init__(self, data: pd.DataFrame, factor_names: set[str]) -> None:
@@ -208,6 +210,13 @@ class _Coder:
             for k in range(start, len(levels))
         ]
 
+    def term_width(self, term: Term) -> int:
+        """How many columns a term can have at most (known before any is built)."""
+        width = 1
+        for v in term.variables:
+            width *= len(self.codes(v.name)[1]) if self.is_factor(v) else 1
+        return width
+
     def term_columns(
         self, term: Term, present: set[frozenset[tuple[str, bool]]]
     ) -> list[tuple[str, np.ndarray]]:
@@ -233,21 +242,25 @@ def _drop_aliased(
     """Drop columns that are linear combinations of the earlier ones (as lme4 does)."""
     kept: list[tuple[str, np.ndarray, int]] = []
     dropped: list[str] = []
-    basis = np.zeros((columns[0][1].shape[0] if columns else 0, 0))
+    n = columns[0][1].shape[0] if columns else 0
+    # The basis is orthonormal (Gram-Schmidt, applied twice for accuracy), so each column's
+    # projection costs n x k, not a least-squares solve: linear in the columns kept so far.
+    basis = np.empty((n, len(columns)))
+    k = 0
     for name, col, a in columns:
         if not np.any(col):
             dropped.append(name)
             continue
-        if basis.shape[1]:
-            coef, *_ = np.linalg.lstsq(basis, col, rcond=None)
-            resid = col - basis @ coef
-        else:
-            resid = col
+        resid = col
+        for _ in range(2):
+            if k:
+                resid = resid - basis[:, :k] @ (basis[:, :k].T @ resid)
         if np.linalg.norm(resid) <= 1e-7 * max(np.linalg.norm(col), 1.0):
             dropped.append(name)
             continue
         kept.append((name, col, a))
-        basis = np.column_stack([basis, resid / np.linalg.norm(resid)])
+        basis[:, k] = resid / np.linalg.norm(resid)
+        k += 1
     return kept, dropped
 
 
@@ -274,8 +287,6 @@ def _response(data: pd.DataFrame, formula: Formula) -> tuple[np.ndarray, np.ndar
                 f"{example!r}. Pick a numeric column as the response, or fix the file."
             )
     y = data[resp.name].to_numpy(dtype=float)
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"The response {resp.name!r} has infinite values; remove those rows.")
     if resp.kind == "column":
         return y, None
     if resp.failures:
@@ -332,6 +343,7 @@ def build_model(
     _check_columns(data, formula.variables(), "column")
     _check_columns(data, factors, "factor column")
     used = formula.variables()
+    validate.check_used_names(data, [*used, *factors])
     if len(data) == 0:
         raise DataError("The data have no rows.")
     complete = data[used].notna().all(axis=1)
@@ -342,10 +354,13 @@ def build_model(
             "Every row has a missing value in one of the columns "
             f"{', '.join(used)}; there is nothing left to fit."
         )
-    y, trials = _response(frame, formula)
-
     factor_names = set(factors) | set(formula.grouping_columns())
-    coder = _Coder(frame, factor_names)
+    coder = ColumnCoder(frame, factor_names)
+    ids = [c for c in used if c in factor_names]
+    validate.check_values(frame, [c for c in used if c not in ids], ids)
+    y, trials = _response(frame, formula)
+    validate.check_response(y, trials, formula.response.label)
+    predictors = [c for c in used if c not in formula.response.columns() and c not in formula.grouping_columns()]
 
     # --- fixed effects ---------------------------------------------------------------
     present: set[frozenset[tuple[str, bool]]] = {t.key() for t in formula.fixed}
@@ -354,24 +369,25 @@ def build_model(
     columns: list[tuple[str, np.ndarray, int]] = []
     if formula.intercept:
         columns.append(("(Intercept)", np.ones(len(frame)), 0))
+    validate.check_design_size(len(frame), int(formula.intercept)
+                               + sum(coder.term_width(t) for t in formula.fixed))
+    for r in formula.random:
+        validate.check_design_size(len(frame), 1 + sum(coder.term_width(t) for t in r.terms))
     for k, term in enumerate(formula.fixed, start=1):
         for name, col in coder.term_columns(term, present):
             columns.append((name, col, k))
         if len(term.variables) == 1 and coder.is_factor(term.variables[0]):
             present.add(frozenset())  # a fully coded factor spans the intercept, as in R
-    messages: list[str] = []
+    messages = validate.constant_notes(frame, predictors)
     kept, dropped = _drop_aliased(columns)
     if dropped:
-        messages.append(
-            f"The fixed-effect columns {', '.join(dropped)} are linear combinations of other "
-            "columns (for example a mouse-level covariate together with mouse as a fixed "
-            "factor) and were dropped, as lme4 drops them."
-        )
+        messages.append(aliased_message(dropped))
     X = (
         np.column_stack([c for _, c, _ in kept])
         if kept
         else np.zeros((len(frame), 0))
     )
+    messages += validate.predictor_notes(X, [n for n, _, _ in kept], formula.intercept)
 
     # --- random effects --------------------------------------------------------------
     blocks = [_random_block(coder, frame, r) for r in formula.random]
@@ -391,6 +407,17 @@ def build_model(
         blocks=tuple(blocks),
         n_dropped=n_dropped,
         messages=tuple(messages),
+        aliased=tuple(dropped),
+    )
+
+
+def aliased_message(dropped: Sequence[str]) -> str:
+    """The note on fixed-effect columns dropped as linear combinations of earlier ones."""
+    shown = ", ".join(dropped[:12]) + (f" and {len(dropped) - 12} more" if len(dropped) > 12 else "")
+    return (
+        f"The fixed-effect columns {shown} are linear combinations of other "
+        "columns (for example a mouse-level covariate together with mouse as a fixed "
+        "factor) and were dropped, as lme4 drops them."
     )
 
 
@@ -411,7 +438,7 @@ def _findbars_rank(random: Sequence[RandomTerm]) -> list[int]:
     return rank
 
 
-def _random_block(coder: _Coder, frame: pd.DataFrame, r: RandomTerm) -> RandomBlock:
+def _random_block(coder: ColumnCoder, frame: pd.DataFrame, r: RandomTerm) -> RandomBlock:
     if len(r.group) == 1:
         codes, levels = coder.codes(r.group[0])
     else:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mmteach.figures import fmt_df, fmt_est_se, fmt_p
+from mmteach.tables import fmt_df, fmt_est_se, fmt_p
 
 
 def percent_change_in_odds(estimate: float, low: float, high: float) -> tuple[float, float, float]:

@@ -1,18 +1,22 @@
-"""Immutable result objects shared by every fit in mmteach.
+"""Immutable result objects shared by every fit in mmteach, with their coefficient tables and R code.
 
-A fit returns a :class:`FitResult`; a model comparison returns a :class:`Comparison`.
-Both are frozen dataclasses; their tables come out as pandas DataFrames through
-``tidy()``, ``glance()``, ``variance_components()`` and ``ranef()``.
+A fit returns a :class:`FitResult` (separate fits per group a :class:`PerGroupResult`); a
+model comparison returns a :class:`Comparison`. All are frozen dataclasses; their tables
+come out as pandas DataFrames through ``tidy()``, ``glance()``, ``variance_components()``
+and ``ranef()``. :func:`coef_rows` builds every coefficient table (t or z tests, 95% CIs)
+and :func:`r_data_prep` the R lines every ``r_code()`` starts with.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 TIDY_COLUMNS = (
     "term",
@@ -68,6 +72,43 @@ class RanefValue:
     level: str
     term: str
     value: float
+
+
+def coef_rows(
+    names: Sequence[str], beta: np.ndarray, se: np.ndarray, df: Sequence[float] | float
+) -> tuple[Coef, ...]:
+    """Coefficient rows with t (or z when df is infinite) tests and 95% CIs.
+
+    Examples
+    --------
+    >>> row = coef_rows(["x"], np.array([2.0]), np.array([1.0]), math.inf)[0]
+    >>> round(row.p_value, 4), round(row.conf_low, 3)
+    (0.0455, 0.04)
+    """
+    beta = np.asarray(beta, dtype=float)
+    se = np.asarray(se, dtype=float)
+    dfs = np.broadcast_to(np.asarray(df, dtype=float), beta.shape)
+    # one vectorised call per distribution (10,000 mouse coefficients in ms, not 40 s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = np.where(se > 0, beta / np.where(se > 0, se, 1.0), math.nan)
+    z = np.isinf(dfs)
+    finite_df = np.where(z, 1.0, dfs)
+    p = np.where(z, 2 * stats.norm.sf(np.abs(stat)), 2 * stats.t.sf(np.abs(stat), finite_df))
+    crit = np.where(z, stats.norm.ppf(0.975), stats.t.ppf(0.975, finite_df))
+    return tuple(
+        Coef(str(name), float(b), float(s), float(d), float(st), float(pv), float(b - c * s), float(b + c * s))
+        for name, b, s, d, st, pv, c in zip(names, beta, se, dfs, stat, p, crit)
+    )
+
+
+def r_data_prep(frame_name: str, factors: Sequence[str]) -> str:
+    """R lines that turn the given columns into factors, as the slides do.
+
+    >>> print(r_data_prep("d", ["midx", "t"]), end="")
+    d$midx <- factor(d$midx)
+    d$t <- factor(d$t)
+    """
+    return "".join(f"{frame_name}${f} <- factor({frame_name}${f})\n" for f in factors)
 
 
 def clean_json(x: Any) -> Any:
@@ -197,6 +238,53 @@ class FitResult:
 
 
 @dataclass(frozen=True)
+class PerGroupResult:
+    """Separate fits within each level of a grouping column (one LM per mouse).
+
+    ``fits`` holds ``(level, FitResult or None, note)`` per level in the data's level order;
+    ``note`` says why a level could not be fitted (too few cells, a level missing).
+    """
+
+    formula: str
+    group: str
+    fits: tuple[tuple[str, FitResult | None, str], ...]
+    r_call: str = ""
+
+    def tidy(self) -> pd.DataFrame:
+        """Every fit's tidy rows with a ``group`` column first and a ``note`` column last."""
+        frames = []
+        for level, fit, note in self.fits:
+            if fit is not None:
+                tidy = fit.tidy()
+                tidy["note"] = ""
+            else:
+                tidy = pd.DataFrame({"term": [""], "note": [note]})
+            tidy.insert(0, "group", level)
+            frames.append(tidy)
+        return pd.concat(frames, ignore_index=True)
+
+    def glance(self) -> pd.DataFrame:
+        """One row per group: its fit's glance() (empty for a group that could not be fitted)."""
+        rows = []
+        for level, fit, note in self.fits:
+            row = {"group": level}
+            if fit is not None:
+                row.update(fit.glance().iloc[0].to_dict())
+            row["note"] = note
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def r_code(self) -> str:
+        return self.r_call
+
+    def to_dict(self) -> dict[str, Any]:
+        return clean_json({"formula": self.formula, "group": self.group,
+                           "fits": [{"group": lv, "note": note,
+                                     "fit": None if fit is None else fit.to_dict()}
+                                    for lv, fit, note in self.fits]})
+
+
+@dataclass(frozen=True)
 class Comparison:
     """A test of a reduced model against a fuller one (LRT, optionally bootstrap)."""
 
@@ -214,9 +302,14 @@ class Comparison:
     # 50:50 chi-bar-square p-value when the test puts a variance on the boundary (else NaN).
     p_value_boundary: float = math.nan
     boundary_note: str = ""
+    # Parametric bootstrap: every draw counted, (1 + #{LRT* >= LRT}) / (1 + samples) ...
     bootstrap_p_value: float = math.nan
-    bootstrap_samples: int = 0
+    # ... and pbkrtest::PBmodcomp's, LRT* <= 0 left out: (1 + #{LRT* > LRT}) / (1 + positive)
+    bootstrap_p_value_pbmodcomp: float = math.nan
+    bootstrap_samples: int = 0  # refits that worked
+    bootstrap_positive: int = 0  # of those, with LRT* > 0 (PBmodcomp's "npos")
     bootstrap_failed: int = 0
+    bootstrap_note: str = ""  # why the two bootstrap p-values differ
     messages: tuple[str, ...] = ()
     r_call: str = ""
 
@@ -248,8 +341,11 @@ class Comparison:
             out["boundary_note"] = self.boundary_note
         if self.bootstrap_samples:
             out["bootstrap_p_value"] = self.bootstrap_p_value
+            out["bootstrap_p_value_pbmodcomp"] = self.bootstrap_p_value_pbmodcomp
             out["bootstrap_samples"] = self.bootstrap_samples
+            out["bootstrap_positive"] = self.bootstrap_positive
             out["bootstrap_failed"] = self.bootstrap_failed
+            out["bootstrap_note"] = self.bootstrap_note
         out["messages"] = list(self.messages)
         return clean_json(out)
 

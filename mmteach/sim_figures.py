@@ -181,8 +181,11 @@ def type1_pvalue_histogram(result: TypeIResult) -> go.Figure:
                       row=1, col=i + 1)
         fig.update_xaxes(title_text="p-value", range=[0, 1], dtick=0.5, row=1, col=i + 1)
     fig.update_yaxes(title_text="data sets", row=1, col=1)
-    fig.update_layout(title="p-values: flat (dotted line) if the test is valid", height=420,
-                      bargap=0.05)
+    # two short title lines (they must fit a projector): what a valid test shows, and why a
+    # valid test can still bend (the page's caption gives this run's numbers)
+    fig.update_layout(title="No effect: a valid test is flat (dotted line);<br>"
+                            "boundary fits and unequal ICCs push p towards 1",
+                      height=470, bargap=0.05, margin_t=130)
     return style(fig)
 
 

@@ -23,11 +23,14 @@ The deviance is lme4's: ``log|L|^2 + log|R_X|^2 + (N - p) (1 + log(2 pi r^2 / (N
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from scipy import stats
 
+from mmteach.dfmethods import fstat_ddf
 from mmteach.errors import DataError
+from mmteach.optim import fd_derivatives, newton_step
 
 __all__ = [
     "SlopeBatch",
@@ -198,6 +201,11 @@ def slope_deviance(theta: np.ndarray, A: np.ndarray, c: np.ndarray, s: np.ndarra
     return _slope_finish(_slope_core(np.asarray(theta, float), A, c, s), n_obs)[0]
 
 
+def _slope_dev(theta, *, A, c, s, n_obs):
+    """The REML criterion alone, for finite differences over a stack of theta points."""
+    return _slope_finish(_slope_core(theta, A, c, s), n_obs)[0]
+
+
 def _moment_start(A, c, s, n_obs):
     """Starting theta from per-class OLS: D = cov(b_i) - sigma^2 mean(A_i^-1), made PD."""
     a, b, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 1]
@@ -224,28 +232,6 @@ def _moment_start(A, c, s, n_obs):
     rel = np.einsum("rij,rj,rkj->rik", v, w, v)
     chol = np.linalg.cholesky(rel)
     return np.stack([chol[:, 0, 0], chol[:, 1, 0], chol[:, 1, 1]], -1)
-
-
-# Offsets of the 19-point finite-difference stencil: 0, +-e_i, and (+-e_i +-e_j) for i < j.
-_PAIRS = ((0, 1), (0, 2), (1, 2))
-
-
-def _stencil() -> np.ndarray:
-    pts = [np.zeros(3)]
-    for i in range(3):
-        for sgn in (1.0, -1.0):
-            e = np.zeros(3)
-            e[i] = sgn
-            pts.append(e)
-    for i, j in _PAIRS:
-        for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
-            e = np.zeros(3)
-            e[i], e[j] = si, sj
-            pts.append(e)
-    return np.array(pts)
-
-
-_STENCIL = _stencil()
 
 
 def fit_slope_batch(
@@ -309,21 +295,10 @@ def fit_slope_batch(
         Aa = A if A.ndim == 3 else A[active]
         ca, sa, th = c[active], s[active], theta[active]
         h = 1e-4 * (1.0 + np.abs(th))  # (Ra, 3) step per coordinate
-        pts = th[None] + _STENCIL[:, None, :] * h[None]  # (19, Ra, 3)
-        f = _slope_finish(_slope_core(pts, Aa, ca, sa), n_obs)[0]  # (19, Ra)
-        f0 = f[0]
-        g = (f[1:7:2] - f[2:7:2]).T / (2.0 * h)  # (Ra, 3)
-        H = np.empty((th.shape[0], 3, 3))
-        for i in range(3):
-            H[:, i, i] = (f[1 + 2 * i] - 2.0 * f0 + f[2 + 2 * i]) / h[:, i] ** 2
-        for m, (i, j) in enumerate(_PAIRS):
-            pp, pm, mp, mm = f[7 + 4 * m: 11 + 4 * m]
-            H[:, i, j] = H[:, j, i] = (pp - pm - mp + mm) / (4.0 * h[:, i] * h[:, j])
+        f0, g, H = fd_derivatives(partial(_slope_dev, A=Aa, c=ca, s=sa, n_obs=n_obs), th, None, h,
+                                  stacked=True)
         # Saddle-free Newton: |eigenvalues|, floored, keeps the step a descent direction.
-        w, v = np.linalg.eigh(H)
-        w = np.abs(w)
-        w = np.maximum(w, np.maximum(1e-8 * w.max(-1, keepdims=True), 1e-10))
-        step = -np.einsum("rij,rj,rkj,rk->ri", v, 1.0 / w, v, g)
+        step, _ = newton_step(g, H, escape=0.0)
         decrement = -(g * step).sum(-1)  # g' H^-1 g >= 0
         done = decrement < tol
         # Backtracking line search (Armijo) for the replicates still moving.
@@ -502,19 +477,6 @@ def _ri_profiled(u, n, S, Q, onehot, nu):
     return np.where(np.isfinite(f), f, np.inf), f1, f2
 
 
-def _satterthwaite_ddf(nu: np.ndarray) -> np.ndarray:
-    """lmerTest's get_Fstat_ddf for each row of nu (R, q)."""
-    q = nu.shape[1]
-    if q == 1:
-        return nu[:, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e = (nu / (nu - 2.0)).sum(-1)
-        out = 2.0 * e / (e - q)
-    out = np.where(np.any(nu <= 2.0, axis=1), 2.0, out)
-    equal = np.all(np.abs(np.diff(nu, axis=1)) < 1e-8, axis=1)
-    return np.where(equal, nu.mean(1), out)
-
-
 def fit_intercept_batch(
     n: np.ndarray,
     S: np.ndarray,
@@ -668,7 +630,7 @@ def _intercept_finish(u, nn, S, Q, onehot, cond, converged):
     fstat = (proj * proj / d).sum(-1) / (n_cond - 1)
     rows = np.einsum("rij,ic->rjc", vecs, Lmat)  # each eigen contrast on the cell means
     nus = np.stack([contrast(rows[:, m, :])[1] for m in range(n_cond - 1)], -1)
-    ddf = _satterthwaite_ddf(nus)
+    ddf = fstat_ddf(nus)
     pval = stats.f.sf(fstat, n_cond - 1, ddf)
     dev = t + nu_res * (1.0 + _LOG_2PI + np.log(r2 / nu_res))
     return InterceptBatch(

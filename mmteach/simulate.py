@@ -43,6 +43,7 @@ __all__ = [
     "simulate_report",
     "simulate_type1",
     "type1_curve",
+    "type1_curve_reading",
     "binomial_ci",
     "EXAMPLE1_ICC",
     "EXAMPLE1_MICE",
@@ -188,6 +189,33 @@ class ReportResult:
             "notes": list(self.notes),
         }
         return clean_json(out)
+
+    def reading(self) -> str:
+        """What this run shows, in words computed from its tables (the page's "Read it")."""
+        ft = self.fixed_table().set_index("term")
+        x = ft.loc["X"]
+        cov = float(x["coverage"])
+        out = [f"For the slope, the REML average SE is {x['avg_std_error']:.3g} against a true SE of "
+               f"{x['true_std_error']:.3g}, and the estimates spread with SD {x['sd_of_estimates']:.3g}; "
+               f"the pooled LM's average SE is {x['pooled_lm_avg_std_error']:.3g}, "
+               f"{x['pooled_lm_avg_std_error'] / x['true_std_error']:.2g} times the truth, because it "
+               "ignores that slopes vary between classes."]
+        if self.design.get("redraw_random_effects", False):
+            ok = abs(cov - 0.95) <= 2.6 * math.sqrt(0.95 * 0.05 / self.reps) + 0.005
+            out.append(f"The 95% intervals cover the true slope in {cov:.1%} of the replicates"
+                       + (", close to the nominal 95%." if ok else
+                          "; with few classes the Wald z interval is a little too narrow."))
+        else:
+            shift = float(x["avg_estimate"] - x["true_estimate"])
+            out.append(
+                f"With the report's design (class effects drawn once) the estimates centre on "
+                f"{x['avg_estimate']:.3g}, {shift:+.3g} from the true {x['true_estimate']:.3g}: the one "
+                "draw of class slopes has its own average, which every replicate shares. Their SD "
+                f"({x['sd_of_estimates']:.3g}) is the residual noise only, smaller than the SE "
+                f"({x['avg_std_error']:.3g}), which also counts the spread of class slopes a new "
+                f"experiment would bring; hence coverage {cov:.1%} instead of 95%. Redraw the random "
+                "effects per replicate to ask the question the SE answers.")
+        return " ".join(out)
 
     def summary_text(self) -> str:
         """Readable summary for the CLI."""
@@ -423,6 +451,31 @@ class TypeIResult:
         }
         return clean_json(out)
 
+    def pvalue_reading(self) -> str:
+        """Why a histogram is flat or bent, from the p-values themselves (the page's caption)."""
+        parts = []
+        for key, p in self.p_values.items():
+            low, high = float((p < 0.1).mean()), float((p > 0.9).mean())
+            short = TYPE1_METHODS[key].split(",")[0].split(" (")[0]
+            if low > 0.13:
+                parts.append(f"{short}: {low:.0%} of p-values below 0.1 (10% expected), too many "
+                             "false positives")
+            elif high > 0.13:
+                reasons = []
+                n_sing = int(self.lme_singular.sum())
+                if key == "lme" and n_sing > 0.01 * self.reps:
+                    reasons.append(f"{n_sing} fits put the mouse variance at 0 (boundary), where the "
+                                   "test is conservative")
+                if np.ptp(self.design["icc"]) > 0.05:
+                    reasons.append("the conditions' ICCs differ, so their mouse means have different "
+                                   "variances while the test assumes one")
+                why = " and ".join(reasons) or "Monte Carlo noise or ties in the data"
+                parts.append(f"{short}: {high:.0%} above 0.9 (10% expected): {why}")
+            else:
+                parts.append(f"{short}: {low:.0%} below 0.1 and {high:.0%} above 0.9, close to flat")
+        return ("With no true effect a valid test gives evenly spread p-values (5% of data sets per "
+                "bin, the dotted line). " + "; ".join(parts) + ".")
+
     def summary_text(self) -> str:
         """Readable summary for the CLI."""
         d = self.design
@@ -635,3 +688,27 @@ def type1_curve(
         t["reps"] = reps
         frames.append(t.drop(columns="rejections"))
     return pd.DataFrame(pd.concat(frames, ignore_index=True))
+
+
+def type1_curve_reading(curve: pd.DataFrame) -> str:
+    """What a type I curve shows, from its own end points (the page's "Read it")."""
+    if curve.empty:
+        raise DataError("The curve is empty: run it first.")
+    over = curve.columns[0]
+    name = {"icc": "ICC", "cells_per_mouse": "cells per mouse"}.get(over, over)
+    rate = curve.pivot(index=over, columns="method", values="rejection_rate").sort_index()
+    lo, hi = rate.index[0], rate.index[-1]
+    pooled = rate["pooled_lm"]
+    out = [f"Pooled LM: type I error {pooled.iloc[0]:.0%} at {name} {lo:g} and {pooled.iloc[-1]:.0%} "
+           f"at {hi:g}."]
+    if over == "icc" and lo == 0:
+        out.append("With no clustering (ICC 0) pooling is fine; as soon as mice differ, its "
+                   "false-positive rate climbs." if pooled.iloc[0] < 0.1 else "")
+    elif over == "cells_per_mouse" and pooled.iloc[-1] > pooled.iloc[0]:
+        out.append("More cells per mouse make pooling worse, not better: they add precision about "
+                   "the mice already measured, not about new ones.")
+    valid = [c for c in ("mouse_means", "lme") if c in rate]
+    span = ", ".join(f"{TYPE1_METHODS[c].split(',')[0].split(' (')[0]} {rate[c].min():.0%}-{rate[c].max():.0%}"
+                     for c in valid)
+    out.append(f"Over the whole range: {span}.")
+    return " ".join(o for o in out if o)

@@ -7,13 +7,13 @@ show exactly the same formatted values.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from conftest import ROOT
 from mmteach import figures as F
 from mmteach.datasets import load_dataset, read_example2
 from mmteach.errors import MMTeachError
@@ -21,7 +21,6 @@ from mmteach.formula import parse_formula
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
 from mmteach.subsample import subsample_per_group
 
-ROOT = Path(__file__).resolve().parents[1]
 FREQ = "pages/2_frequency.py"
 AMP = "pages/3_amplitude.py"
 LICK = "pages/4_water-lick.py"

@@ -6,12 +6,11 @@ import ast
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
 
 
 def _registered_pages() -> list[str]:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT, load_reference
 from mmteach import glmm_laplace as core
 from mmteach.glmm import _prepare, compare_glmm, parametric_bootstrap
 
-ROOT = Path(__file__).resolve().parents[1]
-REF = json.loads((ROOT / "tests/reference/glmm.json").read_text())
+REF = load_reference("glmm")
 PB = REF["pb_small"]
 DATA = pd.read_csv(ROOT / "tests/data" / PB["data"])
 
@@ -33,6 +31,9 @@ def test_pbmodcomp_p_value_within_monte_carlo_error(pb_result):
     p_r = PB["pb_p"]
     tol = 3 * math.sqrt(2 * p_r * (1 - p_r) / 1000)  # two independent Monte Carlo errors
     assert abs(cmp.bootstrap_p_value - p_r) < tol
+    # PBmodcomp's own convention (LRT* <= 0 left out): a fixed effect tested, few LRT* at 0
+    assert abs(cmp.bootstrap_p_value_pbmodcomp - p_r) < tol
+    assert cmp.bootstrap_positive <= cmp.bootstrap_samples
     # the observed LRT is the same as PBmodcomp's (anova) statistic
     assert cmp.chisq == pytest.approx(PB["lrt_chisq"], rel=1e-3, abs=1e-4)
     assert cmp.p_value == pytest.approx(PB["lrt_p"], rel=1e-3)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "tests" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -33,6 +34,8 @@ PAGES = [("overview", "", False), ("frequency", "n1=200&estimation=ML", True),
 SIM_QUERY = "reps=40&k=8&n=6&t1reps=200&curvereps=50"  # small designs: quick runs
 if (ROOT / "pages" / "6_simulation.py").is_file():
     PAGES.append(("simulation", SIM_QUERY, False))
+if (ROOT / "pages" / "7_design.py").is_file():
+    PAGES.append(("design", "reps=200", False))  # tables at once; charts wait for a click
 NOT_FOUND = "Page not found"
 # Presentation mode: every widget text an instructor needs to read must be projector-sized.
 BIG_TEXT = {
@@ -265,7 +268,7 @@ def test_simulation_results_render(server, browser, present):
         page.get_by_text("How often each analysis finds an effect").wait_for(timeout=180_000)
         _wait_idle(page)
         page.get_by_role("button", name="Run the curve").click()
-        page.get_by_text("with no clustering (ICC 0) pooling is fine").wait_for(timeout=300_000)
+        page.get_by_text("With no clustering (ICC 0) pooling is fine").wait_for(timeout=300_000)
         _wait_idle(page)
         tab = page.locator('[data-testid="stTabs"] [role="tabpanel"]:visible')
         assert tab.locator(".js-plotly-plot").count() == 3  # bars, p-values, curve

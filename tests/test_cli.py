@@ -1,23 +1,47 @@
-"""The command line, run as a student or instructor would (python -m mmteach ...)."""
+"""The command line, run as a student or instructor would (python -m mmteach ...).
+
+The commands run in-process through :func:`mmteach.cli.main` (a subprocess costs a second of
+imports each); one smoke test runs the real ``python -m mmteach``.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, SHARED, load_reference
+from conftest import EXAMPLE1, ROOT, load_reference
+from mmteach.cli import main
 
 LME = load_reference("lme")
-EX1 = SHARED / "data" / "example1_pcreb.csv"
+EX1 = EXAMPLE1
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mmteach", *args], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+@pytest.fixture()
+def run(capsys, monkeypatch):
+    """``run(*args)`` -> (returncode, stdout, stderr) of ``python -m mmteach *args``, in-process."""
+    monkeypatch.chdir(ROOT)
+
+    def call(*args: str) -> SimpleNamespace:
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's own errors
+            code = exit_.code
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return call
+
+
+def test_module_entry_point_smoke() -> None:
+    """The real ``python -m mmteach`` in a subprocess (the others call main() in-process)."""
+    ok = subprocess.run([sys.executable, "-m", "mmteach", "datasets", "--json"], capture_output=True,
+                        text=True, cwd=ROOT, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "ca_frequency" in {d["name"] for d in json.loads(ok.stdout)["datasets"]}
 
 
 def needs_example1() -> None:
@@ -28,7 +52,7 @@ def needs_example1() -> None:
 @pytest.mark.parametrize(
     ("df_method", "key"), [("satterthwaite", "coef_satterthwaite"), ("kenward-roger", "coef_kenward_roger")]
 )
-def test_fit_json_reproduces_lmertest(df_method: str, key: str) -> None:
+def test_fit_json_reproduces_lmertest(df_method: str, key: str, run) -> None:
     needs_example1()
     ref = LME["cases"]["ex1_reml"]
     if key not in ref:
@@ -48,7 +72,7 @@ def test_fit_json_reproduces_lmertest(df_method: str, key: str) -> None:
     assert {v["group"] for v in got["random"]} == {"midx", "Residual"}
 
 
-def test_compare_json_reproduces_anova() -> None:
+def test_compare_json_reproduces_anova(run) -> None:
     needs_example1()
     out = run("compare", str(EX1), "res ~ treatment_idx + (1|midx)", "res ~ 1 + (1|midx)",
               "--factor", "treatment_idx", "--json")
@@ -60,25 +84,35 @@ def test_compare_json_reproduces_anova() -> None:
     assert got["p_value"] == pytest.approx(0.002438, abs=5e-7)
 
 
-def test_bayes_fit_and_bayes_factor() -> None:
-    ref = load_reference("bayes")["water_lick"]
-    out = run("fit", "water_lick", "lick ~ dff + (1|mouseID)", "--family", "binomial",
-              "--bayes", "--json")
+def test_bayes_fit_and_bayes_factor(run, tmp_path) -> None:
+    """--bayes reaches fit_bayes_glmm and bayes_factor (their brms checks are in test_bayes.py),
+    on a small file so the fits take a moment."""
+    import numpy as np
+    import pandas as pd
+
+    from mmteach.bayes import bayes_factor, fit_bayes_glmm
+
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(6), 25)
+    x = rng.normal(size=g.size)
+    d = pd.DataFrame({"y": rng.binomial(1, 1 / (1 + np.exp(-(0.8 * x + rng.normal(0, 0.7, 6)[g])))),
+                      "x": x, "g": g})
+    path = tmp_path / "small.csv"
+    d.to_csv(path, index=False)
+    out = run("fit", str(path), "y ~ x + (1|g)", "--family", "binomial", "--bayes", "--json")
     assert out.returncode == 0, out.stderr
     got = {c["term"]: c for c in json.loads(out.stdout)["fixed"]}
-    # brms posterior mean of b_dff (4 x 20,000 draws); within 0.05 posterior SD
-    assert abs(got["dff"]["estimate"] - ref["draws"]["b_dff"]["mean"]) < 0.05 * ref["draws"][
-        "b_dff"]["sd"]
-    out = run("compare", "water_lick", "lick ~ dff + (1|mouseID)", "lick ~ (1|mouseID)",
-              "--family", "binomial", "--bayes", "--json")
+    fit1 = fit_bayes_glmm(d, "y ~ x + (1 | g)", family="binomial")
+    assert got["x"]["estimate"] == pytest.approx(fit1.coef("x").estimate, rel=1e-9)
+    out = run("compare", str(path), "y ~ x + (1|g)", "y ~ (1|g)", "--family", "binomial", "--bayes", "--json")
     assert out.returncode == 0, out.stderr
-    # brms::bayes_factor(fit1, fit0) by bridge sampling; log BF within 0.03
-    assert abs(json.loads(out.stdout)["log_bf10"] - ref["log_bf10"]) < 0.03
-    out = run("compare", "water_lick", "lick ~ dff + (1|mouseID)", "lick ~ (1|mouseID)", "--bayes")
+    fit0 = fit_bayes_glmm(d, "y ~ 1 + (1 | g)", family="binomial")
+    assert json.loads(out.stdout)["log_bf10"] == pytest.approx(bayes_factor(fit1, fit0).log_bf10, rel=1e-9)
+    out = run("compare", str(path), "y ~ x + (1|g)", "y ~ (1|g)", "--bayes")
     assert out.returncode == 2 and "--family" in out.stderr
 
 
-def test_fit_text_output_on_builtin_dataset() -> None:
+def test_fit_text_output_on_builtin_dataset(run) -> None:
     out = run("fit", "ca_frequency", "res ~ treatment_idx + (1|midx)", "--factor", "treatment_idx")
     assert out.returncode == 0, out.stderr
     assert "Reconstruction calibrated to the published results" in out.stdout
@@ -94,7 +128,7 @@ def test_fit_text_output_on_builtin_dataset() -> None:
         (("compare", "ca_frequency", "res ~ 1", "res ~ 1", "--bootstrap", "10"), "--family"),
     ],
 )
-def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], needle: str) -> None:
+def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], needle: str, run) -> None:
     out = run(*args)
     assert out.returncode == 2
     assert needle in out.stderr
@@ -102,14 +136,14 @@ def test_bad_input_is_one_line_and_nonzero(args: tuple[str, ...], needle: str) -
     assert len(out.stderr.strip().splitlines()) == 1
 
 
-def test_datasets_lists_labels() -> None:
+def test_datasets_lists_labels(run) -> None:
     out = run("datasets", "--json")
     names = {d["name"]: d for d in json.loads(out.stdout)["datasets"]}
     assert set(names) >= {"ca_frequency", "ca_amplitude", "water_lick"}
     assert all("Reconstruction" in d["label"] for d in names.values())
 
 
-def test_simulate_report_json_keys() -> None:
+def test_simulate_report_json_keys(run) -> None:
     out = run("simulate", "report", "--reps", "30", "--seed", "3", "--redraw", "--json")
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
@@ -120,9 +154,31 @@ def test_simulate_report_json_keys() -> None:
     assert 0.2 < got["true_std_error"]["X"] < 0.45
 
 
-def test_simulate_type1_json_pooled_is_anticonservative() -> None:
+def test_simulate_type1_json_pooled_is_anticonservative(run) -> None:
     out = run("simulate", "typeI", "--reps", "200", "--json")
     assert out.returncode == 0, out.stderr
     rates = json.loads(out.stdout)["rejection_rate"]
     pooled = next(v for k, v in rates.items() if "pool" in k.lower())
     assert pooled > 0.9  # published: above 90% with Example 1's ICCs
+
+
+def test_compare_bootstrap_json_has_both_conventions(run) -> None:
+    from conftest import DATA
+    from mmteach.glmm import compare_glmm
+
+    path = DATA / "glmm_pb.csv"
+    out = run("compare", str(path), "y ~ x + (1|g)", "y ~ 1 + (1|g)", "--family", "binomial",
+              "--bootstrap", "30", "--seed", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    import pandas as pd
+
+    cmp = compare_glmm(pd.read_csv(path), "y ~ x + (1|g)", "y ~ 1 + (1|g)", family="binomial", bootstrap=30,
+                       seed=4)
+    assert got["bootstrap_p_value"] == pytest.approx(cmp.bootstrap_p_value)
+    assert got["bootstrap_p_value_pbmodcomp"] == pytest.approx(cmp.bootstrap_p_value_pbmodcomp)
+    assert got["bootstrap_positive"] <= got["bootstrap_samples"] == cmp.bootstrap_samples
+    assert "PBmodcomp" in got["bootstrap_note"]
+    text = run("compare", str(path), "y ~ x + (1|g)", "y ~ 1 + (1|g)", "--family", "binomial",
+               "--bootstrap", "30", "--seed", "4").stdout
+    assert "PBmodcomp's convention" in text

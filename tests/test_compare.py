@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import EXAMPLE1, ROOT
 from conftest import case_factors as factors
 from conftest import load_case_data as load
 from mmteach.compare import boundary_p_value, compare_models, f_test
 from mmteach.errors import ModelError
 
-ROOT = Path(__file__).resolve().parents[1]
-EX1 = ROOT.parent / "shared" / "data" / "example1_pcreb.csv"
+EX1 = EXAMPLE1
 REF = json.loads((ROOT / "tests" / "reference" / "lme.json").read_text())
 
 

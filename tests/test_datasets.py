@@ -69,13 +69,24 @@ def test_reference_json_was_made_from_committed_csv(ref, name):
     )
 
 
-def test_build_script_is_byte_identical(tmp_path):
-    # python datasets/build_reconstructions.py OUT rebuilds all three files (~6 s)
+def test_build_script_rebuilds_the_committed_files(tmp_path):
+    """python datasets/build_reconstructions.py OUT rebuilds all three files (~6 s).
+
+    Same design, same labels, values within 1e-3. Not byte for byte on every machine: the
+    frequency calibration is a least-squares solve with more parameters than the targets pin
+    down, and which of the equally good points it stops at depends on the processor's BLAS
+    kernels (here 2.8e-4 apart on another CPU; every published target is met at both, as the
+    tests below check on the committed file)."""
     subprocess.run([sys.executable, str(ROOT / "datasets" / "build_reconstructions.py"),
                     str(tmp_path)], check=True, capture_output=True)
     for name in NAMES:
-        assert (tmp_path / f"{name}.csv").read_bytes() == \
-            (ROOT / "datasets" / f"{name}.csv").read_bytes(), name
+        built = pd.read_csv(tmp_path / f"{name}.csv")
+        committed = pd.read_csv(ROOT / "datasets" / f"{name}.csv")
+        assert list(built.columns) == list(committed.columns), name
+        numeric = built.select_dtypes("number").columns
+        pd.testing.assert_frame_equal(built.drop(columns=numeric), committed.drop(columns=numeric))
+        np.testing.assert_allclose(built[numeric].to_numpy(float), committed[numeric].to_numpy(float), rtol=0,
+                                   atol=1e-3, equal_nan=True, err_msg=name)
 
 
 # ------------------------------------------------------------------ Example 2: ca_frequency

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from mmteach.dfmethods import (
     containment_df,
     kenward_roger,
@@ -19,7 +19,6 @@ from mmteach.dfmethods import (
 from mmteach.lme import problem_from_frame
 from mmteach.model_frame import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests" / "reference" / "lme.json").read_text())
 
 

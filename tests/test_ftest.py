@@ -7,16 +7,15 @@ References: tests/r/reference_ftest.R -> tests/reference/ftest.json, data tests/
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from conftest import case_factors as factors
 from mmteach.compare import f_test
 
-ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests" / "reference" / "ftest.json").read_text())
 
 CASES = [(k, m) for k in REF["cases"] for m in ("satterthwaite", "kenward_roger")]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import EXAMPLE1
 from mmteach.errors import DataError
 from mmteach.icc import design_effect, effective_n, icc_oneway, icc_table
 
-EX1 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "example1_pcreb.csv"
+EX1 = EXAMPLE1
 
 # published_results.md, Example 1: ICC::ICCbare(midx, res) per condition; M = cells / mice
 PUBLISHED = {

@@ -100,7 +100,8 @@ def test_fixed_group_and_per_group(design_data: pd.DataFrame) -> None:
 
 
 def test_per_group_reports_unfittable_groups() -> None:
-    d = pd.DataFrame({"y": [1.0, 2, 3, 4, 5], "x": [1.0, 2, 3, 4, 5], "m": [1, 1, 1, 2, 3]})
+    # (y is not exactly x: a perfect fit is refused, since its standard errors are 0)
+    d = pd.DataFrame({"y": [1.0, 2.2, 2.9, 4, 5], "x": [1.0, 2, 3, 4, 5], "m": [1, 1, 1, 2, 3]})
     per = fit_per_group(d, "y ~ x", "m")
     notes = per.groupby("group").note.first()
     assert notes["1"] == "" and "needs more than" in notes["2"]

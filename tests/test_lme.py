@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import EXAMPLE1, ROOT
 from conftest import case_factors as factors
 from conftest import load_case_data as load
 from mmteach.errors import ModelError
 from mmteach.lme import fit_lme
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-EX1 = SHARED / "data" / "example1_pcreb.csv"
+EX1 = EXAMPLE1
 REF = json.loads((ROOT / "tests" / "reference" / "lme.json").read_text())
 CASES = REF["cases"]
 

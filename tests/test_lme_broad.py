@@ -28,19 +28,18 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from conftest import load_case_data as load
 from mmteach.compare import f_test
 from mmteach.errors import ModelError
 from mmteach.lme import fit_lme
 from mmteach.model_frame import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests" / "reference" / "lme_broad.json").read_text())
 CASES = REF["cases"]
 NAMES = list(CASES)

@@ -6,18 +6,17 @@ Reference values: tests/r/reference_glmm.R (glm, geepack::geeglm) on tests/data/
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
+from conftest import ROOT
 from mmteach.errors import DataError
 from mmteach.glmm import fit_glmm
 from mmteach.marginal import fit_gee, fit_glm, proportion_t_test
 
-ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests/reference/glmm.json").read_text())
 BERN = pd.read_csv(ROOT / "tests/data/glmm_bernoulli.csv")
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from streamlit import dataframe_util
 from streamlit.testing.v1 import AppTest
 
+from conftest import ROOT
 from mmteach.simulate import simulate_report, simulate_type1
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/6_simulation.py"
 
 
@@ -61,7 +59,7 @@ def test_run_report_shows_tables(page: AppTest) -> None:
     page.button(key="sim_run_report").click().run()
     assert not page.exception, [e.value for e in page.exception]
     fixed = table_with(page, "average estimate")
-    want = simulate_report(n_classes=8, n_per_class=6, reps=40, seed=1)
+    want = simulate_report(n_classes=8, n_per_class=6, reps=40, seed=1, redraw_random_effects=True)
     np.testing.assert_allclose(fixed["average estimate"], want.estimates.mean(0).round(4))
     np.testing.assert_allclose(fixed["true SE"], want.true_se.round(4))
     sds = table_with(page, "average SD")
@@ -95,3 +93,22 @@ def test_curve_runs() -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error
     assert at.get("plotly_chart")
+
+
+def test_report_redraws_by_default_and_draw_once_is_explained() -> None:
+    at = open_page(reps="40", k="8", n="6")
+    assert at.toggle(key="sim.redraw").value is True  # the question the report asks
+    at.button(key="sim_run_report").click().run()
+    assert any("redrawn per replicate" in i.value for i in at.info)
+    at.toggle(key="sim.redraw").set_value(False).run()
+    at.button(key="sim_run_report").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("drawn once" in w.value and "coverage" in w.value for w in at.warning)
+
+
+def test_misspecification_tab_runs() -> None:
+    at = open_page(ms_reps="100", ms_mice="6", ms_cells="10")
+    at.button(key="sim_run_misspec").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    assert any("random-intercept LME reports an average SE" in m.value for m in at.markdown)

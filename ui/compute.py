@@ -1,8 +1,29 @@
-"""Cached engine calls: pages pass the engine function itself; results and errors are cached."""
+"""Cached engine calls shared by every session: pages pass the engine function; costly ones run in a process pool.
+
+``call(fn, data, ...)`` keys a result on the function's name, a fingerprint of the data and
+every argument, and keeps it in one bounded in-memory cache that all sessions share
+(results are immutable, so a hit costs a dictionary look-up, not an unpickle). A miss runs
+in a process pool created once per server (``st.cache_resource``), so two cores serve two
+students at once and one student's slow fit never holds the interpreter lock the other
+sessions need; calls that prove cheaper than a pool round trip run in place. Identical
+requests that arrive while one is computing wait for it instead of computing it again.
+``fig(builder, data, ...)`` keeps built figures the same way (building one costs 0.1-0.4 s,
+unpickling a cached one almost as much). Both caches are bounded in entries and in memory,
+least recently used first out, so a day-long workshop does not grow without limit.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+import os
+import pickle
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pandas as pd
@@ -12,46 +33,439 @@ import streamlit as st
 from mmteach import errors
 from mmteach.errors import MMTeachError
 
+# Bounds (entries, MB); the environment may change them for a bigger or smaller server.
+RESULT_ENTRIES = int(os.environ.get("MMTEACH_CACHE_ENTRIES", 2048))
+RESULT_MB = float(os.environ.get("MMTEACH_CACHE_MB", 384))
+FIG_ENTRIES = int(os.environ.get("MMTEACH_FIG_CACHE_ENTRIES", 512))
+FIG_MB = float(os.environ.get("MMTEACH_FIG_CACHE_MB", 128))
+# Worker processes of the pool (0: compute everything in the server process).
+WORKERS = int(os.environ.get("MMTEACH_WORKERS", os.cpu_count() or 1))
+# A function whose calls average less than this runs in place: a pool round trip (pickling
+# the data there and the result back) costs a few ms, and a short fit queued behind a long
+# one (the amplitude page's LRT ladder takes seconds) would wait for all of it.
+INLINE_S = 0.05
+# Modules the pool's fork server imports once, so a new worker starts in milliseconds.
+PRELOAD = ["numpy", "pandas", "scipy.optimize", "mmteach.lme", "mmteach.lm", "mmteach.glmm",
+           "mmteach.compare", "mmteach.marginal", "mmteach.bayes", "mmteach.subsample"]
+
 
 def _name(fn: Callable[..., Any]) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _cached_call(_fn: Callable[..., Any], fn_name: str, data: pd.DataFrame, args: tuple,
-                 kwargs: tuple) -> tuple[bool, Any]:
-    # The function itself is not hashed (leading underscore); its qualified name is the key.
-    # Errors are cached too (as text) so an unfittable setting does not refit on each rerun.
-    try:
-        return True, _fn(data, *args, **dict(kwargs))
-    except MMTeachError as err:
-        return False, (type(err).__name__, str(err))
+# --------------------------------------------------------------------------------------
+# a bounded, thread-safe LRU cache that computes each key once
+# --------------------------------------------------------------------------------------
+class BoundedCache:
+    """Least-recently-used cache bounded by entry count and by (estimated) bytes.
 
-
-def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
-    """``fn(data, *args, **kwargs)`` through the cache, keyed by the data and every argument.
-
-    Raises the engine's MMTeachError subclass (ModelError, DataError, ...) with its message
-    when the call fails on purpose.
+    ``get_or_compute(key, compute)`` returns the cached value, or waits for the same key
+    being computed by another session, or computes it; ``compute`` returns ``(value,
+    nbytes)``. Exceptions are not cached (the caller caches teaching errors as values).
     """
-    kw = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()))
-    ok, value = _cached_call(fn, _name(fn), data, tuple(args), kw)
+
+    def __init__(self, max_entries: int, max_mb: float) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = int(max_mb * 2**20)
+        self._data: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._pending: dict[Hashable, Future] = {}
+        self._lock = threading.Lock()
+        self.bytes = 0
+        self.hits = self.misses = self.shared = self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], tuple[Any, int]]) -> Any:
+        for _ in range(2):  # a second round when a prefetch of the key failed unexpectedly
+            with self._lock:
+                if key in self._data:
+                    self._data.move_to_end(key)
+                    self.hits += 1
+                    return self._data[key][0]
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = Future()
+                    self.misses += 1
+                    break
+                self.shared += 1
+            try:
+                return pending.result()
+            except Exception:  # noqa: BLE001 - compute it here instead
+                continue
+        try:
+            value, nbytes = compute()
+        except BaseException as err:
+            self._fail(key, pending, err)
+            raise
+        self._store(key, pending, value, nbytes)
+        return value
+
+    def start(self, key: Hashable, launch: Callable[[], Future]) -> None:
+        """Begin computing ``key`` in the background unless it is cached or under way;
+        ``launch`` returns a Future of ``(value, nbytes)``. A later ``get_or_compute`` of
+        the key waits for it."""
+        with self._lock:
+            if key in self._data or key in self._pending:
+                return
+            pending = self._pending[key] = Future()
+            self.misses += 1
+        try:
+            inner = launch()
+        except Exception as err:  # noqa: BLE001 - whoever asks next computes it
+            self._fail(key, pending, err)
+            return
+
+        def done(f: Future) -> None:
+            try:
+                value, nbytes = f.result()
+            except BaseException as err:  # noqa: BLE001
+                self._fail(key, pending, err)
+                return
+            self._store(key, pending, value, nbytes)
+
+        inner.add_done_callback(done)
+
+    def _fail(self, key: Hashable, pending: Future, err: BaseException) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+        pending.set_exception(err)
+
+    def _store(self, key: Hashable, pending: Future, value: Any, nbytes: int) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
+            self._data[key] = (value, nbytes)
+            self.bytes += nbytes
+            while self._data and (len(self._data) > self.max_entries or self.bytes > self.max_bytes):
+                _, (_, old) = self._data.popitem(last=False)
+                self.bytes -= old
+                self.evicted += 1
+        pending.set_result(value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.bytes = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"entries": len(self._data), "bytes": self.bytes, "hits": self.hits,
+                "misses": self.misses, "shared": self.shared, "evicted": self.evicted}
+
+
+RESULTS = BoundedCache(RESULT_ENTRIES, RESULT_MB)
+FIGURES = BoundedCache(FIG_ENTRIES, FIG_MB)
+
+
+# --------------------------------------------------------------------------------------
+# keys: a fingerprint of the data, computed once per DataFrame object
+# --------------------------------------------------------------------------------------
+_TOKENS: dict[int, tuple[weakref.ref, str]] = {}
+_TOKENS_LOCK = threading.Lock()
+
+
+def data_token(data: pd.DataFrame) -> str:
+    """A fingerprint of a DataFrame's values, index, columns and dtypes (~1 ms for 2,000
+    rows), remembered for as long as the object lives (a page passes the same one to
+    several calls)."""
+    with _TOKENS_LOCK:
+        hit = _TOKENS.get(id(data))
+        if hit is not None and hit[0]() is data:
+            return hit[1]
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((tuple(map(str, data.columns)), tuple(map(str, data.dtypes)), data.shape)).encode())
+    h.update(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+    token = h.hexdigest()
+    with _TOKENS_LOCK:
+        if len(_TOKENS) > 4096:  # drop fingerprints of DataFrames that are gone
+            for k in [k for k, (ref, _) in _TOKENS.items() if ref() is None]:
+                del _TOKENS[k]
+        _TOKENS[id(data)] = (weakref.ref(data), token)
+    return token
+
+
+def _freeze(value: Any) -> Hashable:
+    """A hashable form of an argument (lists and dicts become tuples)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(map(_freeze, value)))
+    if isinstance(value, pd.DataFrame):
+        return ("DataFrame", data_token(value))
+    return value
+
+
+def _key(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> Hashable:
+    return (_name(fn), data_token(data), _freeze(args), _freeze(kwargs))
+
+
+# --------------------------------------------------------------------------------------
+# the process pool
+# --------------------------------------------------------------------------------------
+def _run_packed(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> tuple[bytes, float]:
+    """In a worker: the call, its result or teaching error pickled, and its run time."""
+    t0 = time.perf_counter()
+    try:
+        out: tuple[bool, Any] = (True, fn(data, *args, **kwargs))
+    except MMTeachError as err:
+        out = (False, (type(err).__name__, str(err)))
+    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL), time.perf_counter() - t0
+
+
+@st.cache_resource(show_spinner=False)
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """One pool per server, shared by every session (created at its first use)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+
+class _Costs:
+    """Average run time of each engine function, to decide pool or in place."""
+
+    def __init__(self) -> None:
+        self._avg: dict[str, float] = {}
+        self._n: dict[str, int] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        n = self._n.get(name, 0)
+        self._avg[name] = seconds if n == 0 else 0.8 * self._avg[name] + 0.2 * seconds
+        self._n[name] = n + 1
+
+    def cheap(self, name: str) -> bool:
+        return self._n.get(name, 0) >= 2 and self._avg[name] < INLINE_S
+
+
+COSTS = _Costs()
+
+
+def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> tuple[Any, int]:
+    name = _name(fn)
+    if WORKERS > 0 and not COSTS.cheap(name):
+        try:
+            packed, seconds = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs).result()
+            COSTS.add(name, seconds)
+            return pickle.loads(packed), len(packed)
+        except (BrokenProcessPool, pickle.PicklingError, AttributeError, TypeError) as err:
+            if isinstance(err, BrokenProcessPool):
+                _pool.clear()  # a worker died (e.g. out of memory): start a new pool next time
+            # not picklable, or the pool is gone: compute here instead
+    packed, seconds = _run_packed(fn, data, args, kwargs)
+    COSTS.add(name, seconds)
+    return pickle.loads(packed), len(packed)
+
+
+def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> Future:
+    """Submit a call to the pool; the Future gives ``(result, nbytes)`` like ``_compute``."""
+    out: Future = Future()
+    inner = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs)
+
+    def done(f: Future) -> None:
+        try:
+            packed, seconds = f.result()
+            COSTS.add(_name(fn), seconds)
+            out.set_result((pickle.loads(packed), len(packed)))
+        except BaseException as err:  # noqa: BLE001 - handed to whoever waits
+            if isinstance(err, BrokenProcessPool):
+                _pool.clear()
+            out.set_exception(err)
+
+    inner.add_done_callback(done)
+    return out
+
+
+def _run_reporting(fn: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> bytes:
+    """In a worker: ``fn(*args, progress=..., **kwargs)`` writing "done total" to ``path``."""
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        # a few writes a second are plenty; none once the session stopped waiting
+        if (now - last[0] > 0.1 or done >= total) and os.path.exists(path):
+            last[0] = now
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                f.write(f"{done} {total}")
+            os.replace(tmp, path)
+
+    try:
+        out: tuple[bool, Any] = (True, fn(*args, progress=progress, **kwargs))
+    except MMTeachError as err:
+        out = (False, (type(err).__name__, str(err)))
+    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def background(fn: Callable[..., Any], *args: Any, progress: Callable[[int, int], None] | None = None,
+               poll_s: float = 0.25, **kwargs: Any) -> Any:
+    """``fn(*args, progress=..., **kwargs)`` for a long run a student starts on purpose (a
+    bootstrap, a simulation): computed in the pool, so it takes one core and never stalls
+    the other students' pages; ``progress(done, total)`` is relayed from the worker while
+    this session waits. Not cached. Raises the engine's teaching errors like ``call``."""
+    import tempfile
+
+    if WORKERS <= 0:
+        return fn(*args, progress=progress or (lambda done, total: None), **kwargs)
+    fd, path = tempfile.mkstemp(prefix="mmteach-progress-")
+    os.close(fd)
+    try:
+        future = _pool(WORKERS).submit(_run_reporting, fn, path, args, kwargs)
+        seen = ""
+
+        def relay() -> None:
+            nonlocal seen
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except OSError:
+                return
+            if progress is not None and text and text != seen:
+                seen = text
+                done, total = map(int, text.split())
+                progress(done, total)  # also where Streamlit stops a run the student left
+
+        while True:
+            try:
+                packed = future.result(timeout=poll_s)
+                break
+            except TimeoutError:
+                relay()
+        relay()  # the last step (the bar reaches its end)
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    ok, value = pickle.loads(packed)
     if not ok:
         cls_name, message = value
         raise getattr(errors, cls_name, MMTeachError)(message)
     return value
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _cached_fig(_builder: Callable[..., go.Figure], name: str, data: pd.DataFrame, args: tuple,
-                kwargs: tuple) -> go.Figure:
-    return _builder(data, *args, **dict(kwargs))
+# --------------------------------------------------------------------------------------
+# what the pages call
+# --------------------------------------------------------------------------------------
+def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+    """``fn(data, *args, **kwargs)`` through the shared cache, keyed by the data and every argument.
+
+    Raises the engine's MMTeachError subclass (ModelError, DataError, ...) with its message
+    when the call fails on purpose (the failure is cached too, so an unfittable setting does
+    not refit on each rerun). Results are shared between sessions: do not modify them.
+    """
+    key = _key(fn, data, args, kwargs)
+    ok, value = RESULTS.get_or_compute(key, lambda: _compute(fn, data, args, kwargs))
+    _remember(value, key)
+    if not ok:
+        cls_name, message = value
+        raise getattr(errors, cls_name, MMTeachError)(message)
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value.copy()  # a page may add columns; the cached one stays as computed
+    return value
+
+
+def prefetch(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> None:
+    """Start ``call(fn, data, *args, **kwargs)`` in the pool and return at once, so a page
+    that needs several slow results (e.g. the LRT ladder) has them computed side by side
+    on every core; its later ``call`` of the same arguments waits for the result."""
+    if WORKERS > 0 and not COSTS.cheap(_name(fn)):
+        RESULTS.start(_key(fn, data, args, kwargs), lambda: _launch(fn, data, args, kwargs))
+
+
+# Which cached result an object is (by identity, checked through a weak reference), so a
+# table or figure derived from results can be cached on the results' keys.
+_RESULT_KEYS: dict[int, tuple[weakref.ref, Hashable]] = {}
+
+
+def _remember(value: Any, key: Hashable) -> None:
+    try:
+        ref = weakref.ref(value)
+    except TypeError:  # not weakly referable (e.g. a tuple): derived() will not cache on it
+        return
+    with _TOKENS_LOCK:
+        if len(_RESULT_KEYS) > 8192:
+            for k in [k for k, (r, _) in _RESULT_KEYS.items() if r() is None]:
+                del _RESULT_KEYS[k]
+        _RESULT_KEYS[id(value)] = (ref, key)
+
+
+class _Uncacheable(Exception):
+    pass
+
+
+def _derived_key(value: Any) -> Hashable:
+    """Like _freeze, but a cached result stands for its own key; anything else that is not
+    a plain value makes the call uncacheable."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, pd.DataFrame):
+        return ("DataFrame", data_token(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_derived_key(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _derived_key(v)) for k, v in value.items())  # order matters (rows)
+    hit = _RESULT_KEYS.get(id(value))
+    if hit is not None and hit[0]() is value:
+        return ("result", hit[1])
+    raise _Uncacheable
+
+
+def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` cached when its arguments are plain values, DataFrames and
+    results of ``call``: the tables and figures a page derives from its fits (comparison
+    rows, forest plots) are then built once for every session that shows the same fits.
+    DataFrames come back as copies; figures are shared (draw them, do not modify them)."""
+    try:
+        key = ("derived", _name(fn), _derived_key(args), _derived_key(kwargs))
+    except _Uncacheable:
+        return fn(*args, **kwargs)
+
+    def build() -> tuple[Any, int]:
+        value = fn(*args, **kwargs)
+        if isinstance(value, go.Figure):
+            return value, _figure_bytes(value)
+        if isinstance(value, (pd.DataFrame, pd.Series)):
+            return value, int(value.memory_usage(deep=True).sum()) if isinstance(value, pd.DataFrame) \
+                else int(value.memory_usage(deep=True))
+        return value, 4096
+
+    value = FIGURES.get_or_compute(key, build)
+    return value.copy() if isinstance(value, (pd.DataFrame, pd.Series)) else value
+
+
+def _figure_bytes(figure: go.Figure) -> int:
+    """A cheap size estimate of a figure: 16 bytes per data value plus 2 KB per trace."""
+    total = 4096
+    for trace in figure.data:
+        total += 2048
+        for attr in ("x", "y", "z", "text", "customdata", "q1", "median", "q3"):
+            values = getattr(trace, attr, None)
+            if values is not None:
+                try:
+                    total += 16 * len(values)
+                except TypeError:
+                    total += 16
+    return total
 
 
 def fig(builder: Callable[..., go.Figure], data: pd.DataFrame, *args: Any, **kwargs: Any) -> go.Figure:
-    """A figure from an ``mmteach.figures`` builder, cached on the data and arguments
-    (the many-panel plots take a few hundred ms to build; a cache hit is ~30 ms)."""
-    return _cached_fig(builder, _name(builder), data, tuple(args), tuple(sorted(kwargs.items())))
+    """A figure from an ``mmteach.figures`` builder, cached on the data and arguments and
+    shared by every session: draw it, do not modify it (``display.show_fig`` copies it
+    before restyling it for presentation mode)."""
+    key = _key(builder, data, args, kwargs)
+
+    def build() -> tuple[go.Figure, int]:
+        figure = builder(data, *args, **kwargs)
+        return figure, _figure_bytes(figure)
+
+    return FIGURES.get_or_compute(key, build)
+
+
+def stats() -> dict[str, dict[str, int]]:
+    """Entries, bytes, hits and misses of both caches (for tests and the load test)."""
+    return {"results": RESULTS.stats(), "figures": FIGURES.stats()}
 
 
 def python_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:

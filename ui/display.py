@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,6 +50,50 @@ code { font-size: 0.9em !important; }
 """
 
 
+# Every ASCII punctuation character may be backslash-escaped in Markdown (CommonMark); an
+# escaped one is shown as itself. Escaping all of them means no link, emphasis, heading,
+# list, HTML tag, entity, LaTeX ($) or bare-URL autolink can come out of user text.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&@=\"'^%,;?/])")
+
+
+def escape_markdown(text: object) -> str:
+    r"""Text that Streamlit's Markdown shows literally (user text inside our messages).
+
+    Examples
+    --------
+    >>> print(escape_markdown("[Log in](http://e.invalid) **x**"))
+    \[Log in\]\(http\:\/\/e\.invalid\) \*\*x\*\*
+    """
+    lines = str(text).replace("\r", "").split("\n")
+    # a single newline would join the lines in Markdown: keep them as separate lines
+    return "  \n".join(_MD_SPECIAL.sub(r"\\\1", line) for line in lines)
+
+
+def error(title: str, detail: object = None) -> None:
+    """An error box whose text is never read as Markdown or HTML.
+
+    ``title`` (in bold) and ``detail`` (e.g. an MMTeachError, whose message may quote a
+    student's formula, column names or file contents) are escaped; the excerpt of a formula
+    with its caret line (the indented lines of a FormulaError) is shown as code, where the
+    caret lines up.
+    """
+    body = f"**{escape_markdown(title)}**" if title else ""
+    excerpt: list[str] = []
+    if detail is not None:
+        lines = str(detail).split("\n")
+        excerpt = [ln[4:] for ln in lines if ln.startswith("    ")]
+        prose = escape_markdown(" ".join(ln for ln in lines if not ln.startswith("    ")))
+        body = f"{body}  \n{prose}" if body else prose
+    st.error(body)
+    if excerpt:
+        st.code("\n".join(excerpt), language=None)
+
+
+def note(text: str, *, kind: str = "info") -> None:
+    """An info or warning box for a sentence that quotes user text (escaped, as in error)."""
+    (st.warning if kind == "warning" else st.info)(escape_markdown(text))
+
+
 def columns(n: int, *, gap: str = "medium") -> list[Any]:
     """``n`` side-by-side columns; in presentation mode one full-width block per item."""
     if presenting():
@@ -59,7 +104,8 @@ def columns(n: int, *, gap: str = "medium") -> list[Any]:
 def show_fig(fig: go.Figure, *, key: str | None = None) -> None:
     """Draw a plotly figure, with projector-sized fonts in presentation mode."""
     if presenting():  # the builders already applied the normal style
-        fig = style(fig, presentation=True)
+        # a copy: figures from compute.fig are shared by every session
+        fig = style(go.Figure(fig), presentation=True)
         fig.update_layout(height=int((fig.layout.height or 450) * 1.35))
     st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
 

@@ -1,0 +1,116 @@
+"""ui.compute: the shared cache is bounded, computes each key once, and the pool gives the engine's answers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from mmteach.datasets import load_dataset
+from mmteach.errors import ModelError
+from mmteach.lm import fit_lm
+from mmteach.lme import fit_lme
+from ui import compute
+
+
+def test_cache_bounded_by_entries_and_bytes():
+    cache = compute.BoundedCache(max_entries=3, max_mb=1)
+    for i in range(5):
+        cache.get_or_compute(i, lambda i=i: (i, 10))
+    assert len(cache) == 3 and cache.stats()["evicted"] == 2
+    assert cache.get_or_compute(4, lambda: pytest.fail("4 is cached")) == 4
+    big = compute.BoundedCache(max_entries=100, max_mb=1)
+    for i in range(10):
+        big.get_or_compute(i, lambda i=i: (i, 300_000))  # 0.3 MB each
+    assert big.bytes <= 2**20 and len(big) == 3
+
+
+def test_identical_concurrent_requests_computed_once():
+    cache = compute.BoundedCache(max_entries=10, max_mb=1)
+    runs = []
+
+    def slow():
+        runs.append(1)
+        time.sleep(0.3)
+        return "fit", 1
+
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(cache.get_or_compute("k", slow))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == ["fit"] * 6 and len(runs) == 1
+    assert cache.stats()["shared"] == 5
+
+
+def test_failed_computation_is_not_cached():
+    cache = compute.BoundedCache(max_entries=10, max_mb=1)
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute("k", lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert cache.get_or_compute("k", lambda: ("ok", 1)) == "ok"
+
+
+def test_data_token_follows_the_values():
+    d = load_dataset("ca_frequency")
+    same = d.copy()
+    assert compute.data_token(d) == compute.data_token(same)
+    changed = d.copy()
+    changed.loc[changed.index[0], "res"] += 1
+    assert compute.data_token(changed) != compute.data_token(d)
+    assert compute.data_token(d.iloc[:-1]) != compute.data_token(d)
+
+
+def test_pool_and_prefetch_give_the_engine_results():
+    d = load_dataset("ca_frequency").iloc[::3]  # data no other test has cached
+    formula = "res ~ treatment_idx + (1 | midx)"
+    direct = fit_lme(d, formula, factors=["treatment_idx"])
+    compute.prefetch(fit_lme, d, formula, factors=["treatment_idx"])
+    pooled = compute.call(fit_lme, d, formula, factors=("treatment_idx",))  # list or tuple: one key
+    pd.testing.assert_frame_equal(pooled.tidy(), direct.tidy())
+    assert compute.call(fit_lme, d, formula, factors=["treatment_idx"]) is pooled  # shared, not refitted
+    # a teaching error keeps its class and message, and is cached as well
+    one_mouse = d[d["midx"] == d["midx"].iloc[0]]
+    for _ in range(2):
+        with pytest.raises(ModelError) as err:
+            compute.call(fit_lme, one_mouse, formula, factors=["treatment_idx"])
+    assert "mouse" in str(err.value).lower() or "group" in str(err.value).lower()
+    lm = compute.call(fit_lm, d, "res ~ treatment_idx", factors=["treatment_idx"])
+    pd.testing.assert_frame_equal(lm.tidy(), fit_lm(d, "res ~ treatment_idx", factors=["treatment_idx"]).tidy())
+
+
+def test_derived_cached_on_the_results_it_comes_from():
+    d = load_dataset("ca_frequency").iloc[1::4]
+    calls = []
+
+    def table(fits, label):
+        calls.append(label)
+        return pd.DataFrame({"label": [label], "estimate": [fits["LM"].tidy()["estimate"].iloc[1]]})
+
+    lm = compute.call(fit_lm, d, "res ~ treatment_idx", factors=["treatment_idx"])
+    first = compute.derived(table, {"LM": lm}, "48h")
+    again = compute.derived(table, {"LM": lm}, "48h")
+    pd.testing.assert_frame_equal(first, again)
+    assert calls == ["48h"]
+    compute.derived(table, {"LM": lm}, "72h")
+    assert calls == ["48h", "72h"]
+    # a fit made outside the cache is not known: computed every time, never stale
+    own = fit_lm(d, "res ~ treatment_idx", factors=["treatment_idx"])
+    compute.derived(table, {"LM": own}, "48h")
+    compute.derived(table, {"LM": own}, "48h")
+    assert calls == ["48h", "72h", "48h", "48h"]
+
+
+def test_background_run_relays_progress_and_gives_the_engine_result():
+    from mmteach.compare import compare_models
+
+    d = load_dataset("water_lick")
+    args = (d, "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)")
+    seen = []
+    got = compute.background(compare_models, *args, family="binomial", bootstrap=60, seed=3,
+                             progress=lambda done, total: seen.append((done, total)), poll_s=0.02)
+    ref = compare_models(*args, family="binomial", bootstrap=60, seed=3)
+    assert got.bootstrap_p_value == ref.bootstrap_p_value and got.chisq == pytest.approx(ref.chisq)
+    assert seen and seen[-1][1] == 60 and all(0 <= d <= t for d, t in seen)
