@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.figures import fmt_p as _fmt_p
-from mmteach.figures import is_missing
+from mmteach.tables import fmt_p as _fmt_p
+from mmteach.tables import is_missing
 
 ALPHA = 0.05
 BOOK_BF10 = 5.02  # the Bayes factor the book reports for its original water-lick data
