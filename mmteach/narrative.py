@@ -171,7 +171,7 @@ def frequency_reading(data: pd.DataFrame, long: pd.DataFrame, *, term: str, labe
         out.append(f"Pooling does not find the {label} change: with these {unit} the pooled p is "
                    f"{p_text(pool['p_value'])}.")
     if fix is not None:
-        out.append(f"With each {group_word} as its own fixed level, times are compared within "
+        out.append(f"With each {group_word} as its own fixed level, the comparison is made within "
                    f"{plural(group_word)}: {num(fix['estimate'])}, {p_eq(fix['p_value'])} "
                    f"({'significant' if _sig(fix) else 'not significant'}).")
     if lme is not None:

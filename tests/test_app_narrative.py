@@ -137,6 +137,7 @@ def test_amplitude_sentences_follow_the_tables(state, how):
                                                      "all dropped")])
 def test_water_lick_sentences_follow_the_table(state, how):
     at = open_state(LICK, "lick", state, how)
+    assert "drop mouse 2" not in [b.label for b in at.button]  # mouse 2 is not special here
     notice, read = sentence(at, "Notice:"), sentence(at, "Read the table:")
     if state == "all dropped":
         assert notice is None and read is None
@@ -160,3 +161,10 @@ def test_water_lick_sentences_follow_the_table(state, how):
         assert f"BF10 is {float(bf):#.3g}".rstrip(".") in story
     if glmm:
         assert any(c.value.startswith("One refit of both models took") for c in at.caption)
+
+
+def test_agq_with_a_random_slope_switches_to_laplace():
+    at = open_page(LICK, structure="random intercept + dF/F slope per mouse", method="AGQ (25 points)")
+    assert not errors(at)
+    assert any("uses the Laplace approximation" in c.value for c in at.caption)
+    assert "GLMM (Laplace)" in shown_table(at, "odds change per 1% dF/F").index
