@@ -110,7 +110,11 @@ def test_amplitude_sentences_follow_the_tables(state, how):
         assert "hardly cross" not in notice or "% of pairs" in notice
     else:
         assert notice.startswith("Too few cells")
-    table = shown_table(at, "24h vs baseline: p")
+    try:
+        table = shown_table(at, "24h vs baseline: p")
+    except AssertionError:  # no analysis could be fitted (one cell): no table, so no reading of it
+        assert read is None and errors(at)
+        return
     if {"Pooled LM", "Paired t-test"} <= set(table.index):
         _, se_pool = est_se(table.loc["Pooled LM", "24h vs baseline: estimate ± SE"])
         _, se_pair = est_se(table.loc["Paired t-test", "24h vs baseline: estimate ± SE"])
