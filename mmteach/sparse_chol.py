@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     analyze = None
     CholmodNotPositiveDefiniteError = np.linalg.LinAlgError
 
-DENSE_BELOW = 400  # dense LAPACK is faster than CHOLMOD's overhead for smaller matrices
+DENSE_BELOW = 50  # dense LAPACK beats CHOLMOD only on small matrices (glmm_crossed_7584, q = 340: 2x)
 
 
 class NotPositiveDefinite(np.linalg.LinAlgError):
