@@ -492,6 +492,20 @@ DRAWN_JS = """() => {
 TWO_FRAMES_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
 
 
+def _parse(cls: Any, payload: Any) -> Any:
+    """A websocket frame as a protobuf message of ``cls``, or None (text, or another kind)."""
+    from google.protobuf.message import DecodeError
+
+    if isinstance(payload, str):
+        return None
+    msg = cls()
+    try:
+        msg.ParseFromString(payload)
+    except DecodeError:
+        return None
+    return msg
+
+
 class BrowserStudent:
     """One Chromium tab; times an action until the rerun it starts is finished and drawn."""
 
@@ -508,17 +522,10 @@ class BrowserStudent:
         self.tab: Any = None
 
     def _frame(self, payload: Any) -> None:
-        from google.protobuf.message import DecodeError
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-        if isinstance(payload, str):
-            return
-        msg = ForwardMsg()
-        try:
-            msg.ParseFromString(payload)
-        except DecodeError:
-            return
-        kind = msg.WhichOneof("type")
+        msg = _parse(ForwardMsg, payload)
+        kind = msg.WhichOneof("type") if msg is not None else None
         if kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
             self.finished += 1
             self.finished_at = time.perf_counter()
@@ -528,17 +535,10 @@ class BrowserStudent:
             self.errors.append(f"{self.page_name}: exception {msg.delta.new_element.exception.message[:200]}")
 
     def _sent(self, payload: Any) -> None:
-        from google.protobuf.message import DecodeError
         from streamlit.proto.BackMsg_pb2 import BackMsg
 
-        if isinstance(payload, str):
-            return
-        msg = BackMsg()
-        try:
-            msg.ParseFromString(payload)
-        except DecodeError:
-            return
-        if msg.WhichOneof("type") == "rerun_script":
+        msg = _parse(BackMsg, payload)
+        if msg is not None and msg.WhichOneof("type") == "rerun_script":
             self.requested += 1
 
     async def open(self) -> float:
