@@ -109,10 +109,12 @@ def test_browser_session_keeps_working_through_the_balancer(balancer):
             student = loadtest.BrowserStudent(browser, balancer["url"], "overview")
             try:
                 await student.open()
-                toggle = student.tab.locator('[data-testid="stSidebar"] [data-testid="stCheckbox"] label').first
+                # the sidebar toggle, by keyboard: the projector layout may move it out of view
+                toggle = student.tab.get_by_role("switch", name="Presentation mode")
                 for _ in range(4):  # presentation mode on, off, on, off: four reruns
                     before = student.finished
-                    await toggle.click()
+                    await toggle.focus()
+                    await toggle.press("Space")
                     await student._wait_drawn(before, time.perf_counter())
                 assert await student.tab.locator('[data-testid="stException"]').count() == 0
                 cookies = await student.tab.context.cookies()
