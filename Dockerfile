@@ -12,9 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 
 WORKDIR /app
-# scikit-sparse (sparse Cholesky for large designs) builds against Debian's SuiteSparse
-RUN apt-get update && apt-get install -y --no-install-recommends build-essential libsuitesparse-dev \
-    && rm -rf /var/lib/apt/lists/*
+# runtime requirements only: without requirements-sparse.txt (a C build against SuiteSparse)
+# mmteach uses its dense Cholesky fallback
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY app.py ./
