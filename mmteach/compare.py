@@ -48,7 +48,7 @@ BOOTSTRAP_NOTE = (
 LRT_ZERO = 1e-6
 
 
-def _ml_fit(mf: ModelFrame, allow_unidentifiable: bool) -> tuple[float, int, LmeFit | None]:
+def ml_fit(mf: ModelFrame, allow_unidentifiable: bool) -> tuple[float, int, LmeFit | None]:
     """(ML log-likelihood, number of parameters, engine fit or None for a plain LM)."""
     if not mf.blocks:
         n, p = mf.X.shape
@@ -319,16 +319,34 @@ def compare_models(
     if not mf1.blocks:
         raise ModelError("The full model has no random-effects term; compare linear models "
                          "with an F test instead.")
-    ll1, k1, fit1 = _ml_fit(mf1, allow_unidentifiable)
-    ll0, k0, fit0 = _ml_fit(mf0, allow_unidentifiable)
+    return lrt_of_fits(mf1, mf0, ml_fit(mf1, allow_unidentifiable), ml_fit(mf0, allow_unidentifiable),
+                       factors=[f for f in factors if f in used], bootstrap=bootstrap, seed=seed,
+                       progress=progress, bootstrap_responses=bootstrap_responses)
+
+
+def lrt_of_fits(
+    mf1: ModelFrame,
+    mf0: ModelFrame,
+    ml1: tuple[float, int, LmeFit | None],
+    ml0: tuple[float, int, LmeFit | None],
+    *,
+    factors: Sequence[str] = (),
+    bootstrap: int = 0,
+    seed: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    bootstrap_responses: np.ndarray | None = None,
+) -> Comparison:
+    """:func:`compare_models` on two frames already fitted by :func:`ml_fit` (a ladder of
+    comparisons fits each model once)."""
+    (ll1, k1, fit1), (ll0, k0, fit0) = ml1, ml0
+    f_full, f_red = mf1.formula, mf0.formula
     messages: list[str] = []
     for fit, label in ((fit1, "full"), (fit0, "reduced")):
         if fit is not None and fit.singular:
             messages.append(f"The {label} model's ML fit is singular (a variance at zero).")
         if fit is not None and not fit.converged:
             messages.append(f"The {label} model's ML fit did not converge cleanly.")
-    fac = [f for f in factors if f in used]
-    r_call = (r_data_prep("d", fac)
+    r_call = (r_data_prep("d", factors)
               + f"fit1 <- lme4::lmer({f_full.to_r()}, data = d, REML = FALSE)\n"
               + (f"fit0 <- lme4::lmer({f_red.to_r()}, data = d, REML = FALSE)\n" if mf0.blocks
                  else f"fit0 <- lm({f_red.to_r()}, data = d)\n")
