@@ -25,7 +25,13 @@ MEANS_LABEL = "Mouse means"  # the summary-statistics analysis
 
 
 def means_row(analyses: compute.Analyses, response: str, condition: str, group: str) -> None:
-    """Add the t-test / ANOVA on per-mouse means as a row of the page's comparison."""
+    """Add the t-test / ANOVA on per-mouse means as a row of the page's comparison.
+
+    With fewer than two mice there is no such test, and the page's mixed-model message already
+    says why one mouse cannot be generalised from: no second error box for the same reason.
+    """
+    if analyses.data[group].nunique() < 2:
+        return
     analyses.run(MEANS_LABEL, fit_mouse_means, response, condition, group)
 
 
