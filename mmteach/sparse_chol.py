@@ -46,9 +46,24 @@ class PatternCholesky:
         self.sparse = analyze is not None and not force_dense and self.n >= DENSE_BELOW
         # simplicial with AMD: the factors here are thin (one level per row per factor), and
         # the supernodal variant's dense-block overhead made it 2-4x slower on them
-        self._symbolic = (analyze(sp.csc_matrix(template), mode="simplicial", ordering_method="amd")
-                          if self.sparse else None)
+        self._template = sp.csc_matrix(template) if self.sparse else None
+        self._symbolic = self._analyze()
         self._dense: np.ndarray | None = None
+
+    def _analyze(self):  # noqa: ANN202 - a CHOLMOD Factor, or None on the dense path
+        if not self.sparse:
+            return None
+        return analyze(self._template, mode="simplicial", ordering_method="amd")
+
+    # A fit result keeps its problem (extras["lmefit"]) and crosses process boundaries (the
+    # app's process pool pickles results); CHOLMOD's factor cannot be pickled, so it is
+    # analysed again after unpickling (call factor() before solving with it again).
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_symbolic": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._symbolic = self._analyze()
 
     def factor(self, A: sp.spmatrix) -> None:
         """Numeric factorisation of ``A`` (same pattern as the template)."""

@@ -20,6 +20,7 @@ from test_app_pages import FREQ, YOURS, open_page
 from test_fuzz import assert_plain
 
 from mmteach.formula import quote_name
+from ui.display import UNEXPECTED
 
 BOUND = 10.0  # seconds per page run
 # live Markdown that user text must never produce: a link, emphasis, an HTML tag
@@ -40,6 +41,7 @@ def _unescape(text: str) -> str:
 
 def assert_safe(at: AppTest, hostile: str = "") -> None:
     assert not at.exception, [e.value for e in at.exception][:1]
+    assert not any(UNEXPECTED in _unescape(str(e.value)) for e in at.error), "an unexplained error"
     for body in _texts(at):
         if hostile and hostile[:20] in _unescape(body):
             assert not _LIVE.search(body), f"live Markdown from user text: {body[:200]}"
@@ -82,8 +84,8 @@ def test_injected_link_in_shared_url_is_shown_as_text() -> None:
     link = "[Log in again](http://example.invalid/login)"
     at = open_page(YOURS, mode="type a formula", formula=link)
     assert_safe(at, link)
-    shown = " ".join(_unescape(b) for b in _texts(at))
-    assert "Log in again" in shown and any("\\[Log in again\\]" in str(e.value) for e in at.error)
+    assert at.error and any(link in c.value for c in at.code)  # shown as code, under the message
+    assert not any("](http" in b for b in _texts(at))
 
 
 def test_huge_formula_in_url_is_refused_quickly() -> None:

@@ -32,6 +32,7 @@ import streamlit as st
 
 from mmteach import errors
 from mmteach.errors import MMTeachError
+from ui.display import escape_markdown
 
 # Bounds (entries, MB); the environment may change them for a bigger or smaller server.
 RESULT_ENTRIES = int(os.environ.get("MMTEACH_CACHE_ENTRIES", 2048))
@@ -498,7 +499,10 @@ class Analyses:
         try:
             res = call(fn, self.data, *args, **kwargs)
         except MMTeachError as err:
-            msg = f"**{label}: {teach}**\n\nDetail: {err}" if teach else f"{label}: {err}"
+            # user text (column names in labels, formulas in errors) escaped: never live Markdown
+            esc = escape_markdown
+            msg = (f"**{esc(f'{label}: {teach}')}**  \n{esc(f'Detail: {err}')}" if teach
+                   else esc(f"{label}: {err}"))
             if self.defer:
                 self.errors.append(msg)
             else:
