@@ -30,7 +30,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mmteach import errors
+from mmteach import budget, errors
 from mmteach.errors import MMTeachError
 from ui.display import escape_markdown
 
@@ -210,7 +210,8 @@ def _run_packed(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs:
     """In a worker: the call, its result or teaching error pickled, and its run time."""
     t0 = time.perf_counter()
     try:
-        out: tuple[bool, Any] = (True, fn(data, *args, **kwargs))
+        # a time budget in a worker (mmteach.budget; a no-op in the server's threads)
+        out: tuple[bool, Any] = (True, budget.call(fn, data, *args, **kwargs))
     except MMTeachError as err:
         out = (False, (type(err).__name__, str(err)))
     return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL), time.perf_counter() - t0
@@ -221,7 +222,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     """One pool per server, shared by every session (created at its first use)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    # each worker may grow by budget.MEGABYTES: one student's huge request fails alone
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=budget.limit_memory)
 
 
 class _Costs:
