@@ -180,7 +180,7 @@ except MMTeachError as err:
     display.error("This model cannot be fitted", err)
     st.stop()
 sources.source_note(df, BUILTIN[ps["dataset"]] if ps["source"] == "built-in" else "uploaded file")
-st.caption(f"Model: `{formula}` ({family}); {len(used)} rows, {used[group].nunique()} groups.")
+st.caption(display.escape_markdown(f"Model: {formula} ({family}); {len(used)} rows, {used[group].nunique()} groups."))
 
 # --- plots ------------------------------------------------------------------------------
 first = predictors[0] if predictors else None
