@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mmteach.errors import DataError
+from mmteach.formula import quote_name
 
 MAX_MB = 20
 NA_VALUES = ["NA", ".", "", "NaN", "nan", "N/A", "n/a", "#N/A", "NULL", "null", "missing"]
@@ -263,8 +264,9 @@ class Roles:
 
 
 def quote(name: str) -> str:
-    """A column name as a formula may hold it (backticks around names that are not plain)."""
-    return name if re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", name) else f"`{name}`"
+    """A column name as a formula may hold it (backticks around names that are not plain,
+    with a backtick or backslash inside escaped; see :func:`mmteach.formula.quote_name`)."""
+    return quote_name(name)
 
 
 def _is_binary(s: pd.Series) -> bool:
