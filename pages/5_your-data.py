@@ -233,7 +233,9 @@ if fits:
     tidies = [v.tidy() if hasattr(v, "tidy") else v for v in fits.values()]
     terms = [t for t in dict.fromkeys(t for td in tidies for t in td["term"])
              if t and t != "(Intercept)"]
-    terms = [t for t in terms if not str(t).lstrip("`").startswith(group)]  # `mouse id`3 too
+    # not the coefficients of a grouping column as a fixed effect (`mouse id`3 too): one per animal
+    groups = (group,) if ps["mode"] == "choose columns" else tuple(parse_formula(formula, columns).grouping_columns())
+    terms = [t for t in terms if not str(t).lstrip("`").startswith(groups)]
     if terms:
         long = F.comparison_rows(fits, {t: t for t in terms})
         display.show_table(F.format_side_by_side(long), name="comparison table",
