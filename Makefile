@@ -11,10 +11,14 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-sparse.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@# optional (CHOLMOD, a C build): without it large crossed designs use dense factors
+	$(PY) -m pip install --quiet -r requirements-sparse.txt || echo "note: scikit-sparse did not \
+	build (optional): large crossed designs use dense factors; apt-get install libsuitesparse-dev \
+	and run make setup again for the sparse path."
 	touch $(STAMP)
 
 run: setup

@@ -63,6 +63,7 @@ with st.sidebar:
         "Each example page can load the original file instead."
     )
 if state.presenting():
+    st.set_page_config(initial_sidebar_state="collapsed")  # the first screen is the page, not the menu
     st.html(display.PRESENTATION_CSS)
     st.query_params[state.PRESENT_KEY] = "1"
 elif state.PRESENT_KEY in st.query_params:

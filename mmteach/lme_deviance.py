@@ -13,7 +13,10 @@ Models Using lme4", J. Stat. Softw. 67(1)), section 3:
 Speed comes from the structure: the grouping factor with the most levels gives a block
 diagonal part (one small ``k x k`` Cholesky per level, done in one batched call); all other
 grouping factors (crossed or nested) go into a dense Schur complement, which is small in
-the teaching data sets (mice, plates, subjects).
+the teaching data sets (mice, plates, subjects). When the other factors are large too, the
+Schur complement is built from sparse pair sums (a scalar largest factor, as crossed
+intercepts), or the whole ``Lambda'Z'Z Lambda + I`` goes to a sparse Cholesky with a
+fill-reducing ordering found once (:mod:`mmteach.sparse_chol`); see :func:`_prefer_sparse`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ SINGULAR_TOL = 1e-4  # lme4's isSingular(tol = 1e-4)
 SPARSE_Q2 = 40  # see _prefer_sparse
 SPARSE_Q = 400
 SCHUR_SPARSE = 20_000  # q1 * q2 from which W is kept sparse (see _decompose)
+# CHOLMOD beat the pair sums when the big factor has random slopes (lme_many_effects,
+# lme_cell_slopes_ca_amplitude: 2-4x), the pair sums beat CHOLMOD 2x on crossed intercepts
+SCHUR_MAX_K = 1
 MAX_PAIRS = 5_000_000  # pairs of non-zeros in a row of Z1'Z2 the sparse Schur path stores
 
 
@@ -234,25 +240,42 @@ class LmeProblem:
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
-        # one scalar big factor (crossed intercepts): its Schur complement from pair sums
+        # the Schur complement of the big factor from pair sums (see _decompose)
         self.schur_sparse = False
-        if self.q2 > 0 and k1 == 1 and self.q1 * self.q2 >= SCHUR_SPARSE:
-            cnt = np.diff(self._z1tz2_sp.indptr)
-            self.schur_sparse = bool(np.sum(cnt * cnt) <= MAX_PAIRS)
-        if self.schur_sparse:
-            self._z2tz2_dense = self._z2tz2_sp.toarray()
-            self._lam2_diagonal = all(f.k == 1 for f in self.rest)
-            # every pair of non-zeros within a row of P = Z1'Z2: slot in q2 x q2, product, row
-            P = self._z1tz2_sp
-            cnt = np.diff(P.indptr)
-            prow = np.repeat(np.arange(P.shape[0]), cnt * cnt)
-            starts = np.repeat(P.indptr[:-1], cnt * cnt)
-            within = np.arange(prow.size) - np.repeat(np.cumsum(cnt * cnt) - cnt * cnt, cnt * cnt)
-            ci = starts + within // np.repeat(cnt, cnt * cnt)
-            cj = starts + within % np.repeat(cnt, cnt * cnt)
-            self._p_pairs = (P.indices[ci], P.indices[ci] * self.q2 + P.indices[cj],
-                             P.data[ci] * P.data[cj], prow)
+        if self.q2 > 0 and self.q1 * self.q2 >= SCHUR_SPARSE and k1 <= SCHUR_MAX_K:
+            self._schur_pairs(l1, k1)
         self.q = self.q1 + self.q2
+
+    def _schur_pairs(self, l1: int, k1: int) -> None:
+        """Fixed products for W'W = sum over levels l of P_l' M_l P_l (P = Z1'Z2).
+
+        ``P_l`` (k1 x q2) are level l's rows of P; each level meets few levels of the other
+        factors, so ``P_l' M_l P_l`` has few non-zeros: for every pair of them keep the slot in
+        the q2 x q2 matrix and the k1 x k1 outer product of the two columns of ``P_l``; per
+        theta only ``M_l = (L1^-1 T1')'(L1^-1 T1')`` changes. Stored only when the pairs are
+        few (``MAX_PAIRS``).
+        """
+        q2 = self.q2
+        P = self._z1tz2_sp.tocoo()
+        lev, a = np.divmod(P.row, k1)
+        uk, inv = np.unique(lev.astype(np.int64) * q2 + P.col, return_inverse=True)
+        vec = np.zeros((uk.size, k1))
+        np.add.at(vec, (inv, a), P.data)
+        elev, ecol = uk // q2, uk % q2
+        cnt = np.bincount(elev, minlength=l1)
+        npair = cnt * cnt
+        if int(npair.sum()) > MAX_PAIRS:
+            return
+        ptr = np.concatenate([[0], np.cumsum(cnt)])
+        plev = np.repeat(np.arange(l1), npair)
+        within = np.arange(plev.size) - np.repeat(np.cumsum(npair) - npair, npair)
+        e1 = np.repeat(ptr[:-1], npair) + within // np.repeat(cnt, npair)
+        e2 = np.repeat(ptr[:-1], npair) + within % np.repeat(cnt, npair)
+        outer = (vec[e1][:, :, None] * vec[e2][:, None, :]).reshape(plev.size, k1 * k1)
+        self._p_pairs = (ecol[e1] * q2 + ecol[e2], outer, plev)
+        self._z2tz2_dense = self._z2tz2_sp.toarray()
+        self._lam2_diagonal = all(f.k == 1 for f in self.rest)
+        self.schur_sparse = True
 
     @property
     def z1tz2(self) -> np.ndarray:
@@ -408,29 +431,26 @@ class LmeProblem:
             lam2 = sp.csr_matrix((theta[i2], (r2, c2i)), shape=(self.q2, self.q2))
             q1, q2 = self.q1, self.q2
             if k1 == 1:
-                # W = diag(t/d) P Lambda2 with P = Z1'Z2: P' diag(v) P is a weighted sum of
-                # the fixed products of each level's non-zeros (one bincount)
-                v = (T1[0, 0] / L1.reshape(q1)) ** 2
-                _pi, pj, prod, prow = self._p_pairs
-                G = np.bincount(pj, weights=prod * v[prow], minlength=q2 * q2).reshape(q2, q2)
-                G = self._z2tz2_dense - G
-                if self._lam2_diagonal:
-                    d2 = lam2.diagonal()
-                    S = d2[:, None] * G * d2[None, :]
-                    S[np.diag_indices(q2)] += 1.0
-                else:
-                    S = (lam2.T @ (lam2.T @ G).T) + np.eye(q2)
-                wc = self._z1tz2_sp.T @ (C1 * (T1[0, 0] / L1.reshape(q1))[:, None])
-                rhs2 = lam2.T @ self.z2txy - lam2.T @ wc
-                W = (sp.diags(T1[0, 0] / L1.reshape(q1)) @ self._z1tz2_sp @ lam2).tocsr() if need_w else None
+                blk = T1[0, 0] / L1  # (l1, 1, 1)
             else:
-                Linv = np.linalg.inv(L1)
-                blk = Linv @ T1.T  # (l1, k1, k1): L1^-1 T1' per level
+                blk = np.linalg.inv(L1) @ T1.T  # (l1, k1, k1): L1^-1 T1' per level
+            Mlev = (np.swapaxes(blk, 1, 2) @ blk).reshape(f1.n_levels, k1 * k1)
+            slot, outer, plev = self._p_pairs
+            vals = np.einsum("pk,pk->p", outer, Mlev[plev]) if k1 > 1 else outer[:, 0] * Mlev[plev, 0]
+            G = self._z2tz2_dense - np.bincount(slot, weights=vals, minlength=q2 * q2).reshape(q2, q2)
+            if self._lam2_diagonal:
+                d2 = lam2.diagonal()
+                S = d2[:, None] * G * d2[None, :]
+                S[np.diag_indices(q2)] += 1.0
+            else:
+                S = (lam2.T @ (lam2.T @ G).T) + np.eye(q2)
+            wc = self._z1tz2_sp.T @ (np.swapaxes(blk, 1, 2) @ c1).reshape(q1, -1)  # W'C1 / Lambda2'
+            rhs2 = lam2.T @ (self.z2txy - wc)
+            W = None
+            if need_w:
                 Bd = sp.bsr_matrix((blk, np.arange(f1.n_levels), np.arange(f1.n_levels + 1)),
                                    shape=(q1, q1)).tocsr()
                 W = (Bd @ self._z1tz2_sp @ lam2).tocsr()
-                S = (lam2.T @ self._z2tz2_sp @ lam2 - W.T @ W).toarray() + np.eye(q2)
-                rhs2 = lam2.T @ self.z2txy - W.T @ C1
             L2 = np.linalg.cholesky(S)
             c2 = solve_triangular(L2, rhs2, lower=True)
             M = M - c2.T @ c2
@@ -679,9 +699,9 @@ def _prefer_sparse(pr: LmeProblem) -> bool:
     The dense path costs about ``q1 q2^2`` per theta (``q2`` the random effects outside the
     largest factor), the sparse one about ``n r^2`` plus the factorisation; below a few
     dozen ``q2`` the dense path's batched small solves win. Crossed designs whose largest
-    factor is a scalar intercept keep the Schur complement with a sparse ``W``
-    (``schur_sparse``): its dense ``q2 x q2`` LAPACK Cholesky is several times faster than
-    CHOLMOD's on the same fill (timed on lme_crossed_50k, lme_many_effects and
+    factor is a scalar intercept keep the Schur complement, built from pair sums
+    (``schur_sparse``): its dense ``q2 x q2`` LAPACK Cholesky is faster than CHOLMOD's on
+    the same fill (timed on lme_crossed_50k, lme_many_effects and
     lme_cell_slopes_ca_amplitude, see ``mmteach.bench``).
     """
     return bool(pr.q2) and not pr.schur_sparse and (pr.q2 >= SPARSE_Q2 or pr.q >= SPARSE_Q)

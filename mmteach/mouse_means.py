@@ -123,8 +123,12 @@ def mouse_means_sentence(means_fit: FitResult, lme_fit: FitResult | None, data: 
                "; the SEs agree only when the LME also lets the condition effect vary between "
                "mice (the means analysis uses the mouse-by-condition spread as its error).")
     else:
-        why = (f"Cells per mouse and condition range from {lo} to {hi} (unbalanced): the mean of {lo} "
-               f"cells counts as much as the mean of {hi} in the means analysis, while the LME "
+        empty = int((counts.to_numpy() == 0).sum()) if _within(data, condition, group) else 0
+        gaps = (f"; {empty} of {counts.size} mouse-condition combinations have no cells, so those "
+                "mice compare only the conditions they have" if empty else "")
+        cells = "cell" if lo == 1 else "cells"
+        why = (f"Cells per mouse and condition range from {lo} to {hi} (unbalanced{gaps}): the mean of "
+               f"{lo} {cells} counts as much as the mean of {hi} in the means analysis, while the LME "
                f"weighs each mouse by how much its cells say, so the two differ by "
                f"{abs(lm_.estimate - mm.estimate):.2g} in the estimate.")
     return head + comp + " " + why

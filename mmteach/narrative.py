@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mmteach.figures import fmt_p as _fmt_p
-from mmteach.figures import is_missing
+from mmteach.tables import fmt_p as _fmt_p
+from mmteach.tables import is_missing
 
 ALPHA = 0.05
 BOOK_BF10 = 5.02  # the Bayes factor the book reports for its original water-lick data
@@ -20,6 +20,12 @@ BOOK_BF10 = 5.02  # the Bayes factor the book reports for its original water-lic
 def p_text(p: float) -> str:
     """A p-value as the tables print it, without the star ("0.33", "4.8e-6")."""
     return _fmt_p(p, alpha=0.0).replace("\u00a0", " ")
+
+
+def p_eq(p: float) -> str:
+    """ "p = 0.33", or "p < 2e-16" below what R prints."""
+    text = p_text(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
 
 
 def num(x: float, digits: int = 3) -> str:
@@ -139,7 +145,7 @@ def frequency_notice(data: pd.DataFrame, long: pd.DataFrame, *, term: str, label
                  "change in that direction is: the pooled comparison mixes differences between "
                  f"{group_word}s into the time effect.")
     elif pool is not None:
-        text += f" The pooled {label} change is not significant either (p = {p_text(pool['p_value'])})."
+        text += f" The pooled {label} change is not significant either ({p_eq(pool['p_value'])})."
     return text
 
 
@@ -159,18 +165,18 @@ def frequency_reading(data: pd.DataFrame, long: pd.DataFrame, *, term: str, labe
                f"{n} {unit} are too few" if n < 4 else f"no {unit} at {label}")
         out.append(f"The pooled LM has no {label} estimate. {_reason(why)}")
     elif _sig(pool):
-        out.append(f"The pooled LM calls the {label} change significant (p = {p_text(pool['p_value'])}) "
+        out.append(f"The pooled LM calls the {label} change significant ({p_eq(pool['p_value'])}) "
                    f"because it counts {n:,} {unit} as {n:,} independent replicates.")
     else:
         out.append(f"Pooling does not find the {label} change: with these {unit} the pooled p is "
                    f"{p_text(pool['p_value'])}.")
     if fix is not None:
-        out.append(f"With each {group_word} as its own fixed level, times are compared within "
-                   f"{plural(group_word)}: {num(fix['estimate'])}, p = {p_text(fix['p_value'])} "
+        out.append(f"With each {group_word} as its own fixed level, the comparison is made within "
+                   f"{plural(group_word)}: {num(fix['estimate'])}, {p_eq(fix['p_value'])} "
                    f"({'significant' if _sig(fix) else 'not significant'}).")
     if lme is not None:
         out.append(f"The LME's {label} change is {num(lme['estimate'])} ± {num(lme['std_error'])}, "
-                   f"p = {p_text(lme['p_value'])}: {'significant' if _sig(lme) else 'not significant'}.")
+                   f"{p_eq(lme['p_value'])}: {'significant' if _sig(lme) else 'not significant'}.")
     else:
         why = why_missing(data, group, unit=group_word, reason=missing.get(mixed))
         out.append(f"No LME was fitted. {_reason(why)}")
@@ -341,10 +347,10 @@ def pairing_reading(long: pd.DataFrame, *, term: str, pooled: str, paired: str, 
     lme = have.get(mixed) if mixed else None
     if mixed and lme is None:
         reason = (missing or {}).get(mixed, "it could not be fitted from these data")
-        out.append(f"No LME row: {reason}.")
+        out.append(f"No LME row: {reason.strip().rstrip('.')}.")
     elif lme is not None:
         out.append(f"The LME gives {num(lme['estimate'])} ± {num(lme['std_error'])} "
-                   f"(p = {p_text(lme['p_value'])}).")
+                   f"({p_eq(lme['p_value'])}).")
     out.append("Rigour is not a hunt for the smallest p-value: the LME is right because it matches "
                "the design (cells in mice), not because its p is smaller.")
     return " ".join(out)
@@ -364,7 +370,7 @@ def ladder_reading(ladder: pd.DataFrame, *, alpha: float = ALPHA, book_alpha: fl
         verdict = (f"improves on {row['smaller']} clearly" if p < alpha else
                    f"improves on {row['smaller']} only by the book's alpha = {book_alpha:g} rule" if p < book_alpha
                    else f"adds little over {row['smaller']}")
-        out.append(f"{row['bigger']} {verdict} (p = {p_text(p)}).")
+        out.append(f"{row['bigger']} {verdict} ({p_eq(p)}).")
     return " ".join(out) if out else "No comparison could be made."
 
 
@@ -377,7 +383,7 @@ def curves_notice(curves: pd.DataFrame | None, *, sd: float | None = None, why: 
                   group_word: str = "mouse") -> str:
     """Which curve is flatter, population average or typical mouse, from the curves drawn."""
     if curves is None or curves.empty:
-        return f"No GLMM curves are drawn: {why or 'the GLMM could not be fitted'}."
+        return f"No GLMM curves are drawn: {(why or 'the GLMM could not be fitted').strip().rstrip('.')}."
     pop = curves[curves["curve"] == "population average"].sort_values("x")
     typ = curves[curves["curve"] == "typical mouse"].sort_values("x")
     rise_pop = float(pop["p"].iloc[-1] - pop["p"].iloc[0])
@@ -450,7 +456,7 @@ def lick_reading(long: pd.DataFrame, *, glmm: str | None, gee: str, pooled: str,
     e = _row(long, gee, term)
     p = _row(long, pooled, term)
     if g is None:
-        out.append(f"No GLMM row: {why_no_glmm or 'it could not be fitted'}.")
+        out.append(f"No GLMM row: {(why_no_glmm or 'it could not be fitted').strip().rstrip('.')}.")
     if g is not None and e is not None and abs(float(g["estimate"])) > 0:
         ratio = float(e["estimate"]) / float(g["estimate"])
         out.append(f"The GEE's population-averaged slope ({num(e['estimate'])}) is {100 * ratio:.0f}% of the "
@@ -466,7 +472,7 @@ def lick_reading(long: pd.DataFrame, *, glmm: str | None, gee: str, pooled: str,
 
 def bootstrap_reading(boot_p: float, samples: int, failed: int, lrt_p: float | None) -> str:
     """The parametric bootstrap's result beside the LRT's large-sample p, compared in words."""
-    text = (f"Parametric bootstrap p = {p_text(boot_p)} from {samples:,} samples "
+    text = (f"Parametric bootstrap {p_eq(boot_p)} from {samples:,} samples "
             f"({failed:,} failed fit{'s' if failed != 1 else ''}).")
     if samples and boot_p <= 1 / (samples + 1) + 1e-12:
         text += f" No simulated statistic reached the observed one: p is at most 1/({samples:,} + 1)."

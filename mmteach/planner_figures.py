@@ -45,12 +45,12 @@ def shrinkage_plot(pp: PoolingResult, term: str | None = None) -> go.Figure:
             fig.add_annotation(x=r["lme"], y=y, ax=r["own"], ay=y, xref="x", yref="y", axref="x",
                                ayref="y", showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=2,
                                arrowcolor="#777777", text="")
-    fig.add_trace(go.Scatter(x=t["own"], y=labels, mode="markers", name="own estimate (no pooling)",
+    fig.add_trace(go.Scatter(x=t["own"], y=labels, mode="markers", name="own (no pooling)",
                              marker={"color": _OWN, "size": 11, "symbol": "circle-open",
                                      "line": {"width": 2.5}},
                              hovertemplate="%{y}: own %{x:.3g}<extra></extra>"))
     fig.add_trace(go.Scatter(
-        x=t["lme"], y=labels, mode="markers", name="LME estimate (partial pooling)",
+        x=t["lme"], y=labels, mode="markers", name="LME (partial pooling)",
         marker={"color": _LME, "size": 11},
         error_x={"type": "data", "array": 1.96 * t["cond_sd"], "color": _LME, "thickness": 1},
         customdata=np.stack([t["weight"], t["cond_sd"]], -1),
@@ -58,16 +58,15 @@ def shrinkage_plot(pp: PoolingResult, term: str | None = None) -> go.Figure:
                       "<extra></extra>"))
     pooled = float(t["pooled"].iloc[0])
     pop = float(t["population"].iloc[0])
-    for x, color, dash, name in ((pooled, _POOLED, "dash", "pooled LM (complete pooling)"),
-                                 (pop, _POP, "dot", "LME population value")):
+    for x, color, dash, name in ((pooled, _POOLED, "dash", "pooled LM (complete)"),
+                                 (pop, _POP, "dot", "LME population")):
         fig.add_trace(go.Scatter(x=[x, x], y=[labels[0], labels[-1]], mode="lines", name=name,
                                  line={"color": color, "dash": dash, "width": 2.5}, hoverinfo="skip"))
     what = "intercept" if term == "(Intercept)" else term
-    # the legend above the plot: below it would run into the axis title on a projector
-    fig.update_layout(title=f"Each mouse's {what}: own → LME estimate",
-                      xaxis_title=f"{what} (fixed + mouse effect)", height=max(380, 140 + 34 * len(t)),
-                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"},
-                      margin={"t": 120})
+    # no x-axis title (the title names the axis) so the legend below can never cover it
+    fig.update_layout(title=f"Each mouse's {what}: own → LME",
+                      height=max(420, 160 + 34 * len(t)),
+                      legend={"orientation": "h", "y": -0.08, "x": 0, "yanchor": "top"})
     return style(fig)
 
 
@@ -109,9 +108,10 @@ def shrinkage_plane(pp: PoolingResult, terms: tuple[str, str] | None = None) -> 
                              hovertemplate="%{text}: LME (%{x:.3g}, %{y:.3g})<extra></extra>"))
     fig.add_trace(go.Scatter(x=[pp.pooled[ia]], y=[pp.pooled[ib]], mode="markers", name="pooled LM",
                              marker={"color": _POOLED, "size": 14, "symbol": "x"}))
-    fig.update_layout(title="Intercept and slope per mouse: shrinkage",
-                      xaxis_title=a, yaxis_title=b, height=540,
-                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"}, margin={"t": 130})
+    # title pinned to the top, the (up to three-row) legend between it and the plot
+    fig.update_layout(title={"text": "Intercept and slope per mouse: shrinkage", "y": 0.98, "yanchor": "top"},
+                      xaxis_title=a, yaxis_title=b, height=580,
+                      legend={"orientation": "h", "y": 1.0, "x": 0, "yanchor": "bottom"}, margin={"t": 170})
     return style(fig)
 
 

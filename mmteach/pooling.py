@@ -73,8 +73,8 @@ class PoolingResult:
                f"{what} deviation and is pulled most towards the population; mouse {hi['level']} "
                f"({int(hi['n'])} cells) keeps {hi['weight']:.0%}.")
         if len(self.terms) == 1:
-            out += (" The weight is sigma_b^2 / (sigma_b^2 + sigma^2 / n): with "
-                    f"sigma_b = {math.sqrt(self.covariance[0, 0]):.3g} and sigma = {self.sigma:.3g}, "
+            out += (" The weight is σb² / (σb² + σ² / n): with "
+                    f"σb = {math.sqrt(self.covariance[0, 0]):.3g} and σ = {self.sigma:.3g}, "
                     "fewer cells mean a smaller weight.")
         return out
 

@@ -20,7 +20,7 @@ except ImportError:  # pragma: no cover - depends on the machine
     analyze = None
     CholmodNotPositiveDefiniteError = np.linalg.LinAlgError
 
-DENSE_BELOW = 400  # dense LAPACK is faster than CHOLMOD's overhead for smaller matrices
+DENSE_BELOW = 50  # dense LAPACK beats CHOLMOD only on small matrices (glmm_crossed_7584, q = 340: 2x)
 
 
 class NotPositiveDefinite(np.linalg.LinAlgError):
@@ -46,20 +46,19 @@ class PatternCholesky:
         self.sparse = analyze is not None and not force_dense and self.n >= DENSE_BELOW
         # simplicial with AMD: the factors here are thin (one level per row per factor), and
         # the supernodal variant's dense-block overhead made it 2-4x slower on them
-        self._template = sp.csc_matrix(template) if self.sparse else None
+        self._template = sp.csc_matrix(template)
         self._symbolic = self._analyze()
         self._dense: np.ndarray | None = None
 
     def _analyze(self):  # noqa: ANN202 - a CHOLMOD Factor, or None on the dense path
-        if not self.sparse:
-            return None
-        return analyze(self._template, mode="simplicial", ordering_method="amd")
+        return (analyze(self._template, mode="simplicial", ordering_method="amd")
+                if self.sparse else None)
 
-    # A fit result keeps its problem (extras["lmefit"]) and crosses process boundaries (the
-    # app's process pool pickles results); CHOLMOD's factor cannot be pickled, so it is
-    # analysed again after unpickling (call factor() before solving with it again).
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_symbolic": None}
+        # A CHOLMOD factor cannot be pickled, and fitted results travel between processes
+        # (the app's process pool) and into caches: ship the pattern, redo the (cheap)
+        # symbolic analysis on arrival; a numeric factor must be recomputed by factor().
+        return {**self.__dict__, "_symbolic": None, "_dense": None}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)

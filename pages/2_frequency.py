@@ -9,17 +9,19 @@ from __future__ import annotations
 import streamlit as st
 
 from mmteach import figures as F
+from mmteach import narrative as N
 from mmteach.examples import CA_FREQUENCY
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
 from mmteach.lme import DF_METHODS, fit_lme
 from mmteach.subsample import cell_counts, subsample_per_group, units_per_group
-from ui import compute, controls, display, router, sources, state
+from ui import compute, controls, display, narrate, pooling_view, router, sources, state
 
 router.run_under_router()
 
 EX = CA_FREQUENCY
 NAME, TERMS, FACTORS, STRUCTURES = EX.dataset, EX.terms, EX.factors, EX.structures
 TIME = {1: "24h", 2: "48h", 3: "72h", 4: "1wk"}
+Y_TITLE = "Ca++ event frequency"
 
 st.title("Ca++ event frequency: the pooled data follow one mouse")
 st.markdown(
@@ -59,19 +61,13 @@ if sub.empty:
     st.stop()
 sources.source_note(data, "Example 2, Ca++ event frequency")
 
-share2 = 100 * float((sub["midx"] == 2).mean())
-st.info(
-    "**Notice:** in the pooled boxplot the 48h box drops, but in the per-mouse panels only "
-    "**mouse 2** drops at 48h; mice 1, 3 and 4 stay flat or rise. "
-    + (f"The pooled data follow mouse 2 because it contributes {share2:.0f}% of the cells "
-       "shown. Try *balance mice* or *drop mouse 2*." if share2 > 0 else
-       "With mouse 2 dropped, the pooled 48h drop is gone too: it was mouse 2's.")
-)
+notice = st.empty()  # filled once the fits below are known: the sentence follows them
 left, right = display.columns(2)
 with left:
-    display.show_fig(compute.fig(F.pooled_boxplot, sub, "res", "treatment_idx", labels=TIME))
+    display.show_fig(compute.fig(F.pooled_boxplot, sub, "res", "treatment_idx", labels=TIME, y_title=Y_TITLE))
 with right:
-    display.show_fig(compute.fig(F.per_mouse_boxplot, sub, "res", "treatment_idx", "midx", labels=TIME))
+    display.show_fig(compute.fig(F.per_mouse_boxplot, sub, "res", "treatment_idx", "midx", labels=TIME,
+                                 y_title=Y_TITLE))
 
 st.subheader("Cells per mouse and time point")
 table = cell_counts(sub, "midx", "treatment_idx").rename(columns={str(k): v for k, v in
@@ -92,38 +88,39 @@ _run("Pooled LM", fit_lm, "res ~ treatment_idx", factors=("treatment_idx",))
 _run("Mouse as fixed effect", fit_fixed_group, "res ~ treatment_idx + (1 | midx)", factors=FACTORS)
 lme_label = f"LME {ps['estimation']}, {ps['df']} df"
 _run(lme_label, fit_lme, lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"], teach=teach_lme)
+pooling_view.means_row(analyses, "res", "treatment_idx", "midx")
 _run("Mouse", fit_per_group, "res ~ treatment_idx", "midx", factors=("treatment_idx",))
 code["Mouse"] = ("by(data, data$midx, function(d) summary(lm(res ~ treatment_idx, data = d)))",
                  code.get("Mouse", ("", ""))[1])
 for msg in errors:
     st.error(msg)
+missing = narrate.missing_reasons(analyses)
 
 if fits:
     long = F.comparison_rows(fits, TERMS)
     st.caption("Estimate ± SE of the change from 24h; * marks p < 0.05. Per-mouse rows are "
                "separate LMs within each mouse.")
-    display.show_table(F.format_side_by_side(long), name="comparison table", key="freq_compare")
+    narrate.comparison_table(long, sub, key="freq_compare", group="midx", variables=["treatment_idx"],
+                             fixed="Mouse as fixed effect", per_group="Mouse", per_group_fit=fits.get("Mouse"))
     lme = fits.get(lme_label)
     if lme is not None:
         display.fit_messages(lme)
         with st.expander("LME variance components"):
             display.show_table(lme.variance_components(), name="variance components",
                           key="freq_varcomp", hide_index=True)
-    per = fits.get("Mouse")
-    if per is not None and "note" in per.columns:
-        for g, note in per.loc[per["note"].astype(str) != "", ["group", "note"]].values:
-            st.caption(f"Mouse {g}: {note}")
     term = st.radio("Forest plot of", list(TERMS.values()), key=ps.key("term"),
                     horizontal=True)
     ps.sync()
     forest = long[(long["label"] == term)].dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
         display.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
-    st.markdown(
-        "**Read the table:** the pooled LM calls the 48h drop highly significant because it "
-        f"counts {len(sub):,} cells as {len(sub):,} independent replicates. Giving each mouse its own "
-        "level (fixed or random) compares times *within* mice; the LME's 48h change is "
-        "small and not significant. The per-mouse rows show why: only mouse 2 drops."
-    )
+    pooling_view.show(fits, sub, condition="treatment_idx", group="midx", term={v: k for k, v in TERMS.items()}[term],
+                      term_label=term, formula=lme_formula, factors=FACTORS, reml=reml, key="freq")
+    term_key = next(k for k, v in TERMS.items() if v == term)
+    story = {"term": term_key, "label": term, "group": "midx", "pooled": "Pooled LM", "per_group": "Mouse"}
+    with notice:
+        narrate.say(N.frequency_notice(sub, long, reference="24h", **story), lead="Notice:", box="info")
+    narrate.say(N.frequency_reading(sub, long, fixed="Mouse as fixed effect", mixed=lme_label, missing=missing,
+                                    **story), lead="Read the table:")
     display.code_expander(code)
 sources.data_download(sub, "ca_frequency_shown")

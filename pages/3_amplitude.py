@@ -11,13 +11,14 @@ import functools
 import streamlit as st
 
 from mmteach import figures as F
+from mmteach import narrative as N
 from mmteach.errors import MMTeachError, ModelError
 from mmteach.examples import CA_AMPLITUDE
 from mmteach.lm import fit_lm, t_test
 from mmteach.lme import fit_lme
 from mmteach.model_selection import lrt_ladder
-from mmteach.subsample import cell_counts, subsample_per_group, units_per_group
-from ui import compute, controls, display, router, sources, state
+from mmteach.subsample import PRESETS, cell_counts, subsample_per_group, units_per_group
+from ui import compute, controls, display, narrate, pooling_view, router, sources, state
 
 router.run_under_router()
 
@@ -56,7 +57,7 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
 
 
 with st.container(border=True):
-    controls.units_per_mouse(ps, data, "midx", full, unit="cidx",
+    controls.units_per_mouse(ps, data, "midx", full, unit="cidx", presets=PRESETS[:2],
                              note="each cell keeps both measurements; 0 drops the mouse")
     controls.lme_settings(ps, STRUCTURES, df_methods=DF_METHODS,
                           format_structure=lambda s: f"{s}: {STRUCTURES[s]}")
@@ -70,21 +71,18 @@ if sub.empty:
     st.stop()
 sources.source_note(data, "Example 3, Ca++ event integrated amplitude")
 
-st.info(
-    "**Notice:** within each mouse a cell's 24h value rises with its baseline value (the "
-    "lines hardly cross, the scatter slopes up): the two measurements of a cell are "
-    f"positively correlated. Analyses that treat the {len(sub):,} values as independent "
-    "waste this pairing; the LME and the paired t-test use it."
-)
+corr = F.per_group_correlation(sub, "res", "treatment", "cidx", "midx")
+narrate.say(N.crossing_notice(sub, corr, response="res", time="treatment", unit="cidx", group="midx"),
+            lead="Notice:", box="info")
 with st.expander("Cells per mouse", expanded=False):
     display.show_table(cell_counts(sub, "midx", "treatment", unit="cidx")
                   .rename(columns={"1": "baseline", "2": "24h"}),
                   name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
-display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx"))
+display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx",
+                             y_title="integrated amplitude"))
 display.show_fig(compute.fig(F.before_after_scatter, sub, "res", "treatment", "cidx", "midx", cols=6))
 left, right = display.columns(2)
 with left:
-    corr = F.per_group_correlation(sub, "res", "treatment", "cidx", "midx")
     if corr["correlation"].notna().any():
         display.show_fig(F.correlation_boxplot(corr))
 with right:
@@ -102,7 +100,9 @@ _run("Pooled LM", fit_lm, "res ~ treatment", factors=FACTORS)
 _run("t-test, equal variances", t_test, "res", "treatment", kind="pooled")
 _run("Welch t-test", t_test, "res", "treatment", kind="welch")
 _run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx")
+pooling_view.means_row(analyses, "res", "treatment", "midx")
 lme_label = f"LME {structure} ({ps['estimation']}, {ps['df']} df)"
+missing: dict[str, str] = {}
 lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
 if ps["anyway"]:
     lme_kwargs["allow_unidentifiable"] = True
@@ -116,6 +116,7 @@ try:
 except MMTeachError as err:
     lme = None
     teach = display.too_few_groups(sub["midx"].nunique())
+    missing = {lme_label: teach or f"{structure} cannot be fitted to these data (the message above says why)"}
     if teach:
         display.error(f"LME {structure}: {teach}", f"Detail: {err}")
     elif isinstance(err, ModelError) and not ps["anyway"]:
@@ -131,26 +132,22 @@ if fits:
     forest = long.dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
         display.show_fig(F.estimate_comparison_plot(forest, term_label="24h vs baseline"))
-    st.markdown(
-        "**Read the table:** every analysis estimates about the same change; they differ "
-        "in the standard error. The pooled LM and the unpaired t-tests ignore that each "
-        "cell is measured twice; because the two values are positively correlated their "
-        "difference varies less, so the paired t-test and the LME give smaller SEs and "
-        "p-values. Rigour is not a hunt for the smallest p-value: the LME is right "
-        "because it matches the design (cells in mice), not because p is smaller."
-    )
+    narrate.say(N.pairing_reading(long, term="treatment2", pooled="Pooled LM", paired="Paired t-test",
+                                  mixed=lme_label, missing=missing), lead="Read the table:")
 if lme is not None:
     display.fit_messages(lme)
     st.markdown(f"**Variance components of {structure}**")
     display.show_table(lme.variance_components(), name="variance components", key="amp_varcomp",
                   hide_index=True)
+pooling_view.show(fits, sub, condition="treatment", group="midx", term="treatment2", term_label="the 24h change",
+                  formula=formula(structure), factors=FACTORS, reml=reml, key="amp",
+                  pooling_formula="res ~ treatment + " + ("(1 + treatment | midx)" if "treatment | midx"
+                                                          in STRUCTURES[structure] else "(1 | midx)"))
 
 st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
 st.markdown(
     "Each row tests whether the extra random effects of the bigger model improve the fit "
-    "(both fitted by ML, as `anova()` does). The lecture's reading: a cell-level random "
-    "slope (obj3) improves obj1 substantially, a mouse-level slope (obj4) less, and slopes "
-    "at both levels (obj5) add little over obj3.\n\n"
+    "(both fitted by ML, as `anova()` does).\n\n"
     "| model | lme4 random effects | nlme |\n|---|---|---|\n"
     + "\n".join(f"| {m} | {_cell_code(STRUCTURES[m])} | {_cell_code(NLME[m])} |"
                 for m in STRUCTURES)
@@ -158,12 +155,15 @@ st.markdown(
 ladder = compute.call(lrt_ladder, sub, {m: formula(m) for m in STRUCTURES}, EX.ladder, factors=FACTORS,
                       unidentifiable_ok=EX.unidentifiable())
 teach = display.too_few_groups(sub["midx"].nunique())
-for pair, err in ladder.errors:
-    st.error(f"**{pair}: {teach}**\n\nDetail: {err}" if teach else f"{pair}: {err}")
+if teach and ladder.errors:  # the LME's box above says why; not one more box per comparison
+    st.caption(f"No likelihood-ratio test: {teach}")
+for pair, err in ([] if teach else ladder.errors):
+    st.error(f"{pair}: {err}")
 refused, boundary_notes = ladder.refused, ladder.boundary_notes
 display.show_table(ladder.table, name="LRT ladder", key="amp_ladder", hide_index=True,
               formats={"chisq": "{:.2f}", "df": "{:.0f}", "p": P_PLAIN,
                        "p (boundary 50:50)": P_PLAIN})
+narrate.say(N.ladder_reading(ladder.table), lead="Read the ladder:")
 if refused:
     st.caption(
         f"**Why lme4 refuses {' and '.join(sorted(refused))}:** with two measurements per "

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from mmteach import figures as F
+from mmteach import narrative as N
 from mmteach.bayes import bayes_factor, fit_bayes_glmm
 from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError
@@ -18,8 +19,8 @@ from mmteach.examples import WATER_LICK
 from mmteach.glmm import fit_glmm
 from mmteach.marginal import fit_gee, fit_glm, proportion_t_test
 from mmteach.odds import odds_comparison_table
-from mmteach.subsample import subsample_per_group, units_per_group
-from ui import compute, controls, display, router, sources, state
+from mmteach.subsample import PRESETS, subsample_per_group, units_per_group
+from ui import compute, controls, display, narrate, router, sources, state
 
 router.run_under_router()
 
@@ -57,7 +58,7 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
 
 
 with st.container(border=True):
-    controls.units_per_mouse(ps, data, GROUP, full, noun="Trials", per_row=len(full))
+    controls.units_per_mouse(ps, data, GROUP, full, noun="Trials", per_row=len(full), presets=PRESETS[:2])
     c1, c2 = st.columns([1.6, 1.2])  # two rows: a long selectbox label stays readable
     c3, c4 = st.columns(2)
     c1.selectbox("Random effects (GLMM)", list(STRUCTURES), key=ps.key("structure"))
@@ -83,8 +84,14 @@ st.caption(f"{len(sub)} trials, {int(sub['lick'].sum())} correct "
 re_terms = STRUCTURES[ps["structure"]]
 glmm_formula = f"{FULL_FIXED} + {re_terms}"
 nagq = METHODS[ps["method"]]
+method = ps["method"]
+if nagq > 1 and re_terms != next(iter(STRUCTURES.values())):
+    nagq, method = 1, "Laplace"  # as glmer: nAGQ > 1 needs a single scalar random effect
+    st.caption("Adaptive quadrature works for a single random intercept only (as glmer's nAGQ > 1): "
+               "with a random slope this GLMM uses the Laplace approximation.")
 glmm = None
 one_mouse = display.too_few_groups(sub[GROUP].nunique())
+why_no_glmm = one_mouse
 if one_mouse:
     st.error(f"**GLMM: {one_mouse}**")
 else:
@@ -92,7 +99,16 @@ else:
         glmm = compute.call(fit_glmm, sub, glmm_formula, family="binomial", nagq=nagq,
                        factors=(GROUP,))
     except MMTeachError as err:
+        why_no_glmm = str(err)
         st.error(f"GLMM: {err}")
+
+
+def _mouse_sd(result: object) -> float | None:
+    """The GLMM's mouse intercept SD (log-odds scale)."""
+    if result is None:
+        return None
+    vc = result.variance_components()
+    return float(vc.loc[vc["group"] == GROUP, "sd"].iloc[0]) if (vc["group"] == GROUP).any() else 0.0
 
 
 def _curves(result: object) -> pd.DataFrame | None:
@@ -101,25 +117,21 @@ def _curves(result: object) -> pd.DataFrame | None:
         return None
     tidy = result.tidy().set_index("term")
     re = result.ranef()
-    vc = result.variance_components()
-    sd = float(vc.loc[vc["group"] == GROUP, "sd"].iloc[0]) if (vc["group"] == GROUP).any() \
-        else 0.0
+    sd = _mouse_sd(result) or 0.0
     grid = np.linspace(sub["dff"].min(), sub["dff"].max(), 60)
     return F.glmm_curves(float(tidy.loc["(Intercept)", "estimate"]),
                          float(tidy.loc["dff", "estimate"]),
                          dict(zip(re["level"], re["value"], strict=True)), sd, grid)
 
 
-st.info(
-    "**Notice:** the mice differ in their overall rate of correct licks (the dots of a "
-    "mouse sit higher or lower), and within every mouse more activity goes with more "
-    "correct licks. The bold curve averages over mice; it is flatter than the curve of a "
-    "typical mouse (dashed) because the logit link is not linear."
-)
+curves = _curves(glmm)
+narrate.say(N.curves_notice(curves, sd=_mouse_sd(glmm), why=why_no_glmm or (
+    "the curves are drawn for the random-intercept model only" if glmm is not None else None)),
+    lead="Notice:", box="info")
 left, right = display.columns(2)
 with left:
     binned = F.binned_proportions(sub, "lick", "dff", GROUP, bins=int(ps["bins"]))
-    display.show_fig(F.lick_proportion_curves(binned, _curves(glmm)))
+    display.show_fig(F.lick_proportion_curves(binned, curves))
 with right:
     if glmm is not None:
         display.show_fig(F.caterpillar_plot(glmm.ranef()))
@@ -132,9 +144,10 @@ fits, code, _run = analyses.fits, analyses.code, analyses.run
 _run("Pooled GLM (logistic)", fit_glm, FULL_FIXED, family="binomial")
 _run(TTEST, proportion_t_test, "lick", GROUP, "dff")
 _run("GEE (exchangeable)", fit_gee, FULL_FIXED, GROUP, family="binomial")
+glmm_label = f"GLMM ({method})"
 if glmm is not None:
-    fits[f"GLMM ({ps['method']})"] = glmm
-    code[f"GLMM ({ps['method']})"] = (
+    fits[glmm_label] = glmm
+    code[glmm_label] = (
         glmm.r_code(), f"fit_glmm(data, {glmm_formula!r}, family='binomial', nagq={nagq})")
 prior_sd = float(ps["prior_sd"])
 if not one_mouse:
@@ -160,14 +173,9 @@ if fits:
     display.show_fig(F.estimate_comparison_plot(
         long[[a != TTEST for a in long["analysis"]]]
         .dropna(subset=["conf_low"]), term_label="dF/F (log odds)"))
-    st.markdown(
-        "**Read the table:** a GLMM coefficient is conditional on the mouse: among typical "
-        "mice, one more % dF/F multiplies the odds of a correct lick by exp(b). The GEE "
-        "and the pooled GLM estimate a population-averaged effect, which a logit link "
-        "pulls towards zero when the mice differ a lot (here they differ little, so the "
-        f"estimates are close). The pooled GLM's SE treats all {len(sub):,} trials as "
-        "independent."
-    )
+    narrate.say(N.lick_reading(long, glmm=glmm_label if glmm is not None else None, gee="GEE (exchangeable)",
+                               pooled="Pooled GLM (logistic)", n_trials=len(sub), sd=_mouse_sd(glmm),
+                               why_no_glmm=why_no_glmm), lead="Read the table:")
 if glmm is not None:
     display.fit_messages(glmm)
     with st.expander("GLMM variance components and random effects"):
@@ -177,6 +185,7 @@ if glmm is not None:
 
 st.subheader("Is dF/F needed? Likelihood-ratio test, Bayes factor, parametric bootstrap")
 reduced = f"lick ~ 1 + {re_terms}"
+lrt = None
 try:
     if one_mouse:
         raise MMTeachError(one_mouse)
@@ -186,9 +195,18 @@ try:
     code["LRT"] = (lrt.r_code(), f"compare_models(data, {glmm_formula!r}, {reduced!r}, "
                    "family='binomial')")
 except MMTeachError as err:
-    st.error(f"LRT: {err}")
+    if one_mouse:  # the GLMM's box above already says why; no second box
+        st.caption(f"No likelihood-ratio test: {one_mouse}")
+    else:
+        st.error(f"LRT: {err}")
 
 bayes_fit = fits.get("Bayesian GLMM")
+
+
+def _slope_posterior(fit: object) -> dict[str, float]:
+    row = fit.tidy().set_index("term").loc["dff"]
+    return {"post_mean": float(row["estimate"]), "post_sd": float(row["std_error"])}
+
 if bayes_fit is not None:
     try:
         with st.spinner("Bayes factor: fitting the model without dF/F…"):
@@ -206,11 +224,8 @@ if bayes_fit is not None:
             "slope: a wide prior spreads the bigger model's belief over huge effects that the "
             "data rule out, and so penalises it even when the slope is clearly positive "
             "(Lindley's paradox). Move *Bayes: prior SD of the slope* and watch BF10 change "
-            "while the slope's credible interval barely moves. The book reports 5.02 for its "
-            "original data, which its stated prior cannot give for a slope of about 0.06 ± 0.02: "
-            "the Savage–Dickey ratio (prior density of the slope at 0, 0.040, over its "
-            "posterior density at 0, about 0.14) puts BF10 near 0.3 (1/BF10 near 3); on these "
-            "data a prior SD near 0.6 gives about 5.")
+            "while the slope's credible interval barely moves. "
+            + narrate.plain(N.bayes_story(bf.bf10, prior_sd=prior_sd, **_slope_posterior(bayes_fit))))
         code["Bayes factor"] = (bf.r_code(), "bayes_factor(fit_bayes_glmm(data, "
                                 f"{glmm_formula!r}, b_prior_sd={prior_sd:g}), "
                                 f"fit_bayes_glmm(data, {reduced!r}, b_prior_sd={prior_sd:g}))")
@@ -220,12 +235,11 @@ if bayes_fit is not None:
 st.number_input("Bootstrap samples", 20, 2000, step=20, key=ps.key("nboot"),
                 help=f"pbkrtest::PBmodcomp uses {NBOOT:,} by default; fewer run faster but "
                      "give a rougher p-value.")
-if ps["structure"] != next(iter(STRUCTURES)):
-    # the batched exact-derivative path covers one scalar random effect only
-    secs = 0.075 * int(ps["nboot"])  # measured on 2 cores: 200 samples in ~15 s
-    st.caption(f"With a random slope every bootstrap sample refits both models the general "
-               f"way, about 0.075 s per sample here: {int(ps['nboot']):,} samples take about "
-               + (f"{secs:.0f} s." if secs < 90 else f"{secs / 60:.0f} min."))
+if glmm is not None:  # time a few samples of these data and this structure, once
+    per_sample = narrate.seconds_per_sample(
+        lambda b: compare_models(sub, glmm_formula, reduced, family="binomial", bootstrap=b, seed=1),
+        key=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]), glmm_formula))
+    st.caption(N.bootstrap_time(per_sample, int(ps["nboot"])))
 ps.sync()
 try:
     boot = controls.run_button(
@@ -239,11 +253,8 @@ except MMTeachError as err:
     boot = None
     display.error("Bootstrap", err)
 if boot is not None:
-    st.markdown(
-        f"Parametric bootstrap p = **{F.fmt_p(boot.bootstrap_p_value)}** from "
-        f"{boot.bootstrap_samples} samples ({boot.bootstrap_failed} failed fits); the "
-        "bootstrap p is usually a little larger than the LRT's large-sample p."
-    )
+    narrate.say(N.bootstrap_reading(boot.bootstrap_p_value, boot.bootstrap_samples, boot.bootstrap_failed,
+                                    lrt.p_value if lrt is not None else None))
 else:
     st.caption("The bootstrap refits both models on data simulated from the smaller one, "
                f"as pbkrtest::PBmodcomp does (with {NBOOT:,} samples by default); press the "

@@ -2,85 +2,25 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import streamlit as st
 
 from mmteach import figures as F
+from mmteach import narrative as N
 from mmteach.errors import DataError, MMTeachError
 from mmteach.formula import parse_formula
 from mmteach.glmm import fit_glmm
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
 from mmteach.lme import fit_lme
 from mmteach.marginal import fit_gee, fit_glm
-from ui import compute, display, router, sources, state
+from mmteach.reader import MAX_MB, quote, usable_rows
+from ui import compute, display, narrate, pooling_view, router, sources, state, upload
 
 router.run_under_router()
 
-MAX_MB = 20
 BUILTIN = {"ca_frequency": "Example 2: Ca++ event frequency",
            "ca_amplitude": "Example 3: Ca++ amplitude",
            "water_lick": "Example 4: water lick"}
-FAMILIES = ("gaussian", "binomial")
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def read_upload(raw: bytes, name: str) -> pd.DataFrame:
-    """Parse an uploaded table; comma, tab, semicolon or whitespace separated."""
-    if len(raw) > MAX_MB * 1024 * 1024:
-        raise DataError(f"The file is {len(raw) / 2**20:.1f} MB; the limit is {MAX_MB} MB. "
-                        "Upload a smaller extract (e.g. fewer columns).")
-    text = raw.decode("utf-8-sig", errors="replace")
-    if not text.strip():
-        raise DataError(f"The file {name} is empty.")
-    first = text.splitlines()[0]
-    sep = next((s for s in ("\t", ",", ";") if s in first), r"\s+")
-    try:
-        df = pd.read_csv(io.StringIO(text), sep=sep, engine="python")
-    except (pd.errors.ParserError, ValueError) as err:
-        raise DataError(f"{name} could not be read as a table ({err}). Save it as CSV with "
-                        "a header row and one row per observation.") from err
-    if df.shape[1] < 2 or len(df) < 2:
-        raise DataError(f"{name} has {df.shape[1]} column(s) and {len(df)} row(s); it needs "
-                        "a header row, a response column and a grouping column.")
-    df.columns = [str(c).strip() for c in df.columns]
-    df.attrs["source_label"] = f"Your file {name}"
-    return df
-
-
-def check(df: pd.DataFrame, response: str, predictors: list[str], group: str,
-          family: str) -> pd.DataFrame:
-    """Rows usable for the models, or DataError with what to fix."""
-    cols = [response, *predictors, group]
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise DataError(f"No column {', '.join(map(repr, missing))} in the data.")
-    if response in predictors:
-        raise DataError(f"The response {response!r} cannot also be a predictor.")
-    if group in (response, *predictors):
-        raise DataError(f"The grouping column {group!r} cannot also be the response or a "
-                        "predictor: choose the column that names the mouse.")
-    y = pd.to_numeric(df[response], errors="coerce")
-    if y.notna().sum() < df[response].notna().sum():
-        raise DataError(f"The response {response!r} has non-numeric values (e.g. "
-                        f"{df.loc[y.isna() & df[response].notna(), response].iloc[0]!r}); "
-                        "it must be a number in every row.")
-    if family == "binomial" and not set(y.dropna().unique()) <= {0, 1}:
-        raise DataError(f"A binomial model needs a 0/1 response, but {response!r} has "
-                        f"values such as {sorted(set(y.dropna().unique()) - {0, 1})[:3]}. "
-                        "Choose the gaussian family or recode the outcome as 0/1.")
-    used = df[cols].dropna()
-    n_na = len(df) - len(used)
-    if n_na:
-        st.warning(f"{n_na} row(s) with missing values in {', '.join(cols)} are left out "
-                   "(as R's na.omit does).")
-    if used.empty:
-        raise DataError("No row has values in all the chosen columns.")
-    if used[group].nunique() < 2:
-        raise DataError(f"The grouping column {group!r} has {used[group].nunique()} level; "
-                        "a mixed model needs at least 2 groups (better 5 or more).")
-    return used
 
 
 st.title("Your data")
@@ -94,61 +34,45 @@ ps = state.PageState("yours", {
     "dataset": state.Param("ca_frequency", choices=list(BUILTIN)),
     "mode": state.Param("choose columns", choices=["choose columns", "type a formula"]),
     "response": state.Param(""), "predictors": state.Param([]), "group": state.Param(""),
-    "factors": state.Param([]), "family": state.Param("gaussian", choices=list(FAMILIES)),
+    "factors": state.Param([]), "family": state.Param("gaussian", choices=list(upload.FAMILIES)),
     "formula": state.Param(""),
 })
 c1, c2 = st.columns([1, 2])
 c1.radio("Data", ["built-in", "upload"], key=ps.key("source"), horizontal=True)
 df: pd.DataFrame | None = None
+token = ""  # names the data: new data get new suggested columns
 try:
     if ps["source"] == "built-in":
         c2.selectbox("Built-in data set", list(BUILTIN), key=ps.key("dataset"),
                      format_func=BUILTIN.get)
         df = sources.dataset(ps["dataset"])  # an uploaded original file wins
+        token = f"{ps['dataset']}:{sources.source_label(df)}"
     else:
-        up = c2.file_uploader(f"CSV or TSV file (at most {MAX_MB} MB)",
-                              type=["csv", "tsv", "txt"], key="yours_upload")
+        up = c2.file_uploader(f"CSV, TSV or text table (at most {MAX_MB} MB)", key="yours_upload",
+                              type=["csv", "tsv", "txt", "dat", "xlsx", "xls"])
         if up is not None:
-            df = read_upload(up.getvalue(), up.name)
+            raw = up.getvalue()
+            df, token = upload.read_upload(raw, up.name), f"{up.name}:{len(raw)}:{hash(raw)}"
 except MMTeachError as err:
     display.error("This file cannot be analysed", err)
 if df is None:
     ps.sync()
     st.info("Upload a file to start.")
     st.stop()
+upload.read_notes(df)
 
-columns = list(df.columns)
-defaults = {"ca_frequency": ("res", ["treatment_idx"], "midx", ["treatment_idx"]),
-            "ca_amplitude": ("res", ["treatment"], "midx", ["treatment"]),
-            "water_lick": ("lick", ["dff"], "mouseID", [])}
-# fill empty or stale choices (a new file, another data set) with sensible ones
-if ps["response"] not in columns:
-    d = defaults.get(ps["dataset"]) if ps["source"] == "built-in" else None
-    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(df[c])]
-    ps.set("response", d[0] if d else (numeric or columns)[0])
-    ps.set("group", d[2] if d else columns[-1])
-    rest = [c for c in columns if c not in (ps["response"], ps["group"])]
-    ps.set("predictors", d[1] if d else rest[:1])
-    ps.set("factors", d[3] if d else [])
-    ps.set("family", "binomial" if d and d[0] == "lick" else "gaussian")
-for name in ("predictors", "factors"):
-    ps.set(name, [c for c in ps[name] if c in columns])
-if ps["group"] not in columns:
-    ps.set("group", columns[-1])
+columns = [str(c) for c in df.columns]
+roles = upload.reset_on_new_data(ps, df, token)
 
 m1, m2 = st.columns([1, 3])
 m1.radio("Model from", ["choose columns", "type a formula"], key=ps.key("mode"))
 with m2:
     if ps["mode"] == "choose columns":
-        a, b, c, d_ = st.columns([1, 1.5, 1, 0.9])  # room for the predictor tags
-        a.selectbox("Response", columns, key=ps.key("response"))
-        b.multiselect("Predictors", columns, key=ps.key("predictors"))
-        c.selectbox("Grouping (animal)", columns, key=ps.key("group"))
-        d_.radio("Family", FAMILIES, key=ps.key("family"))
+        upload.column_widgets(ps, df, roles)
     else:
         st.text_input("lme4 formula", key=ps.key("formula"),
                       placeholder="res ~ treatment_idx + (1 | midx)")
-        st.radio("Family", FAMILIES, key=ps.key("family"), horizontal=True)
+        st.radio("Family", upload.FAMILIES, key=ps.key("family"), horizontal=True)
     st.multiselect("Treat as categorical (factors)", columns, key=ps.key("factors"),
                    help="Numeric codes such as 1..4 for time points are categories, not "
                         "amounts: list them here.")
@@ -158,9 +82,9 @@ family = ps["family"]
 factors = tuple(ps["factors"])
 try:
     if ps["mode"] == "choose columns":
-        response, predictors, group = ps["response"], list(ps["predictors"]), ps["group"]
-        rhs = " + ".join(predictors) if predictors else "1"
-        formula = f"{response} ~ {rhs} + (1 | {group})"
+        response, predictors, group = ps["response"], list(ps["predictors"]), ps["group"] or None
+        rhs = " + ".join(map(quote, predictors)) if predictors else "1"
+        formula = f"{quote(response)} ~ {rhs} + (1 | {quote(group or '?')})"
     else:
         formula = ps["formula"].strip()
         if not formula:
@@ -175,7 +99,9 @@ try:
         # every grouping the engine accepts (a/b, (1|a) + (1|b)): the other grouping columns
         # are kept in the rows used; the first one is the animal of the plots and per-animal fits
         predictors = [v for v in parsed.variables() if v not in (response, group)]
-    used = check(df, response, predictors, group, family)
+    used, notes = usable_rows(df, response, predictors, group, family)
+    for note in notes:
+        display.note(note, kind="warning")
 except MMTeachError as err:
     display.error("This model cannot be fitted", err)
     st.stop()
@@ -214,13 +140,15 @@ analyses = compute.Analyses(used)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
 
-fixed_only = formula.split("+ (")[0] if ps["mode"] == "choose columns" else formula
+fixed_only = formula.split(" + (1 | ")[0] if ps["mode"] == "choose columns" else formula
 if family == "gaussian":
     _run("Pooled LM", fit_lm, formula, factors=factors)
     if not display.skipped("fixed_group", n_groups, len(used), label=f"The {group}-as-fixed-effect fit",
                            unit=f"{group} levels", plural=False):
         _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors)
     _run("LME (REML, Satterthwaite)", fit_lme, formula, factors=factors)
+    if first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
+        pooling_view.means_row(analyses, response, first, group)
     if not display.skipped("per_group", n_groups, len(used), label=f"The per-{group} fits", unit=f"{group} levels"):
         _run(group, fit_per_group, formula, group, factors=factors)
 else:
@@ -238,12 +166,22 @@ if fits:
     terms = [t for t in terms if not str(t).lstrip("`").startswith(groups)]
     if terms:
         long = F.comparison_rows(fits, {t: t for t in terms})
-        display.show_table(F.format_side_by_side(long), name="comparison table",
-                      key="yours_compare")
+        gaussian = family == "gaussian"
+        marked = narrate.comparison_table(long, used, key="yours_compare", group=group, variables=predictors,
+                                          fixed=f"{group} as fixed effect" if gaussian else None,
+                                          per_group=group if gaussian else None, per_group_fit=fits.get(group),
+                                          group_word=group)
         term = st.selectbox("Forest plot of", terms, key="yours_term")
-        forest = long[long["label"] == term].dropna(subset=["estimate", "conf_low"])
+        forest = marked[marked["label"] == term].dropna(subset=["estimate", "conf_low"])
         if not forest.empty:
             display.show_fig(F.estimate_comparison_plot(forest, term_label=term))
+        if gaussian:
+            narrate.say(N.frequency_reading(used, marked, term=term, label=term, group=group, pooled="Pooled LM",
+                                            fixed=f"{group} as fixed effect", mixed="LME (REML, Satterthwaite)",
+                                            per_group=group, missing=narrate.missing_reasons(analyses),
+                                            unit="rows", group_word=group), lead="Read the table:")
+            pooling_view.show(fits, used, condition=first or "", group=group, term=term, term_label=term,
+                              formula=formula, factors=factors, key="yours")
     mixed = next((v for k, v in fits.items() if k.startswith(("LME", "GLMM"))), None)
     if mixed is not None:
         display.fit_messages(mixed)

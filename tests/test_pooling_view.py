@@ -17,8 +17,9 @@ def pooling_table(at: AppTest):
 @pytest.mark.parametrize("page,term", [("pages/2_frequency.py", "48h"), ("pages/3_amplitude.py", "")])
 def test_mouse_means_row_and_sentence(page, term):
     at = open_page(page)
-    shown = " ".join(str(v) for df in at.dataframe for v in df.value.to_numpy().ravel())
-    shown += " ".join(str(c) for df in at.dataframe for c in df.value.columns)
+    tables = [*at.dataframe, *at.table]
+    shown = " ".join(str(v) for df in tables for v in df.value.to_numpy().ravel())
+    shown += " ".join(str(c) for df in tables for c in [*df.value.columns, *df.value.index])
     assert "Mouse means" in shown
     assert any("The mouse means estimate" in c.value for c in at.caption)
 
@@ -38,3 +39,19 @@ def test_singular_fit_shows_its_profile():
     assert not at.exception, [e.value for e in at.exception]
     assert any("profile interval runs from 0" in m.value for m in at.markdown)
     assert any("profile" in e.label for e in at.expander)
+
+
+def test_your_data_shows_the_means_row_and_pooling():
+    at = open_page("pages/5_your-data.py", dataset="ca_frequency")
+    assert not at.exception, [e.value for e in at.exception]
+    tables = [*at.dataframe, *at.table]
+    assert any("Mouse means" in " ".join(map(str, df.value.index)) for df in tables)
+    assert any("shrinkage weight" in df.value.columns for df in tables)
+
+
+def test_amplitude_random_slope_shows_the_plane():
+    at = open_page("pages/3_amplitude.py", structure="lme.obj4")
+    assert not at.exception, [e.value for e in at.exception]
+    table = pooling_table(at)
+    assert set(table["term"]) == {"(Intercept)", "treatment2"}
+    assert any("(1 + treatment | midx)" in c.value for c in at.caption)

@@ -2,7 +2,7 @@
 
 The dense block-diagonal + Schur path of ``LmeProblem`` is the one checked against lme4 in
 test_lme.py / test_lme_broad.py; the sparse paths (CHOLMOD on the whole system, and the
-Schur complement from pair sums for a scalar largest factor) must reproduce it to rounding.
+Schur complement of the largest factor from pair sums) must reproduce it to rounding.
 """
 
 from __future__ import annotations
@@ -71,12 +71,11 @@ def test_lme_paths_agree(monkeypatch, slope):
     monkeypatch.setattr(ld, "SPARSE_Q2", 0)
     chol = ld.LmeProblem(y, X, blocks)
     assert chol.use_sparse
-    problems = [dense, chol]
-    if not slope:
-        monkeypatch.setattr(ld, "SCHUR_SPARSE", 0)
-        schur = ld.LmeProblem(y, X, blocks)
-        assert schur.schur_sparse and not schur.use_sparse
-        problems.append(schur)
+    monkeypatch.setattr(ld, "SCHUR_SPARSE", 0)
+    monkeypatch.setattr(ld, "SCHUR_MAX_K", 2)
+    schur = ld.LmeProblem(y, X, blocks)
+    assert schur.schur_sparse and not schur.use_sparse
+    problems = [dense, chol, schur]
     theta = np.array([0.7, 0.2, 0.4, 0.5]) if slope else np.array([0.7, 0.5])
     ref = dense.solve(theta, True)
     for pr in problems[1:]:
@@ -94,3 +93,20 @@ def test_lme_paths_agree(monkeypatch, slope):
     for f in fits[1:]:
         assert f.loglik == pytest.approx(fits[0].loglik, abs=1e-7)
         np.testing.assert_allclose(f.theta, fits[0].theta, rtol=1e-4, atol=1e-6)
+
+
+def test_without_cholmod_same_numbers(monkeypatch):
+    """Where scikit-sparse is not installed the dense fallback gives the same fits."""
+    import mmteach.sparse_chol as sc
+
+    y, X, blocks = _crossed(slope=True)
+    monkeypatch.setattr(sc, "DENSE_BELOW", 0)
+    monkeypatch.setattr(ld, "SPARSE_Q2", 0)
+    with_chol = ld.LmeProblem(y, X, blocks)
+    has_cholmod = sc.analyze is not None
+    monkeypatch.setattr(sc, "analyze", None)
+    without = ld.LmeProblem(y, X, blocks)
+    assert without._rows.chol.sparse is False
+    theta = np.array([0.7, 0.2, 0.4, 0.5])
+    assert with_chol.use_sparse and with_chol._rows.chol.sparse is has_cholmod
+    assert without.objective(theta, True) == pytest.approx(with_chol.objective(theta, True), rel=1e-11)

@@ -15,10 +15,12 @@ from ui.state import PageState
 
 def units_per_mouse(ps: PageState, data: pd.DataFrame, group: str, full: Mapping[Any, int], *,
                     unit: str | None = None, noun: str = "Cells", note: str = "drawn at random "
-                    "with a fixed seed; 0 drops the mouse", per_row: int = 6) -> None:
+                    "with a fixed seed; 0 drops the mouse", per_row: int = 6,
+                    presets: Sequence[str] = PRESETS) -> None:
     """Sliders for the units (cells, trials) of each mouse, the presets and the sampling seed.
 
-    The sliders write ``ps["n<mouse>"]``; a preset sets them all through a callback (before the
+    The sliders write ``ps["n<mouse>"]``; ``presets`` are the buttons offered (a page leaves
+    out "drop mouse 2" where mouse 2 is not special); a preset sets them all through a callback (before the
     sliders are drawn on the next run, as Streamlit requires).
     """
 
@@ -32,8 +34,8 @@ def units_per_mouse(ps: PageState, data: pd.DataFrame, group: str, full: Mapping
         cols = st.columns(min(per_row, len(mice)))
         for col, (m, n) in zip(cols, mice[start:start + per_row], strict=False):
             col.slider(f"Mouse {m} (of {n})", 0, n, key=ps.key(f"n{m}"))
-    preset_cols = st.columns(len(PRESETS) + 2)
-    for col, preset in zip(preset_cols, PRESETS, strict=False):
+    preset_cols = st.columns(len(PRESETS) + 2)  # same widths on every page
+    for col, preset in zip(preset_cols, presets, strict=False):
         col.button(preset, key=f"{ps.page}_preset_{preset}", on_click=apply, args=(preset,),
                    width="stretch")
     preset_cols[-1].number_input("Sampling seed", 0, 999_999, step=1, key=ps.key("seed"))

@@ -24,7 +24,7 @@ table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton butt
 [data-testid="stSliderThumbValue"] p, [data-testid="stRadioOption"] p,
 [data-testid="stTab"] p, [data-testid="stFileUploaderDropzoneInstructions"] span,
 [data-testid="stMain"] input, [data-testid="stMain"] textarea, [role="option"],
-[data-baseweb="tag"] span, [data-testid="stCheckbox"] p
+[data-testid="stCheckbox"] p
   { font-size: 1.45rem !important; }
 [data-testid="stSliderTickBar"] p, [data-testid="stTooltipIcon"] svg { font-size: 1.1rem !important; }
 /* widgets grow with their text */
@@ -42,7 +42,22 @@ table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton butt
 /* long labels wrap instead of ending in "..." */
 .stMarkdownEllipsis, .stMarkdownEllipsis p { white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; }
-h1 { font-size: 3rem !important; } h2 { font-size: 2.3rem !important; }
+/* control labels, tags and radio options: projector-sized, never broken inside a word */
+[data-testid="stMultiSelectTagsContainer"] [data-tag] > span { font-size: 1.3rem !important; }
+[data-testid="stRadioOption"] p, [data-testid="stWidgetLabel"] p, [data-testid="stMain"] button p
+  { word-break: normal !important; overflow-wrap: normal !important; hyphens: none !important; }
+[data-testid="stRadioOption"] p { white-space: nowrap !important; }
+[data-testid="stRadioGroup"] { flex-wrap: wrap; row-gap: 0.3rem; }
+/* checkboxes and toggles grow with their labels */
+[data-testid="stCheckbox"] label > div:first-of-type { transform: scale(1.5); transform-origin: left center;
+  margin-right: 0.9rem; }
+/* tables fit the screen: cells wrap (estimate over p, long names), never scroll sideways */
+[data-testid="stTable"] table { width: 100% !important; max-width: 100%; }
+[data-testid="stTable"] td, [data-testid="stTable"] th { white-space: pre-line; overflow-wrap: anywhere; }
+[data-testid="stTable"] > div { overflow-x: visible !important; }
+/* the first screen shows content, not padding */
+[data-testid="stMainBlockContainer"] { padding-top: 2rem !important; }
+h1 { font-size: 2.4rem !important; } h2 { font-size: 2.3rem !important; }
 h3 { font-size: 1.9rem !important; }
 .katex { font-size: 1.1em !important; } .katex-display .katex { font-size: 1.5em !important; }
 code { font-size: 0.9em !important; }

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from mmteach import figures as F
 from mmteach import narrative as N
+from mmteach import tables as F
 from ui import display
 from ui.state import presenting
 

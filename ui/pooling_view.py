@@ -21,7 +21,7 @@ from mmteach.pooling import partial_pooling
 from mmteach.profile import SDProfile, profile_sd
 from ui import compute, display
 
-MEANS_LABEL = "Mouse means (summary statistics)"
+MEANS_LABEL = "Mouse means"  # the summary-statistics analysis
 
 
 def means_row(analyses: compute.Analyses, response: str, condition: str, group: str) -> None:
@@ -42,8 +42,13 @@ def _lme(fits: dict[str, Any]) -> tuple[str, Any] | tuple[None, None]:
 
 
 def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str, term: str,
-         term_label: str, formula: str, factors: Sequence[str] = (), reml: bool = True, key: str) -> None:
-    """Under a comparison table: when the mouse means equal the LME, partial pooling, singular fits."""
+         term_label: str, formula: str, factors: Sequence[str] = (), reml: bool = True, key: str,
+         pooling_formula: str | None = None) -> None:
+    """Under a comparison table: when the mouse means equal the LME, partial pooling, singular fits.
+
+    ``pooling_formula`` draws the shrinkage of a model with the mouse term only (when the page's
+    model also has cell-level terms, a mouse has no single shrinkage weight).
+    """
     label, lme = _lme(fits)
     means = fits.get(MEANS_LABEL)
     if means is not None:
@@ -66,6 +71,9 @@ def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str
                 st.code(pr.r_code(), language="r")
     with st.expander("Partial pooling: how the LME pulls each mouse towards the population"):
         try:
+            if pooling_formula:
+                label = f"{pooling_formula} (the mouse term alone, so each mouse has one weight)"
+                lme = compute.call(fit_lme, data, pooling_formula, factors=tuple(factors), reml=reml)
             pp = partial_pooling(lme)
         except MMTeachError as err:
             st.caption(str(err))
