@@ -75,7 +75,8 @@ def skip_reason(analysis: str, n_groups: int, n_rows: int, *, label: str,
 
 
 def limit_memory(megabytes: int = MEGABYTES) -> bool:
-    """Cap this process's address space (call it in a worker process, never in the server).
+    """Let this process's address space grow by at most ``megabytes`` from now on (call it
+    in a worker process once its libraries are loaded, never in the server).
 
     A fit that needs more then gets a MemoryError (turned into BudgetExceeded by
     :func:`call`) instead of slowing every other student down. Returns False where the
@@ -85,7 +86,13 @@ def limit_memory(megabytes: int = MEGABYTES) -> bool:
         import resource
     except ImportError:  # not on Windows
         return False
-    cap = int(megabytes) * 1024 * 1024
+    now = 0
+    try:  # the libraries' own reservations (~0.6 GB of address space) do not count
+        with open("/proc/self/status") as status:
+            now = next(int(ln.split()[1]) * 1024 for ln in status if ln.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    cap = now + int(megabytes) * 1024 * 1024
     _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)

@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 from mmteach.errors import DataError
+from mmteach.formula import quote_name
 
 MAX_MB = 20
+# one field may be as long as the whole file (the csv module stops at 128 kB with an error)
+csv.field_size_limit(int(MAX_MB * 2**20))
 NA_VALUES = ["NA", ".", "", "NaN", "nan", "N/A", "n/a", "#N/A", "NULL", "null", "missing"]
 SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar"}
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*$")
@@ -195,8 +198,13 @@ def read_table(source: Source, name: str | None = None, *, max_mb: float = MAX_M
             df = df.reset_index(drop=True)
             notes.append("row-name column dropped")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, csv.Error) as err:
-        detail = str(err).split("\n")[0]
-        raise DataError(f"{what} could not be read as a table: {detail}. Every line should have the same "
+        # pandas' own words ("Error tokenizing data. C error: ...") mean nothing to a student
+        text = str(err)
+        line = re.search(r"(?:line|row) (\d+)", text)
+        where = f" (near line {line.group(1)})" if line else ""
+        detail = ('a quote mark (") is not closed' if "EOF inside string" in text or "quot" in text.lower()
+                  else "a line does not split into the header's columns")
+        raise DataError(f"{what} could not be read as a table{where}: {detail}. Every line should have the same "
                         "number of fields as the header row; save it as CSV with one row per "
                         "observation.") from err
     df.columns = [str(c).strip().strip('"') for c in df.columns]
@@ -263,8 +271,9 @@ class Roles:
 
 
 def quote(name: str) -> str:
-    """A column name as a formula may hold it (backticks around names that are not plain)."""
-    return name if re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", name) else f"`{name}`"
+    """A column name as a formula may hold it (backticks around names that are not plain,
+    with a backtick or backslash inside escaped; see :func:`mmteach.formula.quote_name`)."""
+    return quote_name(name)
 
 
 def _is_binary(s: pd.Series) -> bool:

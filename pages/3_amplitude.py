@@ -118,13 +118,13 @@ except MMTeachError as err:
     teach = display.too_few_groups(sub["midx"].nunique())
     missing = {lme_label: teach or f"{structure} cannot be fitted to these data (the message above says why)"}
     if teach:
-        st.error(f"**LME {structure}: {teach}**\n\nDetail: {err}")
+        display.error(f"LME {structure}: {teach}", f"Detail: {err}")
     elif isinstance(err, ModelError) and not ps["anyway"]:
         st.warning(f"**{structure} cannot be estimated from these data.** {err}")
         st.caption("Tick *fit anyway, as nlme does* to see what nlme reports: the numbers "
                    "exist, but the variances are not separately determined by the data.")
     else:
-        st.error(f"LME {structure}: {err}")
+        display.error(f"LME {structure}", err)
 
 if fits:
     long = compute.derived(F.comparison_rows, fits, TERMS)

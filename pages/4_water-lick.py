@@ -244,7 +244,7 @@ if bayes_fit is not None:
                                 f"{glmm_formula!r}, b_prior_sd={prior_sd:g}), "
                                 f"fit_bayes_glmm(data, {reduced!r}, b_prior_sd={prior_sd:g}))")
     except MMTeachError as err:
-        st.error(f"Bayes factor: {err}")
+        display.error("Bayes factor", err)
 
 st.number_input("Bootstrap samples", 20, 2000, step=20, key=ps.key("nboot"),
                 help=f"pbkrtest::PBmodcomp uses {NBOOT:,} by default; fewer run faster but "
@@ -266,7 +266,7 @@ try:
                                                 progress=progress))
 except MMTeachError as err:
     boot = None
-    st.error(f"Bootstrap: {err}")
+    display.error("Bootstrap", err)
 if boot is not None:
     narrate.say(N.bootstrap_reading(boot.bootstrap_p_value, boot.bootstrap_samples, boot.bootstrap_failed,
                                     lrt.p_value if lrt is not None else None))

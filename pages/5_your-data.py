@@ -54,7 +54,7 @@ try:
             raw = up.getvalue()
             df, token = upload.read_upload(raw, up.name), f"{up.name}:{len(raw)}:{hash(raw)}"
 except MMTeachError as err:
-    st.error(str(err))
+    display.error("This file cannot be analysed", err)
 if df is None:
     ps.sync()
     st.info("Upload a file to start.")
@@ -96,23 +96,28 @@ try:
                             "add one naming the column of the animal.")
         response = parsed.response.columns()[0]
         group = parsed.grouping_columns()[0]
-        predictors = [v for v in parsed.variables()
-                      if v != response and v not in parsed.grouping_columns()]
+        # every grouping the engine accepts (a/b, (1|a) + (1|b)): the other grouping columns
+        # are kept in the rows used; the first one is the animal of the plots and per-animal fits
+        predictors = [v for v in parsed.variables() if v not in (response, group)]
     used, notes = usable_rows(df, response, predictors, group, family)
     for note in notes:
-        st.warning(note)
+        display.note(note, kind="warning")
 except MMTeachError as err:
-    st.error(str(err))
+    display.error("This model cannot be fitted", err)
     st.stop()
 sources.source_note(df, BUILTIN[ps["dataset"]] if ps["source"] == "built-in" else "uploaded file")
-st.caption(f"Model: `` {formula} `` ({family}); {len(used)} rows, {used[group].nunique()} groups.")
+st.caption(display.escape_markdown(f"Model: {formula} ({family}); {len(used)} rows, {used[group].nunique()} groups."))
 
 # --- plots ------------------------------------------------------------------------------
 first = predictors[0] if predictors else None
 n_groups = used[group].nunique()
 left, right = display.columns(2)
 try:
-    if first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
+    display.check_plottable(used, group)
+    if first is not None and display.skipped("per_group_plot", n_groups, len(used), unit=f"{group} levels",
+                                             label=f"The figure by {group}", plural=False):
+        pass
+    elif first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
         few = n_groups <= 4  # beside the pooled plot; more groups get the full width
         with left if few else st.container():
             display.show_fig(compute.fig(F.pooled_boxplot, used, response, first, title="All groups pooled"))
@@ -128,7 +133,7 @@ try:
         with left:
             display.show_fig(compute.fig(F.group_scatter, used, response, first, group, group_name=group))
 except MMTeachError as err:
-    st.error(str(err))
+    display.error("These data cannot be drawn", err)
 
 # --- fits -------------------------------------------------------------------------------
 analyses = compute.Analyses(used)
@@ -138,11 +143,14 @@ fits, code, _run = analyses.fits, analyses.code, analyses.run
 fixed_only = formula.split(" + (1 | ")[0] if ps["mode"] == "choose columns" else formula
 if family == "gaussian":
     _run("Pooled LM", fit_lm, formula, factors=factors)
-    _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors)
+    if not display.skipped("fixed_group", n_groups, len(used), label=f"The {group}-as-fixed-effect fit",
+                           unit=f"{group} levels", plural=False):
+        _run(f"{group} as fixed effect", fit_fixed_group, formula, factors=factors)
     _run("LME (REML, Satterthwaite)", fit_lme, formula, factors=factors)
     if first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
         pooling_view.means_row(analyses, response, first, group)
-    _run(group, fit_per_group, formula, group, factors=factors)
+    if not display.skipped("per_group", n_groups, len(used), label=f"The per-{group} fits", unit=f"{group} levels"):
+        _run(group, fit_per_group, formula, group, factors=factors)
 else:
     _run("Pooled GLM", fit_glm, fixed_only, family="binomial", factors=factors)
     _run("GEE (exchangeable)", fit_gee, fixed_only, group, family="binomial",
@@ -153,7 +161,9 @@ if fits:
     tidies = [v.tidy() if hasattr(v, "tidy") else v for v in fits.values()]
     terms = [t for t in dict.fromkeys(t for td in tidies for t in td["term"])
              if t and t != "(Intercept)"]
-    terms = [t for t in terms if not str(t).startswith(group)]
+    # not the coefficients of a grouping column as a fixed effect (`mouse id`3 too): one per animal
+    groups = (group,) if ps["mode"] == "choose columns" else tuple(parse_formula(formula, columns).grouping_columns())
+    terms = [t for t in terms if not str(t).lstrip("`").startswith(groups)]
     if terms:
         long = F.comparison_rows(fits, {t: t for t in terms})
         gaussian = family == "gaussian"
@@ -178,6 +188,8 @@ if fits:
         with st.expander("Variance components and random effects"):
             display.show_table(mixed.variance_components(), name="variance components",
                           key="yours_varcomp", hide_index=True)
-            display.show_fig(F.caterpillar_plot(mixed.ranef(), group_name=group))
+            if not display.skipped("caterpillar", n_groups, len(used), unit=f"{group} levels",
+                                   label="The figure of every random effect", plural=False):
+                display.show_fig(F.caterpillar_plot(mixed.ranef(), group_name=group))
     display.code_expander(code)
 sources.data_download(used, "your_data_shown")

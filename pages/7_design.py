@@ -10,7 +10,7 @@ import streamlit as st
 from mmteach.errors import MMTeachError
 from mmteach.power import METHODS, Design
 from ui import design_view as V
-from ui import router, state
+from ui import display, router, state
 
 router.run_under_router()
 
@@ -57,7 +57,7 @@ try:
                     cells_per_mouse=int(ps["cells"]), icc=float(ps["icc"]), effect=float(ps["effect"]),
                     slope_sd=float(ps["slope_sd"]) if within else 0.0)
 except MMTeachError as err:
-    st.error(str(err))
+    display.error("This design cannot be planned", err)
     st.stop()
 run = dict(reps=int(ps["reps"]), alpha=float(ps["alpha"]), seed=int(ps["seed"]))
 

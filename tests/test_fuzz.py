@@ -207,3 +207,15 @@ def test_cli_defects_of_issue_15(corpus: list[Path], capsys: pytest.CaptureFixtu
     code, out, err = _cli(["fit", "ca_frequency", "res ~ treatment_idx + (1 | " + "(" * 900 + "midx"
                            + ")" * 900 + ")"], capsys)
     assert code == 2 and "parentheses" in err and "Traceback" not in err and len(err) < 600
+
+
+def test_nested_fit_result_crosses_process_boundaries() -> None:
+    """Before: a nested LME result held a CHOLMOD factor that cannot be pickled, so the app's
+    process pool (and its in-place fallback) crashed the Your-data page on (1 | midx/cidx)."""
+    import pickle
+
+    from mmteach.datasets import load_dataset
+
+    res = fit_lme(load_dataset("ca_amplitude"), "res ~ treatment + (1 | midx/cidx)", factors=["treatment"])
+    again = pickle.loads(pickle.dumps(res))
+    pd.testing.assert_frame_equal(again.tidy(), res.tidy())

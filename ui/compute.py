@@ -30,8 +30,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mmteach import errors
+from mmteach import budget, errors
 from mmteach.errors import MMTeachError
+from ui.display import escape_markdown
 
 # Bounds (entries, MB); the environment may change them for a bigger or smaller server.
 RESULT_ENTRIES = int(os.environ.get("MMTEACH_CACHE_ENTRIES", 2048))
@@ -209,7 +210,8 @@ def _run_packed(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs:
     """In a worker: the call, its result or teaching error pickled, and its run time."""
     t0 = time.perf_counter()
     try:
-        out: tuple[bool, Any] = (True, fn(data, *args, **kwargs))
+        # a time budget in a worker (mmteach.budget; a no-op in the server's threads)
+        out: tuple[bool, Any] = (True, budget.call(fn, data, *args, **kwargs))
     except MMTeachError as err:
         out = (False, (type(err).__name__, str(err)))
     return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL), time.perf_counter() - t0
@@ -220,7 +222,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     """One pool per server, shared by every session (created at its first use)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    # each worker may grow by budget.MEGABYTES: one student's huge request fails alone
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=budget.limit_memory)
 
 
 class _Costs:
@@ -514,7 +517,10 @@ class Analyses:
         try:
             res = call(fn, self.data, *args, **kwargs)
         except MMTeachError as err:
-            msg = f"**{label}: {teach}**\n\nDetail: {err}" if teach else f"{label}: {err}"
+            # user text (column names in labels, formulas in errors) escaped: never live Markdown
+            esc = escape_markdown
+            msg = (f"**{esc(f'{label}: {teach}')}**  \n{esc(f'Detail: {err}')}" if teach
+                   else esc(f"{label}: {err}"))
             if self.defer:
                 self.errors.append(msg)
             else:

@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mmteach import figures
+from mmteach import budget, figures, validate
 from mmteach.figures import style
 from ui.state import presenting
 
@@ -84,6 +84,10 @@ def escape_markdown(text: object) -> str:
     return "  \n".join(_MD_SPECIAL.sub(r"\\\1", line) for line in lines)
 
 
+# The title of the box app.py shows for an error no page explains (tests look for it).
+UNEXPECTED = "This page stopped because of an unexpected problem on the server"
+
+
 def error(title: str, detail: object = None) -> None:
     """An error box whose text is never read as Markdown or HTML.
 
@@ -107,6 +111,22 @@ def error(title: str, detail: object = None) -> None:
 def note(text: str, *, kind: str = "info") -> None:
     """An info or warning box for a sentence that quotes user text (escaped, as in error)."""
     (st.warning if kind == "warning" else st.info)(escape_markdown(text))
+
+
+def skipped(analysis: str, n_groups: int, n_rows: int, *, label: str, unit: str = "groups",
+            plural: bool = True) -> bool:
+    """True when ``analysis`` is too big for these data (mmteach.budget), after saying so in
+    a note: what was left out, the size of the data, the limit and why."""
+    reason = budget.skip_reason(analysis, n_groups, n_rows, label=label, unit=unit, plural=plural)
+    if reason:
+        note(reason)
+    return reason is not None
+
+
+def check_plottable(data: pd.DataFrame, group: str) -> None:
+    """Raise DataError (with the engine's teaching message) for values no figure can draw:
+    infinite or extreme numbers, ids too large to keep apart."""
+    validate.check_values(data, [c for c in data.columns if c != group], [group])
 
 
 def columns(n: int, *, gap: str = "medium") -> list[Any]:

@@ -36,7 +36,7 @@ def _run(results: dict, key: str, settings: dict, text: str, fn: Callable[..., A
     try:
         results[key] = (settings, fn(**settings, progress=update, **kw))
     except MMTeachError as err:
-        st.error(str(err))
+        display.error("This simulation cannot run", err)
     bar.empty()
 
 
@@ -195,7 +195,7 @@ def misspec_tab(ps: PageState, results: dict) -> None:
                 one = simulate_power(design, slope_sd=now["sd"], reps=now["reps"])
             results["misspec"] = (now, (curve, one))
         except MMTeachError as err:
-            st.error(str(err))
+            display.error("This simulation cannot run", err)
     if "misspec" not in results:
         st.info("Press **Run the misspecification study**.")
         return

@@ -84,6 +84,8 @@ class PageState:
         self.params: dict[str, Param] = {}
         self._bad: list[str] = []
         self._first = f"_{page}_loaded" not in st.session_state
+        # link values another module sets for this run, e.g. data=original (ui/sources.py)
+        self._extra: dict[str, str] = dict(st.session_state.pop("_url_extra", {}))
         self.add(params)
         st.session_state[f"_{page}_loaded"] = True
 
@@ -134,6 +136,7 @@ class PageState:
         if self._bad:
             st.warning("Ignored link settings that are not valid here: " + ", ".join(self._bad))
         values = {PRESENT_KEY: "1"} if st.session_state.get(PRESENT_KEY) else {}
+        values.update(self._extra)
         for name in self.params:
             value = st.session_state.get(self.key(name), self.params[name].default)
             st.session_state[f"_saved.{self.key(name)}"] = value
