@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mmteach.errors import DataError
+from mmteach.formula import quote_name
 from mmteach.lm import fit_lm
 from mmteach.results import FitResult
 
@@ -63,15 +64,17 @@ def fit_mouse_means(data: pd.DataFrame, response: str, condition: str, group: st
     if means[condition].nunique() < 2:
         raise DataError("Only one condition is left, so the mouse means have nothing to compare.")
     within = _within(data, condition, group)
-    formula = f"{response} ~ {condition} + {group}" if within else f"{response} ~ {condition}"
+    # names quoted (backticks where needed): any column name, e.g. "amplitude (µV)", round-trips
+    y, x, g = quote_name(response), quote_name(condition), quote_name(group)
+    formula = f"{y} ~ {x} + {g}" if within else f"{y} ~ {x}"
     fit = fit_lm(means, formula, factors=[condition, group] if within else [condition])
     if not np.isfinite(fit.extras.get("residual_df", np.nan)) or fit.extras["residual_df"] < 1:
         raise DataError("There are too few mice to test the mouse means: every mean is fitted "
                         "exactly, so no variation is left to judge the condition effect. Add mice.")
     how = ("means per mouse and condition, lm(mean ~ condition + mouse): repeated-measures ANOVA"
            if within else "one mean per mouse, lm(mean ~ condition): t-test / one-way ANOVA")
-    r = (f"m <- aggregate({response} ~ {condition} + {group}, data = d, FUN = mean)\n"
-         f"m${condition} <- factor(m${condition}); m${group} <- factor(m${group})\n"
+    r = (f"m <- aggregate({y} ~ {x} + {g}, data = d, FUN = mean)\n"
+         f"m${x} <- factor(m${x}); m${g} <- factor(m${g})\n"
          f"fit <- lm({formula}, data = m)\nsummary(fit)")
     return FitResult(
         model="mouse_means", formula=formula, method="OLS on mouse means", df_method="residual",

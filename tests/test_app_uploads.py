@@ -31,7 +31,8 @@ def test_corpus_file_on_the_page_matches_the_cli(yours, name):
     try:
         cli = resolve_data(UPLOADS / name)
     except DataError as err:
-        assert errors(at) == [str(err)]  # one box, the CLI's words
+        shown = errors(at)
+        assert len(shown) == 1 and shown[0].endswith(str(err)), shown  # one box, ending in the CLI's words
         return
     read = [c.value for c in at.caption if c.value.startswith("Read ")]
     assert read and read[0].startswith(f"Read {len(cli):,} rows and {cli.shape[1]} columns"), read
