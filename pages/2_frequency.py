@@ -43,7 +43,7 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
        data_token=sources.source_label(data))
 
 
-with st.container(border=True):
+with controls.panel():
     controls.units_per_mouse(ps, data, "midx", full, per_row=len(full))
     controls.lme_settings(
         ps, STRUCTURES, df_methods=DF_METHODS,

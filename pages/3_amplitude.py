@@ -56,7 +56,7 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
        data_token=sources.source_label(data))
 
 
-with st.container(border=True):
+with controls.panel():
     controls.units_per_mouse(ps, data, "midx", full, unit="cidx", presets=PRESETS[:2],
                              note="each cell keeps both measurements; 0 drops the mouse")
     controls.lme_settings(ps, STRUCTURES, df_methods=DF_METHODS,

@@ -57,7 +57,7 @@ ps.add({f"n{m}": state.Param(n, lo=0, hi=n) for m, n in full.items()},
        data_token=sources.source_label(data))
 
 
-with st.container(border=True):
+with controls.panel("Controls: trials per mouse and model"):
     controls.units_per_mouse(ps, data, GROUP, full, noun="Trials", per_row=len(full), presets=PRESETS[:2])
     c1, c2 = st.columns([1.6, 1.2])  # two rows: a long selectbox label stays readable
     c4 = st.columns(2)[0]

@@ -10,7 +10,19 @@ import streamlit as st
 
 from mmteach.lme import df_methods_for
 from mmteach.subsample import PRESETS, preset_counts
-from ui.state import PageState
+from ui.state import PageState, presenting
+
+
+def panel(label: str = "Controls: cells per mouse and model") -> Any:
+    """The box that holds a page's controls.
+
+    On a projector (presentation mode) it is a collapsed expander, so the first screen shows
+    the data and the charts and the instructor opens the controls when changing something;
+    otherwise a bordered box that is always open.
+    """
+    if presenting():
+        return st.expander(label, expanded=False)
+    return st.container(border=True)
 
 
 def units_per_mouse(ps: PageState, data: pd.DataFrame, group: str, full: Mapping[Any, int], *,
