@@ -129,6 +129,16 @@ def quote_name(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
 
+def printable(text: str) -> str:
+    """``text`` with invisible and control characters written as their code points, so a
+    message never carries a NUL or a bidi override into the page.
+
+    >>> printable("r\x00es")
+    'r<U+0000>es'
+    """
+    return "".join(ch if ch.isprintable() else f"<U+{ord(ch):04X}>" for ch in text)
+
+
 @dataclass(frozen=True)
 class Variable:
     """A variable in a term; ``as_factor`` when written as factor(x) or as.factor(x)."""
@@ -287,11 +297,11 @@ class _Parser:
         if self.columns is not None and tok.text not in self.columns:
             close = _close_matches(tok.text, self.columns)
             hint = f" Did you mean {close}?" if close else ""
-            shown = ", ".join(quote_name(c) for c in self.columns[:20])
+            shown = ", ".join(printable(quote_name(c)) for c in self.columns[:20])
             if len(self.columns) > 20:
                 shown += f" and {len(self.columns) - 20} more"
             raise FormulaError(
-                f"{quote_name(tok.text)} is not a column of the data.{hint} Available columns: "
+                f"{printable(quote_name(tok.text))} is not a column of the data.{hint} Available columns: "
                 f"{shown}.",
                 self.text,
                 tok.pos,
