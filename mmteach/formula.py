@@ -133,7 +133,7 @@ def printable(text: str) -> str:
     """``text`` with invisible and control characters written as their code points, so a
     message never carries a NUL or a bidi override into the page.
 
-    >>> printable("r\x00es")
+    >>> printable("r" + chr(0) + "es")
     'r<U+0000>es'
     """
     return "".join(ch if ch.isprintable() else f"<U+{ord(ch):04X}>" for ch in text)
