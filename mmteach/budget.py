@@ -39,6 +39,7 @@ LIMITS: dict[str, Limit] = {
     "mixed": Limit(100_000, 500_000, "it fits a mixed model to every row"),
     "glmm": Limit(20_000, 200_000, "a logistic mixed model is refitted iteratively"),
     "per_group_plot": Limit(60, 10**9, "a figure with one panel or colour per group is unreadable beyond that"),
+    "partial_pooling": Limit(300, 10**9, "it fits every group on its own and draws an arrow per group"),
     "caterpillar": Limit(2_000, 10**9, "a figure with one row per group is unreadable beyond that"),
 }
 

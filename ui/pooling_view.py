@@ -75,6 +75,9 @@ def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str
                 display.show_fig(PF.profile_plot(pr), key=f"{key}_profile")
                 st.markdown(pr.advice())
                 st.code(pr.r_code(), language="r")
+    if display.skipped("partial_pooling", int(data[group].nunique()), len(data),
+                       label="The partial-pooling view", plural=False, unit=f"{group} levels"):
+        return
     with st.expander("Partial pooling: how the LME pulls each mouse towards the population"):
         try:
             if pooling_formula:
