@@ -10,6 +10,7 @@ forest plots.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -73,6 +74,49 @@ def _cell(i: int, cols: int) -> tuple[int, int]:
     return i // cols + 1, i % cols + 1
 
 
+_LINK_TAG = re.compile(r"<(/?a\b)", re.IGNORECASE)
+
+
+def _no_links(value: Any) -> Any:
+    """``value`` with plotly's link tags (``<a href=...>``) made literal text.
+
+    Plotly renders a small HTML subset in every title, name and category label; column names
+    and group levels come from a student's file, and a link there would be live in the page.
+    Only ``<a`` is defused: the builders' own ``<br>``/``<b>`` keep working.
+
+    >>> _no_links('mouse <a href="http://x.invalid">login</a>')
+    'mouse &lt;a href="http://x.invalid">login&lt;/a>'
+    """
+    if isinstance(value, str):
+        return _LINK_TAG.sub(r"&lt;\1", value)
+    if isinstance(value, (list, tuple, np.ndarray)) and len(value) and any(
+            isinstance(v, str) and "<" in v for v in value):
+        return [(_LINK_TAG.sub(r"&lt;\1", v) if isinstance(v, str) else v) for v in value]
+    return value
+
+
+def _defuse_links(fig: go.Figure) -> None:
+    """No live links from user text anywhere in ``fig`` (titles, axes, annotations, traces)."""
+    lay = fig.layout
+    if lay.title.text:
+        lay.title.text = _no_links(lay.title.text)
+    for ax in [*fig.select_xaxes(), *fig.select_yaxes()]:
+        if ax.title.text:
+            ax.title.text = _no_links(ax.title.text)
+    for ann in lay.annotations or ():
+        if ann.text:
+            ann.text = _no_links(ann.text)
+    if lay.legend.title.text:
+        lay.legend.title.text = _no_links(lay.legend.title.text)
+    for tr in fig.data:
+        for prop in ("name", "x", "y", "text", "hovertext"):
+            value = tr[prop] if prop in tr else None
+            if value is not None:
+                new = _no_links(value)
+                if new is not value:  # only figures that carry a link tag are rewritten
+                    tr[prop] = new
+
+
 def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
     """Common look; ``presentation`` enlarges fonts, markers and margins for a projector.
 
@@ -102,6 +146,7 @@ def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
     fig.update_annotations(font_size=size + 1)
     if presentation:
         fig.for_each_trace(_bigger_markers, selector={"type": "scatter"})
+    _defuse_links(fig)
     return fig
 
 

@@ -175,3 +175,15 @@ def test_cell_count_table_and_style():
     assert list(fig.data[0].cells.values[-1]) == ["100.0%", "100.0%"]
     big = F.style(go.Figure(), presentation=True)
     assert big.layout.font.size > F.style(go.Figure()).layout.font.size
+
+
+def test_user_text_in_a_figure_is_never_a_live_link(freq):
+    """Column names and group levels come from a student's file: plotly renders <a href> tags
+    in titles, names and category labels, so a link there would be live in the page."""
+    link = '<a href="http://example.invalid/login">Log in again</a>'
+    d = freq.rename(columns={"res": link})
+    d["midx"] = d["midx"].map({1: link, 2: "m2", 3: "m3", 4: "m4"})
+    fig = F.per_mouse_boxplot(d, link, "treatment_idx", "midx")
+    shown = str(fig.to_dict())  # (to_json would hide a "<" as \\u003c)
+    assert "<a href" not in shown and "&lt;a href" in shown
+    assert "two<br>lines" in str(F.style(go.Figure(layout={"title": {"text": "two<br>lines"}})).to_dict())
