@@ -451,7 +451,10 @@ def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return value, 4096
 
     value = FIGURES.get_or_compute(key, build)
-    return value.copy() if isinstance(value, (pd.DataFrame, pd.Series)) else value
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value.copy()
+    _remember(value, key)  # a figure or table built from this value is cached on it in turn
+    return value
 
 
 def _figure_bytes(figure: go.Figure) -> int:
