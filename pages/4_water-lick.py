@@ -148,7 +148,7 @@ with left:
     _lick_curves(sub, curves)
 with right:
     if glmm is not None:
-        display.show_fig(F.caterpillar_plot(glmm.ranef()))
+        display.show_fig(compute.derived(F.caterpillar_plot, glmm.ranef()))
 
 st.subheader("Five analyses of the dF/F effect")
 analyses = compute.Analyses(sub)
@@ -170,9 +170,9 @@ if not one_mouse:
 if fits:
     # the t-test's one number per mouse is a difference of proportions, not a slope
     long = pd.concat([
-        F.comparison_rows({k: v for k, v in fits.items() if k != TTEST}, {"dff": "dF/F"}),
-        F.comparison_rows({k: v for k, v in fits.items() if k == TTEST},
-                          {"p_high - p_low": "dF/F"}),
+        compute.derived(F.comparison_rows, {k: v for k, v in fits.items() if k != TTEST}, {"dff": "dF/F"}),
+        compute.derived(F.comparison_rows, {k: v for k, v in fits.items() if k == TTEST},
+                        {"p_high - p_low": "dF/F"}),
     ], ignore_index=True)
     long = long.set_index("analysis").loc[list(fits)].reset_index()
     shown = odds_comparison_table(
@@ -184,9 +184,9 @@ if fits:
                "the Bayesian fit). The t-test row is on another scale: for each mouse, the "
                "share of correct licks in its high-dF/F trials minus its low-dF/F trials, "
                "tested across mice (df = mice − 1). * marks p < 0.05.")
-    display.show_fig(F.estimate_comparison_plot(
-        long[[a != TTEST for a in long["analysis"]]]
-        .dropna(subset=["conf_low"]), term_label="dF/F (log odds)"))
+    display.show_fig(compute.derived(
+        F.estimate_comparison_plot, long[[a != TTEST for a in long["analysis"]]].dropna(subset=["conf_low"]),
+        term_label="dF/F (log odds)"))
     narrate.say(N.lick_reading(long, glmm=glmm_label if glmm is not None else None, gee="GEE (exchangeable)",
                                pooled="Pooled GLM (logistic)", n_trials=len(sub), sd=_mouse_sd(glmm),
                                why_no_glmm=why_no_glmm), lead="Read the table:")
@@ -249,10 +249,9 @@ if bayes_fit is not None:
 st.number_input("Bootstrap samples", 20, 2000, step=20, key=ps.key("nboot"),
                 help=f"pbkrtest::PBmodcomp uses {NBOOT:,} by default; fewer run faster but "
                      "give a rougher p-value.")
-if glmm is not None:  # time a few samples of these data and this structure, once
-    per_sample = narrate.seconds_per_sample(
-        lambda b: compare_models(sub, glmm_formula, reduced, family="binomial", bootstrap=b, seed=1),
-        key=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"]), glmm_formula))
+# a bootstrap sample refits both models, as the LRT above did on these data: its measured time
+per_sample = compute.seconds(compare_models, sub, glmm_formula, reduced, family="binomial") if lrt else None
+if per_sample:
     st.caption(N.bootstrap_time(per_sample, int(ps["nboot"])))
 ps.sync()
 try:
