@@ -60,6 +60,11 @@ if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
 sources.source_note(data, "Example 2, Ca++ event frequency")
+reml = ps["estimation"] == "REML"
+re_terms = STRUCTURES[ps["structure"]]
+lme_formula = f"res ~ treatment_idx + {re_terms}"
+# the LME starts now in the process pool, while this script draws the figures
+compute.prefetch(fit_lme, sub, lme_formula, factors=FACTORS, reml=reml, df_method=ps["df"])
 
 notice = st.empty()  # filled once the fits below are known: the sentence follows them
 left, right = display.columns(2)
@@ -75,9 +80,6 @@ table = cell_counts(sub, "midx", "treatment_idx").rename(columns={str(k): v for 
 display.show_table(table, name="cell counts", key="freq_counts", formats={"% of cells": "{:.1f}"})
 
 st.subheader("The same question, four analyses")
-reml = ps["estimation"] == "REML"
-re_terms = STRUCTURES[ps["structure"]]
-lme_formula = f"res ~ treatment_idx + {re_terms}"
 analyses = compute.Analyses(sub, defer=True)
 fits, code, errors = analyses.fits, analyses.code, analyses.errors
 teach_lme = display.too_few_groups(sub["midx"].nunique())

@@ -70,6 +70,19 @@ if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
 sources.source_note(data, "Example 3, Ca++ event integrated amplitude")
+reml = ps["estimation"] == "REML"
+structure = ps["structure"]
+lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
+if ps["anyway"]:
+    lme_kwargs["allow_unidentifiable"] = True
+ladder_args = ({m: formula(m) for m in STRUCTURES}, EX.ladder)
+ladder_kwargs = {"factors": FACTORS, "unidentifiable_ok": EX.unidentifiable()}
+# the slow fits start now in the process pool, while this script draws the figures
+compute.prefetch(lrt_ladder, sub, *ladder_args, **ladder_kwargs)
+compute.prefetch(fit_lme, sub, formula(structure), **lme_kwargs)
+pooling_formula = "res ~ treatment + " + ("(1 + treatment | midx)" if "treatment | midx" in STRUCTURES[structure]
+                                          else "(1 | midx)")
+compute.prefetch(fit_lme, sub, pooling_formula, factors=FACTORS, reml=reml)  # the partial-pooling view's
 
 corr = compute.call(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
 narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="treatment", unit="cidx",
@@ -91,8 +104,6 @@ with right:
                   key="amp_corr", hide_index=True)
 
 st.subheader("Pooled, paired and mixed analyses of the 24h change")
-reml = ps["estimation"] == "REML"
-structure = ps["structure"]
 analyses = compute.Analyses(sub)
 fits, code, _run = analyses.fits, analyses.code, analyses.run
 
@@ -104,9 +115,6 @@ _run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx")
 pooling_view.means_row(analyses, "res", "treatment", "midx")
 lme_label = f"LME {structure} ({ps['estimation']}, {ps['df']} df)"
 missing: dict[str, str] = {}
-lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
-if ps["anyway"]:
-    lme_kwargs["allow_unidentifiable"] = True
 try:
     lme = compute.call(fit_lme, sub, formula(structure), **lme_kwargs)
     fits[lme_label] = lme
@@ -142,8 +150,7 @@ if lme is not None:
                   hide_index=True)
 pooling_view.show(fits, sub, condition="treatment", group="midx", term="treatment2", term_label="the 24h change",
                   formula=formula(structure), factors=FACTORS, reml=reml, key="amp",
-                  pooling_formula="res ~ treatment + " + ("(1 + treatment | midx)" if "treatment | midx"
-                                                          in STRUCTURES[structure] else "(1 | midx)"))
+                  pooling_formula=pooling_formula)
 
 st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
 st.markdown(
@@ -153,8 +160,7 @@ st.markdown(
     + "\n".join(f"| {m} | {_cell_code(STRUCTURES[m])} | {_cell_code(NLME[m])} |"
                 for m in STRUCTURES)
 )
-ladder = compute.call(lrt_ladder, sub, {m: formula(m) for m in STRUCTURES}, EX.ladder, factors=FACTORS,
-                      unidentifiable_ok=EX.unidentifiable())
+ladder = compute.call(lrt_ladder, sub, *ladder_args, **ladder_kwargs)
 teach = display.too_few_groups(sub["midx"].nunique())
 if teach and ladder.errors:  # the LME's box above says why; not one more box per comparison
     st.caption(f"No likelihood-ratio test: {teach}")
