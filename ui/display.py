@@ -22,9 +22,9 @@ table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton butt
 [data-testid="stDownloadButton"] button p, [data-testid="stExpander"] summary p,
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li,
 [data-testid="stSliderThumbValue"] p, [data-testid="stRadioOption"] p,
-[data-testid="stTab"] p, [data-testid="stFileUploaderDropzoneInstructions"] span,
+[data-testid="stFileUploaderDropzoneInstructions"] span,
 [data-testid="stMain"] input, [data-testid="stMain"] textarea, [role="option"],
-[data-testid="stCheckbox"] p
+[data-testid="stCheckbox"] p, [data-testid="stButtonGroup"] button p
   { font-size: 1.45rem !important; }
 [data-testid="stSliderTickBar"] p, [data-testid="stTooltipIcon"] svg { font-size: 1.1rem !important; }
 /* widgets grow with their text */
