@@ -37,8 +37,11 @@ table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton butt
 [data-testid="stSliderThumbValue"] p { line-height: 1.2 !important; }
 [data-testid="stSlider"] [role="group"] { margin-top: 1.2rem; }
 [data-testid="stRadioOption"] > div > div:first-child { transform: scale(1.4); margin-right: 0.5rem; }
-/* table cells the page marked "nowrap" (numbers, p-values) keep that inside their text */
-[data-testid="stTable"] td p { white-space: inherit !important; }
+/* a cell's text sits in a markdown block inside the td: it takes the td's white-space, so a
+   stacked cell ("estimate ± SE" over "p = ...") breaks at its newline (pre-line, below) and a
+   cell the page marked "nowrap" (numbers, p-values) stays on one line */
+[data-testid="stTable"] td [data-testid="stMarkdownContainer"], [data-testid="stTable"] td p
+  { white-space: inherit !important; }
 /* long labels wrap instead of ending in "..." */
 .stMarkdownEllipsis, .stMarkdownEllipsis p { white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; }
