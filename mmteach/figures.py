@@ -9,6 +9,8 @@ forest plots.
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+from plotly.subplots import make_subplots as plotly_make_subplots
 
 from mmteach.errors import DataError
 
@@ -95,19 +97,19 @@ def _no_links(value: Any) -> Any:
     return value
 
 
-def _defuse_links(fig: go.Figure) -> None:
-    """No live links from user text anywhere in ``fig`` (titles, axes, annotations, traces)."""
-    lay = fig.layout
-    if lay.title.text:
-        lay.title.text = _no_links(lay.title.text)
-    for ax in [*fig.select_xaxes(), *fig.select_yaxes()]:
-        if ax.title.text:
-            ax.title.text = _no_links(ax.title.text)
-    for ann in lay.annotations or ():
-        if ann.text:
-            ann.text = _no_links(ann.text)
-    if lay.legend.title.text:
-        lay.legend.title.text = _no_links(lay.legend.title.text)
+def _defuse_links(fig: go.Figure, lay: dict[str, Any]) -> None:
+    """No live links from user text anywhere in ``fig`` (titles, axes, annotations, traces);
+    ``lay`` is the layout as a dict, edited in place."""
+    titled = [lay, lay.get("legend", {}), *(v for k, v in lay.items() if _AXIS_KEY.match(k))]
+    for part in titled:
+        title = part.get("title")
+        if isinstance(title, dict) and title.get("text"):
+            title["text"] = _no_links(title["text"])
+        elif isinstance(title, str):
+            part["title"] = _no_links(title)
+    for ann in lay.get("annotations", ()):
+        if ann.get("text"):
+            ann["text"] = _no_links(ann["text"])
     for tr in fig.data:
         for prop in ("name", "x", "y", "text", "hovertext"):
             value = tr[prop] if prop in tr else None
@@ -117,36 +119,85 @@ def _defuse_links(fig: go.Figure) -> None:
                     tr[prop] = new
 
 
+_AXIS_KEY = re.compile(r"^[xy]axis\d*$")
+
+
 def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
     """Common look; ``presentation`` enlarges fonts, markers and margins for a projector.
 
     Axes use ``automargin`` so tick labels never run into the axis titles, whatever the
     font size; the top margin leaves room for a title above subplot titles.
     """
+    # The layout is edited as a plain dict and put back once without re-validation (the
+    # builders' layouts are valid already): plotly's per-property update path took 60-150 ms
+    # a figure with subplots (half of building one, and a control change redraws several).
+    lay = fig.layout.to_plotly_json()
+    # the default template goes back as plotly's shared object (the layout setter does that);
+    # rebuilt from its dict it would cost ~40 ms
+    lay = copy.deepcopy({k: v for k, v in lay.items() if k != "template"})
     size = _PRESENTATION_FONT if presentation else _BASE_FONT
     margin = ({"l": 70, "r": 30, "t": 120, "b": 70} if presentation
               else {"l": 60, "r": 20, "t": 70, "b": 50})
+    own_margin = lay.get("margin", {})
     for side in margin:  # a builder may need more room on a side (e.g. a label at the right)
-        own = getattr(fig.layout.margin, side)
+        own = own_margin.get(side)
         if own is not None:
             margin[side] = max(margin[side], int(own * (1.4 if presentation else 1)))
     # plain properties, not template="plotly_white": building a template deep-copies it
     # (~70 ms a figure), too slow for a 1 s rerun budget
-    fig.update_layout(
-        font={"size": size, "color": "#2a3f5f"},
-        paper_bgcolor="white",
-        plot_bgcolor="white",
-        margin=margin,
-        legend_font_size=size - 2 if presentation else size,
-    )
+    lay["font"] = {**lay.get("font", {}), "size": size, "color": "#2a3f5f"}
+    lay["paper_bgcolor"] = lay["plot_bgcolor"] = "white"
+    lay["margin"] = {**own_margin, **margin}
+    legend = lay.setdefault("legend", {})
+    legend["font"] = {**legend.get("font", {}), "size": size - 2 if presentation else size}
     grid = {"gridcolor": "#e5ecf6", "zerolinecolor": "#c8d4e3", "linecolor": "#c8d4e3",
             "automargin": True}
-    fig.update_xaxes(**grid)
-    fig.update_yaxes(**grid)
-    fig.update_annotations(font_size=size + 1)
+    lay.setdefault("xaxis", {})
+    lay.setdefault("yaxis", {})
+    for key in [k for k in lay if _AXIS_KEY.match(k)]:
+        lay[key].update(grid)
+    for ann in lay.get("annotations", ()):
+        ann["font"] = {**ann.get("font", {}), "size": size + 1}
     if presentation:
         fig.for_each_trace(_bigger_markers, selector={"type": "scatter"})
-    _defuse_links(fig)
+    _defuse_links(fig, lay)
+    fig._validate = False  # plotly's own switch (BaseFigure(_validate=...)), for this swap only
+    try:
+        fig.layout = lay
+    finally:
+        fig._validate = True
+    return fig
+
+
+@functools.lru_cache(maxsize=128)
+def _subplot_grid(rows: int, cols: int, titles: tuple[str, ...] | None,
+                  options: tuple[tuple[str, Any], ...]) -> tuple[dict[str, Any], Any, str]:
+    """make_subplots' layout (as a dict) and grid references for one grid, computed once."""
+    fig = plotly_make_subplots(rows=rows, cols=cols, subplot_titles=titles, **dict(options))
+    lay = {k: v for k, v in fig.layout.to_plotly_json().items() if k != "template"}
+    return lay, fig._grid_ref, fig._grid_str
+
+
+def make_subplots(*, rows: int, cols: int, subplot_titles: Sequence[str] | None = None,
+                  **options: Any) -> go.Figure:
+    """plotly's make_subplots, with each grid's layout computed once and reused.
+
+    plotly builds a grid through its per-property update path: 50-100 ms for the 12 panels
+    of a per-mouse figure, on every control change that changes the data. The layout depends
+    only on these arguments, so it is kept (LRU, 128 grids) and put into a new figure without
+    re-validation; ``add_trace(row=, col=)`` works as on plotly's own figure.
+    """
+    lay, grid_ref, grid_str = _subplot_grid(
+        rows, cols, tuple(subplot_titles) if subplot_titles is not None else None,
+        tuple(sorted(options.items())))
+    fig = go.Figure()
+    fig._validate = False  # plotly's own switch; the cached layout is plotly's, valid already
+    try:
+        fig.layout = copy.deepcopy(lay)
+    finally:
+        fig._validate = True
+    fig.__dict__["_grid_ref"] = grid_ref  # as plotly's make_subplots attaches them
+    fig.__dict__["_grid_str"] = grid_str
     return fig
 
 

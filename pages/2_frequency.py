@@ -113,7 +113,7 @@ if fits:
     ps.sync()
     forest = long[(long["label"] == term)].dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
-        display.show_fig(F.estimate_comparison_plot(forest, term_label=f"{term} vs 24h"))
+        display.show_fig(compute.derived(F.estimate_comparison_plot, forest, term_label=f"{term} vs 24h"))
     pooling_view.show(fits, sub, condition="treatment_idx", group="midx", term={v: k for k, v in TERMS.items()}[term],
                       term_label=term, formula=lme_formula, factors=FACTORS, reml=reml, key="freq")
     term_key = next(k for k, v in TERMS.items() if v == term)

@@ -60,8 +60,9 @@ if sub.empty:
     st.stop()
 sources.source_note(data, "Example 3, Ca++ event integrated amplitude")
 
-corr = F.per_group_correlation(sub, "res", "treatment", "cidx", "midx")
-narrate.say(N.crossing_notice(sub, corr, response="res", time="treatment", unit="cidx", group="midx"),
+corr = compute.call(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
+narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="treatment", unit="cidx",
+                            group="midx"),
             lead="Notice:", box="info")
 with st.expander("Cells per mouse", expanded=False):
     display.show_table(cell_counts(sub, "midx", "treatment", unit="cidx")
@@ -73,7 +74,7 @@ display.show_fig(compute.fig(F.before_after_scatter, sub, "res", "treatment", "c
 left, right = display.columns(2)
 with left:
     if corr["correlation"].notna().any():
-        display.show_fig(F.correlation_boxplot(corr))
+        display.show_fig(compute.derived(F.correlation_boxplot, corr))
 with right:
     display.show_table(corr.rename(columns={"group": "mouse"}), name="correlations",
                   key="amp_corr", hide_index=True)

@@ -109,7 +109,7 @@ with left:
     _lick_curves(sub, curves)
 with right:
     if glmm is not None:
-        display.show_fig(F.caterpillar_plot(glmm.ranef()))
+        display.show_fig(compute.derived(F.caterpillar_plot, glmm.ranef()))
 
 st.subheader("Five analyses of the dF/F effect")
 analyses = compute.Analyses(sub)
@@ -144,7 +144,7 @@ st.subheader("Is dF/F needed? Likelihood-ratio test, Bayes factor, parametric bo
 lrt = term_test_view.lrt(sub, glmm_formula, reduced, code=code, one_mouse=one_mouse)
 term_test_view.bayes(sub, glmm_formula, reduced, fits.get("Bayesian GLMM"), prior_sd=prior_sd, term="dff",
                      term_label="dF/F", code=code)
-term_test_view.bootstrap(ps, sub, glmm_formula, reduced, nboot=NBOOT, timed=glmm is not None,
+term_test_view.bootstrap(ps, sub, glmm_formula, reduced, nboot=NBOOT, timed=lrt is not None,
                          disabled=bool(one_mouse), lrt_p=lrt.p_value if lrt is not None else None,
                          data_key=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"])),
                          key="lick_boot_run")

@@ -119,7 +119,7 @@ if fits:
     groups = (group,) if ps["mode"] == "choose columns" else tuple(parse_formula(formula, columns).grouping_columns())
     terms = [t for t in terms if not str(t).lstrip("`").startswith(groups)]
     if terms:
-        long = F.comparison_rows(fits, {t: t for t in terms})
+        long = compute.derived(F.comparison_rows, fits, {t: t for t in terms})
         gaussian = family == "gaussian"
         marked = narrate.comparison_table(long, used, key="yours_compare", group=group, variables=predictors,
                                           fixed=f"{group} as fixed effect" if gaussian else None,
@@ -128,7 +128,7 @@ if fits:
         term = st.selectbox("Forest plot of", terms, key="yours_term")
         forest = marked[marked["label"] == term].dropna(subset=["estimate", "conf_low"])
         if not forest.empty:
-            display.show_fig(F.estimate_comparison_plot(forest, term_label=term))
+            display.show_fig(compute.derived(F.estimate_comparison_plot, forest, term_label=term))
         if gaussian:
             narrate.say(N.frequency_reading(used, marked, term=term, label=term, group=group, pooled="Pooled LM",
                                             fixed=f"{group} as fixed effect", mixed="LME (REML, Satterthwaite)",
@@ -144,6 +144,6 @@ if fits:
                           key="yours_varcomp", hide_index=True)
             if not display.skipped("caterpillar", n_groups, len(used), unit=f"{group} levels",
                                    label="The figure of every random effect", plural=False):
-                display.show_fig(F.caterpillar_plot(mixed.ranef(), group_name=group))
+                display.show_fig(compute.derived(F.caterpillar_plot, mixed.ranef(), group_name=group))
     display.code_expander(code)
 sources.data_download(used, "your_data_shown")

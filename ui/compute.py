@@ -227,16 +227,30 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 class _Costs:
-    """Average run time of each engine function, to decide pool or in place."""
+    """Average run time of each engine function, to decide pool or in place; and the run
+    time of each cached call (bounded like the result cache), for sentences such as "one
+    refit of both models took 0.08 s here"."""
 
     def __init__(self) -> None:
         self._avg: dict[str, float] = {}
         self._n: dict[str, int] = {}
+        self._by_key: OrderedDict[Hashable, float] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def add(self, name: str, seconds: float) -> None:
-        n = self._n.get(name, 0)
-        self._avg[name] = seconds if n == 0 else 0.8 * self._avg[name] + 0.2 * seconds
-        self._n[name] = n + 1
+    def add(self, name: str, seconds: float, key: Hashable = None) -> None:
+        with self._lock:
+            n = self._n.get(name, 0)
+            self._avg[name] = seconds if n == 0 else 0.8 * self._avg[name] + 0.2 * seconds
+            self._n[name] = n + 1
+            if key is not None:
+                self._by_key[key] = seconds
+                self._by_key.move_to_end(key)
+                while len(self._by_key) > RESULT_ENTRIES:
+                    self._by_key.popitem(last=False)
+
+    def of_key(self, key: Hashable) -> float | None:
+        with self._lock:
+            return self._by_key.get(key)
 
     def cheap(self, name: str) -> bool:
         return self._n.get(name, 0) >= 2 and self._avg[name] < INLINE_S
@@ -253,10 +267,11 @@ UNKNOWN_BYTES = 512 * 1024  # the size assumed for a result that cannot be pickl
 
 def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> tuple[Any, int]:
     name = _name(fn)
+    key = _key(fn, data, args, kwargs)
     if WORKERS > 0 and not COSTS.cheap(name) and name not in _UNPOOLABLE:
         try:
             packed, seconds = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs).result()
-            COSTS.add(name, seconds)
+            COSTS.add(name, seconds, key)
             return pickle.loads(packed), len(packed)
         except BrokenProcessPool:
             _pool.clear()  # a worker died (e.g. out of memory): start a new pool next time
@@ -267,7 +282,7 @@ def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: di
         out: tuple[bool, Any] = (True, fn(data, *args, **kwargs))
     except MMTeachError as err:
         out = (False, (type(err).__name__, str(err)))
-    COSTS.add(name, time.perf_counter() - t0)
+    COSTS.add(name, time.perf_counter() - t0, key)
     try:
         nbytes = len(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:  # noqa: BLE001 - not picklable: count it as a large entry
@@ -283,7 +298,7 @@ def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dic
     def done(f: Future) -> None:
         try:
             packed, seconds = f.result()
-            COSTS.add(_name(fn), seconds)
+            COSTS.add(_name(fn), seconds, _key(fn, data, args, kwargs))
             out.set_result((pickle.loads(packed), len(packed)))
         except BaseException as err:  # noqa: BLE001 - handed to whoever waits (who computes it)
             if isinstance(err, BrokenProcessPool):
@@ -385,6 +400,12 @@ def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) 
     return value
 
 
+def seconds(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> float | None:
+    """How long ``call(fn, data, *args, **kwargs)`` took to compute (in this server, on these
+    data), or None when it was not computed here or its time was forgotten."""
+    return COSTS.of_key(_key(fn, data, args, kwargs))
+
+
 def prefetch(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> None:
     """Start ``call(fn, data, *args, **kwargs)`` in the pool and return at once, so a page
     that needs several slow results (e.g. the LRT ladder) has them computed side by side
@@ -444,14 +465,40 @@ def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     def build() -> tuple[Any, int]:
         value = fn(*args, **kwargs)
         if isinstance(value, go.Figure):
-            return value, _figure_bytes(value)
+            return _shared(value), _figure_bytes(value)
         if isinstance(value, (pd.DataFrame, pd.Series)):
             return value, int(value.memory_usage(deep=True).sum()) if isinstance(value, pd.DataFrame) \
                 else int(value.memory_usage(deep=True))
         return value, 4096
 
     value = FIGURES.get_or_compute(key, build)
-    return value.copy() if isinstance(value, (pd.DataFrame, pd.Series)) else value
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return value.copy()
+    _remember(value, key)  # a figure or table built from this value is cached on it in turn
+    return value
+
+
+class SharedFigure(go.Figure):
+    """A cached figure that every session draws: its dict is made once.
+
+    ``st.plotly_chart`` calls ``to_dict()``, which deep-copies the whole figure (5-40 ms a
+    chart, on every rerun of every session). A shared figure is never modified (the caches'
+    contract), so one copy serves every draw. Presentation mode styles a copy
+    (``go.Figure(fig)``), which does not go through this method.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.__dict__.get("_shared_dict")
+        if spec is None:
+            spec = self.__dict__["_shared_dict"] = super().to_dict()
+        return spec
+
+
+def _shared(figure: Any) -> Any:
+    """``figure`` marked as a SharedFigure (its class only: no copy)."""
+    if type(figure) is go.Figure:
+        figure.__class__ = SharedFigure
+    return figure
 
 
 def _figure_bytes(figure: go.Figure) -> int:
@@ -477,7 +524,7 @@ def fig(builder: Callable[..., go.Figure], data: pd.DataFrame, *args: Any, **kwa
 
     def build() -> tuple[go.Figure, int]:
         figure = builder(data, *args, **kwargs)
-        return figure, _figure_bytes(figure)
+        return _shared(figure), _figure_bytes(figure)
 
     return FIGURES.get_or_compute(key, build)
 

@@ -67,9 +67,9 @@ def odds_comparison(fits: dict[str, Any], *, ttest: str, key: str) -> pd.DataFra
     on its own scale and left out of the forest plot.
     """
     long = pd.concat([
-        F.comparison_rows({k: v for k, v in fits.items() if k != ttest}, {"dff": "dF/F"}),
-        F.comparison_rows({k: v for k, v in fits.items() if k == ttest},
-                          {"p_high - p_low": "dF/F"}),
+        compute.derived(F.comparison_rows, {k: v for k, v in fits.items() if k != ttest}, {"dff": "dF/F"}),
+        compute.derived(F.comparison_rows, {k: v for k, v in fits.items() if k == ttest},
+                        {"p_high - p_low": "dF/F"}),
     ], ignore_index=True)
     long = long.set_index("analysis").loc[list(fits)].reset_index()
     shown = odds_comparison_table(
@@ -81,7 +81,7 @@ def odds_comparison(fits: dict[str, Any], *, ttest: str, key: str) -> pd.DataFra
                "the Bayesian fit). The t-test row is on another scale: for each mouse, the "
                "share of correct licks in its high-dF/F trials minus its low-dF/F trials, "
                "tested across mice (df = mice − 1). * marks p < 0.05.")
-    display.show_fig(F.estimate_comparison_plot(
-        long[[a != ttest for a in long["analysis"]]]
-        .dropna(subset=["conf_low"]), term_label="dF/F (log odds)"))
+    display.show_fig(compute.derived(
+        F.estimate_comparison_plot, long[[a != ttest for a in long["analysis"]]].dropna(subset=["conf_low"]),
+        term_label="dF/F (log odds)"))
     return long

@@ -1,10 +1,9 @@
-"""Streamlit side of the computed text: result sentences, comparison tables with estimability notes, timings."""
+"""Streamlit side of the computed text: result sentences and comparison tables with estimability notes."""
 
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -12,7 +11,7 @@ import streamlit as st
 
 from mmteach import narrative as N
 from mmteach import tables as F
-from ui import display
+from ui import compute, display
 from ui.state import presenting
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>#|~$])")
@@ -52,8 +51,8 @@ def comparison_table(long: pd.DataFrame, data: pd.DataFrame, *, key: str, group:
     In presentation mode estimate and p are stacked in one cell per term so the table fits
     a 1280 px projector.
     """
-    marked = N.estimability(long, data, group=group, variables=variables, fixed=fixed, per_group=per_group,
-                            per_group_fit=per_group_fit, group_word=group_word)
+    marked = compute.derived(N.estimability, long, data, group=group, variables=tuple(variables), fixed=fixed,
+                             per_group=per_group, per_group_fit=per_group_fit, group_word=group_word)
     table = stacked(marked) if presenting() else F.format_side_by_side(marked)
     notes = N.notes_by_analysis(marked)
     if notes:
@@ -69,18 +68,3 @@ def missing_reasons(analyses: Any) -> dict[str, str]:
         label, _, reason = str(msg).lstrip("*").partition(":")
         out[label.strip()] = reason.split("Detail:")[-1].strip(" *\n")
     return out
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _seconds_per_sample(_run: Callable[[int], Any], key: tuple, n: int) -> float:
-    start = time.perf_counter()
-    _run(0)
-    base = time.perf_counter() - start
-    start = time.perf_counter()
-    _run(n)
-    return max(time.perf_counter() - start - base, 1e-4) / n
-
-
-def seconds_per_sample(run: Callable[[int], Any], key: tuple, n: int = 10) -> float:
-    """Seconds per bootstrap sample, measured once per ``key`` by running ``run(n)`` against ``run(0)``."""
-    return _seconds_per_sample(run, key, n)

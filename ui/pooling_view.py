@@ -72,7 +72,7 @@ def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str
             st.caption(str(err))
         else:
             with st.expander(f"Why is the fit singular? The profile of the {pr.term} SD", expanded=True):
-                display.show_fig(PF.profile_plot(pr), key=f"{key}_profile")
+                display.show_fig(compute.derived(PF.profile_plot, pr), key=f"{key}_profile")
                 st.markdown(pr.advice())
                 st.code(pr.r_code(), language="r")
     if display.skipped("partial_pooling", int(data[group].nunique()), len(data),
@@ -83,13 +83,13 @@ def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str
             if pooling_formula:
                 label = f"{pooling_formula} (the mouse term alone, so each mouse has one weight)"
                 lme = compute.call(fit_lme, data, pooling_formula, factors=tuple(factors), reml=reml)
-            pp = partial_pooling(lme)
+            pp = compute.derived(partial_pooling, lme)
         except MMTeachError as err:
             st.caption(str(err))
             return
-        display.show_fig(PF.shrinkage_plot(pp), key=f"{key}_shrink")
+        display.show_fig(compute.derived(PF.shrinkage_plot, pp), key=f"{key}_shrink")
         if len(pp.terms) > 1:
-            display.show_fig(PF.shrinkage_plane(pp), key=f"{key}_plane")
+            display.show_fig(compute.derived(PF.shrinkage_plane, pp), key=f"{key}_plane")
         st.markdown(pp.sentence())
         tab = pp.table[["level", "term", "n", "own", "lme", "pooled", "weight", "cond_sd"]].rename(columns={
             "level": group, "n": "cells", "own": "own (no pooling)", "lme": "LME (partial pooling)",

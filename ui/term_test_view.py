@@ -74,15 +74,15 @@ def bayes(data: pd.DataFrame, full: str, reduced: str, bayes_fit: Any, *, prior_
 
 def bootstrap(ps: PageState, data: pd.DataFrame, full: str, reduced: str, *, data_key: tuple, nboot: int,
               timed: bool, disabled: bool, lrt_p: float | None, key: str) -> None:
-    """The number of samples (``ps["nboot"]``), its expected time (measured once per ``data_key``
-    when ``timed``) and the button that runs the parametric bootstrap, as pbkrtest::PBmodcomp."""
+    """The number of samples (``ps["nboot"]``), its expected time (when ``timed``: the LRT ran) and
+    the button that runs the parametric bootstrap, as pbkrtest::PBmodcomp; ``data_key`` names the
+    data, so a kept result disappears when they change."""
     st.number_input("Bootstrap samples", 20, 2000, step=20, key=ps.key("nboot"),
                     help=f"pbkrtest::PBmodcomp uses {nboot:,} by default; fewer run faster but "
                          "give a rougher p-value.")
-    if timed:  # time a few samples of these data and this structure, once
-        per_sample = narrate.seconds_per_sample(
-            lambda b: compare_models(data, full, reduced, family="binomial", bootstrap=b, seed=1),
-            key=(*data_key, full))
+    # a bootstrap sample refits both models, as the LRT did on these data: its measured time
+    per_sample = compute.seconds(compare_models, data, full, reduced, family="binomial") if timed else None
+    if per_sample:
         st.caption(N.bootstrap_time(per_sample, int(ps["nboot"])))
     ps.sync()
     try:
