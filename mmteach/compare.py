@@ -246,6 +246,7 @@ def likelihood_ratio_test(
     )
 
 
+# duplicates: its docstring repeats fit_slope_batch's layout and doctest set-up on purpose: each doctest runs alone
 def compare_models(
     data: pd.DataFrame,
     full: str | Formula,

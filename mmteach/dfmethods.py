@@ -91,6 +91,7 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     return SatterthwaiteInfo(np.append(theta, sigma), vcov_varpar, tuple(jac), hess)
 
 
+# duplicates: its docstring repeats kenward_roger's layout and doctest set-up on purpose: each doctest runs alone
 def satterthwaite_df(fit: LmeFit, L: np.ndarray, info: SatterthwaiteInfo | None = None
                      ) -> np.ndarray:
     """Satterthwaite df of each one-dimensional contrast (row of ``L``), as lmerTest.
@@ -232,6 +233,7 @@ class KenwardRoger:
         return scaling, ddf, q
 
 
+# duplicates: its docstring repeats satterthwaite_df's layout and doctest set-up on purpose: each doctest runs alone
 def kenward_roger(fit: LmeFit) -> KenwardRoger:
     """Kenward-Roger adjusted covariance of beta, as ``pbkrtest::vcovAdj``.
 

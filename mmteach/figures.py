@@ -338,19 +338,30 @@ def paired_wide(
     return wide
 
 
+def _paired_panels(
+    data: pd.DataFrame, response: str, time: str, unit: str, group: str, before: Any, after: Any,
+    *, cols: int, group_name: str, nothing: str, **shared: str,
+) -> tuple[pd.DataFrame, list, go.Figure, int, int]:
+    """The paired rows, their groups and an empty figure of one panel per group (y axes shared):
+    the start of both paired figures. Returns ``(wide, groups, fig, rows, cols)``."""
+    wide = paired_wide(data, response, time, unit, group, before, after)
+    groups = _levels(wide[group])
+    if not groups:
+        raise DataError(f"No cell has both measurements, so there is nothing {nothing}.")
+    rows, ncols = _grid(len(groups), cols)
+    fig = make_subplots(rows=rows, cols=ncols, shared_yaxes="all", **shared,
+                        subplot_titles=[f"{group_name} {g}" for g in groups])
+    return wide, groups, fig, rows, ncols
+
+
 def spaghetti_plot(
     data: pd.DataFrame, response: str, time: str, unit: str, group: str,
     *, before: Any = 1, after: Any = 2, labels: tuple[str, str] = ("baseline", "24h"),
     cols: int = 4, group_name: str = "Mouse", y_title: str | None = None,
 ) -> go.Figure:
     """One panel per mouse; one line per cell from its baseline to its 24h value."""
-    wide = paired_wide(data, response, time, unit, group, before, after)
-    groups = _levels(wide[group])
-    if not groups:
-        raise DataError("No cell has both measurements, so there is nothing to connect.")
-    rows, ncols = _grid(len(groups), cols)
-    fig = make_subplots(rows=rows, cols=ncols, shared_yaxes="all",
-                        subplot_titles=[f"{group_name} {g}" for g in groups])
+    wide, groups, fig, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
+                                                    group_name=group_name, nothing="to connect")
     for gi, g in enumerate(groups):
         sub = wide[wide[group] == g]
         # one trace per mouse, segments separated by None: fast even with 600 cells
@@ -374,13 +385,8 @@ def before_after_scatter(
     labels: tuple[str, str] = ("baseline", "24h"),
 ) -> go.Figure:
     """Per mouse: 24h against baseline, one dot per cell, with the least-squares line."""
-    wide = paired_wide(data, response, time, unit, group, before, after)
-    groups = _levels(wide[group])
-    if not groups:
-        raise DataError("No cell has both measurements, so there is nothing to plot.")
-    rows, ncols = _grid(len(groups), cols)
-    fig = make_subplots(rows=rows, cols=ncols, shared_xaxes="all", shared_yaxes="all",
-                        subplot_titles=[f"{group_name} {g}" for g in groups])
+    wide, groups, fig, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
+                                                    group_name=group_name, nothing="to plot", shared_xaxes="all")
     for gi, g in enumerate(groups):
         sub = wide[wide[group] == g]
         r, c = _cell(gi, ncols)

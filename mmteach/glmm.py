@@ -67,6 +67,7 @@ def _prepare(data, formula, family, link, nagq, factors):
     return mf, fam, lk, y, spec, nagq
 
 
+# duplicates: its docstring repeats compare_glmm's layout and doctest set-up on purpose: each doctest runs alone
 def fit_glmm(
     data: pd.DataFrame,
     formula: str | Formula,
@@ -210,6 +211,7 @@ def odds_ratio_table(result: FitResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# duplicates: its docstring repeats fit_glmm's layout and doctest set-up on purpose: each doctest runs alone
 def compare_glmm(
     data: pd.DataFrame,
     full: str | Formula,

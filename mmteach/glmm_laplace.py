@@ -44,6 +44,7 @@ from mmteach.sparse_chol import RowPattern
 # --------------------------------------------------------------------------------------
 # problem specification
 # --------------------------------------------------------------------------------------
+# duplicates: the fields and k/m properties mirror model_frame.RandomBlock on purpose (this one adds theta_slice)
 @dataclass(frozen=True)
 class TermSpec:
     """One random-effects term: ``k`` covarying terms for ``m`` levels of ``group``."""

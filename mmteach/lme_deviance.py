@@ -715,6 +715,7 @@ def _group_sum(codes: np.ndarray, vals: np.ndarray, n_levels: int) -> np.ndarray
     return out
 
 
+# duplicates: its properties forward to the Solution one by one, alike in shape only
 @dataclass
 class LmeFit:
     """The optimum: the problem, the solution at the optimal theta and convergence info."""

@@ -28,6 +28,7 @@ from mmteach.errors import DataError
 from mmteach.formula import Formula, RandomTerm, Term, Variable, parse_formula
 
 
+# duplicates: glmm_laplace.TermSpec mirrors these fields on purpose (the GLMM's own block, with its theta slice)
 @dataclass(frozen=True)
 class RandomBlock:
     """One lme4 random-effects term, e.g. ``(1 + Days | Subject)``."""

@@ -79,6 +79,7 @@ class PoolingResult:
         return out
 
 
+# duplicates: its docstring repeats profile_sd's layout and doctest set-up on purpose: each doctest runs alone
 def partial_pooling(fit: FitResult) -> PoolingResult:
     """Own, partially pooled and pooled estimates per mouse from an :func:`mmteach.lme.fit_lme` result.
 

@@ -89,6 +89,7 @@ def _ml_deviance(problem, theta: np.ndarray, sigma: float) -> float:
     return ldL2 + pwrss / sigma**2 + problem.n * (LOG_2PI + math.log(sigma**2))
 
 
+# duplicates: its docstring repeats partial_pooling's layout and doctest set-up on purpose: each doctest runs alone
 def profile_sd(fit: FitResult, block: int | None = None, *, level: float = 0.95,
                points: int = 15) -> SDProfile:
     """Profile the deviance over the SD of one scalar random term of an LME fit.

@@ -178,16 +178,15 @@ class FitResult:
                 {
                     "n_obs": self.n_obs,
                     "groups": ", ".join(f"{g}: {n}" for g, n in self.groups),
-                    "loglik": self.loglik,
-                    "reml_criterion": self.reml_criterion,
-                    "deviance": self.deviance,
-                    "aic": self.aic,
-                    "bic": self.bic,
-                    "converged": self.converged,
-                    "singular": self.singular,
+                    **self._fit_statistics(),
                 }
             ]
         )
+
+    def _fit_statistics(self) -> dict[str, Any]:
+        """The fit statistics glance() and the CLI JSON both report, in that order."""
+        return {"loglik": self.loglik, "reml_criterion": self.reml_criterion, "deviance": self.deviance,
+                "aic": self.aic, "bic": self.bic, "converged": self.converged, "singular": self.singular}
 
     def variance_components(self) -> pd.DataFrame:
         """group, term, variance, sd (residual last, as lme4's VarCorr prints)."""
@@ -224,13 +223,7 @@ class FitResult:
             "fixed": [asdict(c) for c in self.coefficients],
             "random": [asdict(v) for v in self.varcomps],
             "correlations": [asdict(c) for c in self.correlations],
-            "loglik": self.loglik,
-            "reml_criterion": self.reml_criterion,
-            "deviance": self.deviance,
-            "aic": self.aic,
-            "bic": self.bic,
-            "converged": self.converged,
-            "singular": self.singular,
+            **self._fit_statistics(),
             "messages": list(self.messages),
             "r_code": self.r_call,
         }

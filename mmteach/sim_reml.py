@@ -234,6 +234,7 @@ def _moment_start(A, c, s, n_obs):
     return np.stack([chol[:, 0, 0], chol[:, 1, 0], chol[:, 1, 1]], -1)
 
 
+# duplicates: its docstring repeats the layout and doctest set-up of fit_intercept_batch and compare_models on purpose
 def fit_slope_batch(
     A: np.ndarray,
     c: np.ndarray,
@@ -477,6 +478,7 @@ def _ri_profiled(u, n, S, Q, onehot, nu):
     return np.where(np.isfinite(f), f, np.inf), f1, f2
 
 
+# duplicates: its docstring repeats fit_slope_batch's layout and doctest set-up on purpose: each doctest runs alone
 def fit_intercept_batch(
     n: np.ndarray,
     S: np.ndarray,

@@ -266,6 +266,7 @@ def _report_notes(redraw: bool, n_per_class: int, n_classes: int) -> tuple[str, 
     return tuple(notes)
 
 
+# duplicates: its docstring repeats simulate_type1's layout and doctest set-up on purpose: each doctest runs alone
 def simulate_report(
     *,
     n_classes: int = 40,
@@ -545,6 +546,7 @@ def _type1_notes(icc_arr, cells) -> tuple[str, ...]:
     return tuple(notes)
 
 
+# duplicates: its docstring repeats simulate_report's layout and doctest set-up on purpose: each doctest runs alone
 def simulate_type1(
     *,
     mice_per_condition: Sequence[int] = EXAMPLE1_MICE,

@@ -6,31 +6,22 @@ the paired t-test and LMEs with five random-effect structures, and an LRT ladder
 
 from __future__ import annotations
 
-import functools
-
 import streamlit as st
 
 from mmteach import figures as F
 from mmteach import narrative as N
-from mmteach.errors import MMTeachError, ModelError
 from mmteach.examples import CA_AMPLITUDE
 from mmteach.lm import fit_lm, t_test
 from mmteach.lme import fit_lme
 from mmteach.model_selection import lrt_ladder
 from mmteach.subsample import PRESETS, cell_counts, subsample_per_group, units_per_group
-from ui import compute, controls, display, narrate, pooling_view, router, sources, state
+from ui import compute, controls, display, ladder_view, lme_view, narrate, pooling_view, router, sources, state
 
 router.run_under_router()
 
 EX = CA_AMPLITUDE
 NAME, TERMS, FACTORS, STRUCTURES, NLME = EX.dataset, EX.terms, EX.factors, EX.structures, EX.nlme
 DF_METHODS = ("containment", "satterthwaite", "kenward-roger", "z")
-P_PLAIN = functools.partial(F.fmt_p, alpha=0.0)  # p-values without the 5% star
-
-
-def _cell_code(text: str) -> str:
-    """Code in a markdown table cell: its "|" would otherwise end the cell."""
-    return "`" + text.replace("|", "\\|") + "`"
 
 
 formula = EX.formula
@@ -72,17 +63,15 @@ if sub.empty:
 sources.source_note(data, "Example 3, Ca++ event integrated amplitude")
 reml = ps["estimation"] == "REML"
 structure = ps["structure"]
-lme_kwargs = {"factors": FACTORS, "reml": reml, "df_method": ps["df"]}
-if ps["anyway"]:
-    lme_kwargs["allow_unidentifiable"] = True
 ladder_args = ({m: formula(m) for m in STRUCTURES}, EX.ladder)
-ladder_kwargs = {"factors": FACTORS, "unidentifiable_ok": EX.unidentifiable()}
-# the slow fits start now in the process pool, while this script draws the figures
-compute.prefetch(lrt_ladder, sub, *ladder_args, **ladder_kwargs)
-compute.prefetch(fit_lme, sub, formula(structure), **lme_kwargs)
 pooling_formula = "res ~ treatment + " + ("(1 + treatment | midx)" if "treatment | midx" in STRUCTURES[structure]
                                           else "(1 | midx)")
-compute.prefetch(fit_lme, sub, pooling_formula, factors=FACTORS, reml=reml)  # the partial-pooling view's
+# the slow fits start now in the process pool, while this script draws the figures (the
+# arguments are those of the calls in lme_view, ladder_view and pooling_view below)
+compute.prefetch(lrt_ladder, sub, *ladder_args, factors=FACTORS, unidentifiable_ok=EX.unidentifiable())
+compute.prefetch(fit_lme, sub, formula(structure), factors=FACTORS, reml=reml, df_method=ps["df"],
+                 **({"allow_unidentifiable": True} if ps["anyway"] else {}))
+compute.prefetch(fit_lme, sub, pooling_formula, factors=FACTORS, reml=reml)
 
 corr = compute.call(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
 narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="treatment", unit="cidx",
@@ -114,26 +103,11 @@ _run("Welch t-test", t_test, "res", "treatment", kind="welch")
 _run("Paired t-test", t_test, "res", "treatment", kind="paired", pair="cidx")
 pooling_view.means_row(analyses, "res", "treatment", "midx")
 lme_label = f"LME {structure} ({ps['estimation']}, {ps['df']} df)"
-missing: dict[str, str] = {}
-try:
-    lme = compute.call(fit_lme, sub, formula(structure), **lme_kwargs)
-    fits[lme_label] = lme
-    code[lme_label] = (lme.r_code() + f"\n# nlme: lme(res ~ treatment, {NLME[structure]}, "
-                       f"data = d, method = \"{ps['estimation']}\")",
-                       f"fit_lme(data, {formula(structure)!r}, factors=['treatment'], "
-                       f"reml={reml}, df_method={ps['df']!r})")
-except MMTeachError as err:
-    lme = None
-    teach = display.too_few_groups(sub["midx"].nunique())
-    missing = {lme_label: teach or f"{structure} cannot be fitted to these data (the message above says why)"}
-    if teach:
-        display.error(f"LME {structure}: {teach}", f"Detail: {err}")
-    elif isinstance(err, ModelError) and not ps["anyway"]:
-        st.warning(f"**{structure} cannot be estimated from these data.** {err}")
-        st.caption("Tick *fit anyway, as nlme does* to see what nlme reports: the numbers "
-                   "exist, but the variances are not separately determined by the data.")
-    else:
-        display.error(f"LME {structure}", err)
+lme, missing = lme_view.fit_or_refuse(
+    analyses, lme_label, formula(structure), structure=structure, group="midx", factors=FACTORS, reml=reml,
+    df_method=ps["df"], anyway=bool(ps["anyway"]),
+    r_note=f"\n# nlme: lme(res ~ treatment, {NLME[structure]}, data = d, method = \"{ps['estimation']}\")",
+    py_call=f"fit_lme(data, {formula(structure)!r}, factors=['treatment'], reml={reml}, df_method={ps['df']!r})")
 
 if fits:
     long = compute.derived(F.comparison_rows, fits, TERMS)
@@ -152,42 +126,12 @@ pooling_view.show(fits, sub, condition="treatment", group="midx", term="treatmen
                   formula=formula(structure), factors=FACTORS, reml=reml, key="amp",
                   pooling_formula=pooling_formula)
 
-st.subheader("Choosing the random effects: likelihood-ratio tests (ML)")
-st.markdown(
-    "Each row tests whether the extra random effects of the bigger model improve the fit "
-    "(both fitted by ML, as `anova()` does).\n\n"
-    "| model | lme4 random effects | nlme |\n|---|---|---|\n"
-    + "\n".join(f"| {m} | {_cell_code(STRUCTURES[m])} | {_cell_code(NLME[m])} |"
-                for m in STRUCTURES)
-)
-ladder = compute.call(lrt_ladder, sub, *ladder_args, **ladder_kwargs)
-teach = display.too_few_groups(sub["midx"].nunique())
-if teach and ladder.errors:  # the LME's box above says why; not one more box per comparison
-    st.caption(f"No likelihood-ratio test: {teach}")
-for pair, err in ([] if teach else ladder.errors):
-    st.error(f"{pair}: {err}")
-refused, boundary_notes = ladder.refused, ladder.boundary_notes
-display.show_table(ladder.table, name="LRT ladder", key="amp_ladder", hide_index=True,
-              formats={"chisq": "{:.2f}", "df": "{:.0f}", "p": P_PLAIN,
-                       "p (boundary 50:50)": P_PLAIN})
-narrate.say(N.ladder_reading(ladder.table), lead="Read the ladder:")
-if refused:
-    st.caption(
-        f"**Why lme4 refuses {' and '.join(sorted(refused))}:** with two measurements per "
-        "cell, a cell's pair of values has a 2x2 covariance (three numbers), which cannot "
-        "pin down four parameters (cell intercept and slope variances, their covariance and "
-        "the residual variance). nlme fits the model anyway: its log-likelihood, and so the "
-        "test, is well defined; only the split of the variances is arbitrary."
-    )
-st.caption(
-    "A variance tested at zero sits on the **boundary** of its range, so the chi-square "
-    "p-value is conservative (too large); the 50:50 mixture p-value corrects it where one "
-    "variance is tested (– where no simple mixture applies), and the book uses alpha = 0.1 "
-    "as a rule of thumb."
-)
-if boundary_notes:
-    with st.expander("More on tests at the boundary"):
-        for note in boundary_notes:
-            st.markdown(note)
+ladder_view.show(
+    sub, *ladder_args, structures=STRUCTURES, nlme=NLME, group="midx",
+    factors=FACTORS, unidentifiable_ok=EX.unidentifiable(), key="amp_ladder",
+    why_refused="with two measurements per cell, a cell's pair of values has a 2x2 covariance (three "
+    "numbers), which cannot pin down four parameters (cell intercept and slope variances, their "
+    "covariance and the residual variance). nlme fits the model anyway: its log-likelihood, and so the "
+    "test, is well defined; only the split of the variances is arbitrary.")
 display.code_expander(code)
 sources.data_download(sub, "ca_amplitude_shown")

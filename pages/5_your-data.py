@@ -7,14 +7,14 @@ import streamlit as st
 
 from mmteach import figures as F
 from mmteach import narrative as N
-from mmteach.errors import DataError, MMTeachError
+from mmteach.errors import MMTeachError
 from mmteach.formula import parse_formula
 from mmteach.glmm import fit_glmm
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group
 from mmteach.lme import fit_lme
 from mmteach.marginal import fit_gee, fit_glm
-from mmteach.reader import MAX_MB, quote, usable_rows
-from ui import compute, display, narrate, pooling_view, router, sources, state, upload
+from mmteach.reader import MAX_MB
+from ui import compute, data_view, display, narrate, pooling_view, router, sources, state, upload
 
 router.run_under_router()
 
@@ -80,60 +80,14 @@ ps.sync()
 
 family = ps["family"]
 factors = tuple(ps["factors"])
-try:
-    if ps["mode"] == "choose columns":
-        response, predictors, group = ps["response"], list(ps["predictors"]), ps["group"] or None
-        rhs = " + ".join(map(quote, predictors)) if predictors else "1"
-        formula = f"{quote(response)} ~ {rhs} + (1 | {quote(group or '?')})"
-    else:
-        formula = ps["formula"].strip()
-        if not formula:
-            st.info("Type a formula, e.g. `res ~ treatment_idx + (1 | midx)`.")
-            st.stop()
-        parsed = parse_formula(formula, columns)
-        if not parsed.grouping_columns():
-            raise DataError("The formula has no random-effects term such as (1 | mouse): "
-                            "add one naming the column of the animal.")
-        response = parsed.response.columns()[0]
-        group = parsed.grouping_columns()[0]
-        # every grouping the engine accepts (a/b, (1|a) + (1|b)): the other grouping columns
-        # are kept in the rows used; the first one is the animal of the plots and per-animal fits
-        predictors = [v for v in parsed.variables() if v not in (response, group)]
-    used, notes = usable_rows(df, response, predictors, group, family)
-    for note in notes:
-        display.note(note, kind="warning")
-except MMTeachError as err:
-    display.error("This model cannot be fitted", err)
-    st.stop()
+formula, response, predictors, group, used = upload.model_rows(ps, df)
 sources.source_note(df, BUILTIN[ps["dataset"]] if ps["source"] == "built-in" else "uploaded file")
 st.caption(display.escape_markdown(f"Model: {formula} ({family}); {len(used)} rows, {used[group].nunique()} groups."))
 
 # --- plots ------------------------------------------------------------------------------
 first = predictors[0] if predictors else None
 n_groups = used[group].nunique()
-left, right = display.columns(2)
-try:
-    display.check_plottable(used, group)
-    if first is not None and display.skipped("per_group_plot", n_groups, len(used), unit=f"{group} levels",
-                                             label=f"The figure by {group}", plural=False):
-        pass
-    elif first is not None and (first in factors or not pd.api.types.is_numeric_dtype(used[first])):
-        few = n_groups <= 4  # beside the pooled plot; more groups get the full width
-        with left if few else st.container():
-            display.show_fig(compute.fig(F.pooled_boxplot, used, response, first, title="All groups pooled"))
-        with right if few else st.container():
-            display.show_fig(compute.fig(F.per_mouse_boxplot, used, response, first, group,
-                               cols=2 if few else 4, group_name=group, unit="rows"))
-    elif first is not None and family == "binomial":
-        with left:
-            display.show_fig(F.lick_proportion_curves(
-                F.binned_proportions(used, response, first, group), x_title=first,
-                y_title=f"proportion {response} = 1", group_name=group))
-    elif first is not None:
-        with left:
-            display.show_fig(compute.fig(F.group_scatter, used, response, first, group, group_name=group))
-except MMTeachError as err:
-    display.error("These data cannot be drawn", err)
+data_view.group_figures(used, response, first, group, factors=factors, family=family)
 
 # --- fits -------------------------------------------------------------------------------
 analyses = compute.Analyses(used)

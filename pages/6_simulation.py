@@ -16,6 +16,8 @@ router.run_under_router()
 
 N_COND = len(EXAMPLE1_MICE)
 RESULT_KEY = "_sim.results"  # {"report": (settings, result), "typeI": ..., "curve": ..., "misspec": ...}
+VIEWS = {"report": "Monte Carlo report: random slopes", "type1": "Type I error of pooling",
+         "misspec": "Effect varying by mouse"}
 
 st.title("Simulation: what happens over 1,000 experiments")
 st.markdown(
@@ -25,6 +27,7 @@ st.markdown(
 )
 
 ps = state.PageState("sim", {
+    "view": state.Param("report", choices=list(VIEWS)),
     # Monte Carlo report (Bossier 2018); random effects redrawn per replicate by default
     "k": state.Param(40, lo=3, hi=200), "n": state.Param(50, lo=3, hi=500),
     "beta0": state.Param(5.0, lo=-100.0, hi=100.0), "beta1": state.Param(2.0, lo=-100.0, hi=100.0),
@@ -45,9 +48,9 @@ ps = state.PageState("sim", {
 })
 results: dict = st.session_state.setdefault(RESULT_KEY, {})
 
-tab_report, tab_type1, tab_mis = st.tabs(["Monte Carlo report: random slopes", "Type I error of pooling",
-                                          "Effect varying by mouse"])
-with tab_report:
+# one study at a time, named in the link (?view=type1); tabs would run all three on every rerun
+st.segmented_control("Study", list(VIEWS), key=ps.key("view"), format_func=VIEWS.get, required=True)
+if ps["view"] == "report":
     st.markdown(
         "**The report's question.** Each of *K* classes has its own intercept and slope: "
         "$Y_{ij} = (\\beta_0 + b_{0i}) + (\\beta_1 + b_{1i}) X_{ij} + \\varepsilon_{ij}$ with "
@@ -58,8 +61,8 @@ with tab_report:
         "(a new experiment); switch *New random effects per replicate* off for the report's "
         "own design, which keeps one draw of the classes."
     )
-    sim_view.report_tab(ps, results)
-with tab_type1:
+    sim_view.report_view(ps, results)
+elif ps["view"] == "type1":
     st.markdown(
         "**Example 1's design with no effect at all.** 24 mice in 5 conditions (7, 6, 3, 3, 5), "
         "50 cells per mouse; each cell is its mouse's value plus noise, and the share of "
@@ -67,8 +70,8 @@ with tab_type1:
         "mean, so every *significant* result is a false positive. The published finding: "
         "treating the 1,200 cells as independent gives a type I error above 90%."
     )
-    sim_view.type1_tab(ps, results, N_COND)
-with tab_mis:
+    sim_view.type1_view(ps, results, N_COND)
+else:
     st.markdown(
         "**Every mouse is measured under control and treatment, and the treatment does nothing on "
         "average**, but each mouse responds a little differently (its own treatment effect, SD "
@@ -77,6 +80,6 @@ with tab_mis:
         "2013, *keep it maximal*; Aarts et al. 2015). How often does each call a null effect "
         "significant?"
     )
-    sim_view.misspec_tab(ps, results)
+    sim_view.misspec_view(ps, results)
 
 ps.sync()

@@ -24,6 +24,17 @@ OVERFLOW_JS = """() => Array.from(document.querySelectorAll(
   .map(e => `${e.getAttribute('data-testid') || e.tagName}: ${e.scrollWidth} > ${e.clientWidth} px`
             + ` (${(e.innerText || '').slice(0, 60).replace(/\\n/g, ' ')})`)"""
 
+# table cells whose text holds a line break (estimate over p in a stacked comparison table) but
+# which the browser shows on one line: innerText follows the rendering, textContent the data
+FLATTENED_JS = """() => {
+  const cells = Array.from(document.querySelectorAll('[data-testid="stTable"] td'))
+    .filter(td => td.offsetParent !== null && td.textContent.trim().includes('\\n'));
+  return {stacked: cells.length,
+          flattened: cells.filter(td => !td.innerText.trim().includes('\\n'))
+                          .map(td => td.textContent.slice(0, 60))};
+}"""
+STACKED_PAGES = ("frequency", "your-data")  # their comparison table stacks estimate and p in a cell
+
 # a word of a control's label split over two lines ("gaussia/n")
 BROKEN_WORDS_JS = """() => {
   const out = [];
@@ -68,6 +79,10 @@ def test_presentation_mode_fits_a_projector(server, browser, path, query, charts
         _check(page, errors)
         assert page.evaluate(OVERFLOW_JS) == []
         assert page.evaluate(BROKEN_WORDS_JS) == []
+        cells = page.evaluate(FLATTENED_JS)
+        assert cells["flattened"] == [], "a stacked cell shows its lines run together"
+        if path in STACKED_PAGES:
+            assert cells["stacked"] > 0, "no stacked comparison table found"
         expanded = page.locator('[data-testid="stSidebar"][data-collapsed="false"]').count()
         assert expanded == 0, "the sidebar stays open in presentation mode"
     finally:

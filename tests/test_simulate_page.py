@@ -67,7 +67,46 @@ def test_run_report_shows_tables(page: AppTest) -> None:
     assert_no_blank_markers(page)
 
 
-def test_run_type1_shows_rates(page: AppTest) -> None:
+def test_changed_setting_marks_results_stale(page: AppTest) -> None:
+    page.slider(key="sim.k").set_value(9).run()
+    assert not page.exception
+    assert any("settings changed" in w.value for w in page.warning)
+
+
+RUN_BUTTONS = {"report": "sim_run_report", "type1": "sim_run_type1", "misspec": "sim_run_misspec"}
+
+
+@pytest.mark.parametrize("view", list(RUN_BUTTONS))
+def test_url_view_renders_that_study_only(view: str) -> None:
+    at = open_page(view=view)
+    assert at.segmented_control(key="sim.view").value == view
+    shown = {b.key for b in at.button} & set(RUN_BUTTONS.values())
+    assert shown == {RUN_BUTTONS[view]}  # the other studies' controls are not drawn at all
+    sliders = {s.key for s in at.slider}
+    for study, key in (("report", "sim.k"), ("type1", "sim.cells"), ("misspec", "sim.ms_mice")):
+        assert (key in sliders) == (study == view), key
+    assert at.query_params["view"] == view
+
+
+def test_choosing_a_view_writes_the_url_and_keeps_the_other_settings() -> None:
+    at = open_page(k="8", view="report")
+    at.segmented_control(key="sim.view").set_value("misspec").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["view"] == "misspec"
+    assert at.query_params["k"] == "8"  # a study's settings survive while it is not shown
+    assert [b.key for b in at.button if b.key in RUN_BUTTONS.values()] == ["sim_run_misspec"]
+    at.segmented_control(key="sim.view").set_value("report").run()
+    assert at.slider(key="sim.k").value == 8
+
+
+def test_bad_view_in_the_url_falls_back_with_a_warning() -> None:
+    at = open_page(view="everything")
+    assert at.segmented_control(key="sim.view").value == "report"
+    assert any("view" in w.value for w in at.warning)
+
+
+def test_run_type1_shows_rates() -> None:
+    page = open_page(view="type1", t1reps="200")
     page.button(key="sim_run_type1").click().run()
     assert not page.exception, [e.value for e in page.exception]
     rates = table_with(page, "type I error")
@@ -79,14 +118,8 @@ def test_run_type1_shows_rates(page: AppTest) -> None:
     assert_no_blank_markers(page)
 
 
-def test_changed_setting_marks_results_stale(page: AppTest) -> None:
-    page.slider(key="sim.k").set_value(9).run()
-    assert not page.exception
-    assert any("settings changed" in w.value for w in page.warning)
-
-
 def test_curve_runs() -> None:
-    at = open_page(curvereps="50")  # the replicates per point are a control (and in the URL)
+    at = open_page(view="type1", curvereps="50")  # the replicates per point are a control (and in the URL)
     assert at.slider(key="sim.curvereps").value == 50
     at.radio(key="sim.over").set_value("cells_per_mouse").run()
     at.button(key="sim_run_curve").click().run()
@@ -106,8 +139,8 @@ def test_report_redraws_by_default_and_draw_once_is_explained() -> None:
     assert any("drawn once" in w.value and "coverage" in w.value for w in at.warning)
 
 
-def test_misspecification_tab_runs() -> None:
-    at = open_page(ms_reps="100", ms_mice="6", ms_cells="10")
+def test_misspecification_view_runs() -> None:
+    at = open_page(view="misspec", ms_reps="100", ms_mice="6", ms_cells="10")
     at.button(key="sim_run_misspec").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error

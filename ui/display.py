@@ -22,9 +22,9 @@ table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton butt
 [data-testid="stDownloadButton"] button p, [data-testid="stExpander"] summary p,
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li,
 [data-testid="stSliderThumbValue"] p, [data-testid="stRadioOption"] p,
-[data-testid="stTab"] p, [data-testid="stFileUploaderDropzoneInstructions"] span,
+[data-testid="stFileUploaderDropzoneInstructions"] span,
 [data-testid="stMain"] input, [data-testid="stMain"] textarea, [role="option"],
-[data-testid="stCheckbox"] p
+[data-testid="stCheckbox"] p, [data-testid="stButtonGroup"] button p
   { font-size: 1.45rem !important; }
 [data-testid="stSliderTickBar"] p, [data-testid="stTooltipIcon"] svg { font-size: 1.1rem !important; }
 /* widgets grow with their text */
@@ -37,8 +37,11 @@ table, .stTable td, .stTable th, [data-testid="stWidgetLabel"] p, .stButton butt
 [data-testid="stSliderThumbValue"] p { line-height: 1.2 !important; }
 [data-testid="stSlider"] [role="group"] { margin-top: 1.2rem; }
 [data-testid="stRadioOption"] > div > div:first-child { transform: scale(1.4); margin-right: 0.5rem; }
-/* table cells the page marked "nowrap" (numbers, p-values) keep that inside their text */
-[data-testid="stTable"] td p { white-space: inherit !important; }
+/* a cell's text sits in a markdown block inside the td: it takes the td's white-space, so a
+   stacked cell ("estimate ± SE" over "p = ...") breaks at its newline (pre-line, below) and a
+   cell the page marked "nowrap" (numbers, p-values) stays on one line */
+[data-testid="stTable"] td [data-testid="stMarkdownContainer"], [data-testid="stTable"] td p
+  { white-space: inherit !important; }
 /* long labels wrap instead of ending in "..." */
 .stMarkdownEllipsis, .stMarkdownEllipsis p { white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; }

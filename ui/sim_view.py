@@ -45,7 +45,7 @@ def _stale(settings: dict, now: dict, what: str = "this run") -> None:
         st.warning(f"The settings changed since {what}: press *Run* to update.")
 
 
-def report_tab(ps: PageState, results: dict) -> None:
+def report_view(ps: PageState, results: dict) -> None:
     """The Monte Carlo report: random effects redrawn per replicate by default (issue 12.4)."""
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns(4)
@@ -106,7 +106,7 @@ def report_tab(ps: PageState, results: dict) -> None:
         st.code(f"simulate_report(**{now!r})", language="python")
 
 
-def type1_tab(ps: PageState, results: dict, n_cond: int) -> None:
+def type1_view(ps: PageState, results: dict, n_cond: int) -> None:
     """Example 1's design with no effect: type I error of pooling, and its curve."""
     with st.container(border=True):
         cols = st.columns(n_cond)
@@ -174,7 +174,7 @@ def type1_tab(ps: PageState, results: dict, n_cond: int) -> None:
         st.markdown(f"**Read it:** {type1_curve_reading(curve)}")
 
 
-def misspec_tab(ps: PageState, results: dict) -> None:
+def misspec_view(ps: PageState, results: dict) -> None:
     """A within-mouse treatment whose effect varies between mice: LME with and without the slope."""
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns(4)

@@ -1,4 +1,4 @@
-"""The Your-data page's upload and column choice: one reader (mmteach.reader) and guessed, changeable roles."""
+"""The Your-data page's upload and column choice: one reader, guessed and changeable roles, the model they make."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from mmteach.reader import MAX_MB, Roles, guess_roles, read_table
-from ui import narrate
+from mmteach.errors import DataError, MMTeachError
+from mmteach.formula import parse_formula
+from mmteach.reader import MAX_MB, Roles, guess_roles, quote, read_table, usable_rows
+from ui import display, narrate
 from ui.state import PageState
 
 FAMILIES = ("gaussian", "binomial")
@@ -79,3 +81,38 @@ def read_notes(df: pd.DataFrame) -> None:
     notes = df.attrs.get("read_notes")
     if notes:
         st.caption(narrate.plain(f"Read {len(df):,} rows and {df.shape[1]} columns: {'; '.join(notes)}."))
+
+
+def model_rows(ps: PageState, df: pd.DataFrame) -> tuple[str, str, list[str], str, pd.DataFrame]:
+    """The model the controls describe: ``(formula, response, predictors, group, rows used)``.
+
+    Stops the page with a hint when no formula is typed yet, or with the teaching message when
+    the model cannot be fitted to these columns; warns about the rows left out.
+    """
+    columns = [str(c) for c in df.columns]
+    try:
+        if ps["mode"] == "choose columns":
+            response, predictors, group = ps["response"], list(ps["predictors"]), ps["group"] or None
+            rhs = " + ".join(map(quote, predictors)) if predictors else "1"
+            formula = f"{quote(response)} ~ {rhs} + (1 | {quote(group or '?')})"
+        else:
+            formula = ps["formula"].strip()
+            if not formula:
+                st.info("Type a formula, e.g. `res ~ treatment_idx + (1 | midx)`.")
+                st.stop()
+            parsed = parse_formula(formula, columns)
+            if not parsed.grouping_columns():
+                raise DataError("The formula has no random-effects term such as (1 | mouse): "
+                                "add one naming the column of the animal.")
+            response = parsed.response.columns()[0]
+            group = parsed.grouping_columns()[0]
+            # every grouping the engine accepts (a/b, (1|a) + (1|b)): the other grouping columns
+            # are kept in the rows used; the first one is the animal of the plots and per-animal fits
+            predictors = [v for v in parsed.variables() if v not in (response, group)]
+        used, notes = usable_rows(df, response, predictors, group, ps["family"])
+        for note in notes:
+            display.note(note, kind="warning")
+    except MMTeachError as err:
+        display.error("This model cannot be fitted", err)
+        st.stop()
+    return formula, response, predictors, group, used
