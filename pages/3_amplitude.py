@@ -56,7 +56,7 @@ with controls.panel():
 ps.sync()
 
 counts = {m: int(ps[f"n{m}"]) for m in full}
-sub = subsample_per_group(data, "midx", counts, seed=int(ps["seed"]), unit="cidx")
+sub = compute.call(subsample_per_group, data, "midx", counts, seed=int(ps["seed"]), unit="cidx")
 if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
@@ -78,7 +78,7 @@ narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="
                             group="midx"),
             lead="Notice:", box="info")
 with st.expander("Cells per mouse", expanded=False):
-    display.show_table(cell_counts(sub, "midx", "treatment", unit="cidx")
+    display.show_table(compute.call(cell_counts, sub, "midx", "treatment", unit="cidx")
                   .rename(columns={"1": "baseline", "2": "24h"}),
                   name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
 display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from pandas.io.formats.style import Styler
 
 from mmteach import budget, figures, validate
 from mmteach.figures import style
+from ui.cache import BoundedCache, data_token
 from ui.state import presenting
 
 PRESENTATION_CSS = """
@@ -161,6 +164,58 @@ def _cell_formatter(how: str | Callable[[Any], str] | None) -> Callable[[Any], s
     return shown
 
 
+def _translate_once(styler: Styler) -> Styler:
+    """``styler`` with pandas' rendering done once and kept, for a Styler that every session shares.
+
+    Streamlit marshals a Styler by calling its ``_compute`` and ``_translate`` (pandas' own
+    per-cell rendering) on every rerun: in a load test that was nearly half the server's
+    time for an unchanged page. The translation depends only on the data and the formats, so
+    it is kept on the instance (Streamlit accepts only the Styler class itself, so the two
+    methods are wrapped per instance rather than overridden in a subclass).
+    """
+    compute, translate = styler._compute, styler._translate
+    memo: dict[Any, Any] = {}
+
+    def compute_once() -> Any:
+        return styler if memo else compute()
+
+    def translate_once(*args: Any, **kwargs: Any) -> Any:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in memo:
+            memo[key] = translate(*args, **kwargs)
+        return memo[key]
+
+    styler._compute = compute_once  # instance attributes: found before the class's methods
+    styler._translate = translate_once
+    return styler
+
+
+# Tables shown (their translated Stylers), keyed by the data and the formats.
+TABLES = BoundedCache(int(os.environ.get("MMTEACH_TABLE_CACHE_ENTRIES", 1024)),
+                      float(os.environ.get("MMTEACH_TABLE_CACHE_MB", 64)))
+
+
+def _formats_key(formats: Mapping[str, str | Callable[[Any], str]] | None) -> tuple:
+    """A hashable form of ``formats``: format strings as they are, functions by identity
+    (the pages pass module-level functions and partials that live as long as the server)."""
+    return tuple((str(c), how if isinstance(how, str) else ("fn", id(how)))
+                 for c, how in (formats or {}).items())
+
+
+def shared_table(df: pd.DataFrame,
+                 formats: Mapping[str, str | Callable[[Any], str]] | None = None) -> Any:
+    """:func:`display_table` of ``df``, built and translated once for every session."""
+    key = (data_token(df), tuple(map(str, df.index.names)), _formats_key(formats))
+
+    def build() -> tuple[Any, int]:
+        styler = display_table(df, formats)
+        if isinstance(styler, Styler):
+            _translate_once(styler)
+        return styler, int(df.memory_usage(deep=True).sum()) * 4 + 4096  # data, display text, styles
+
+    return TABLES.get_or_compute(key, build)
+
+
 def display_table(df: pd.DataFrame,
                   formats: Mapping[str, str | Callable[[Any], str]] | None = None) -> Any:
     """A Styler that shows ``df`` as the pages print numbers: "–" for missing cells, floats
@@ -203,7 +258,7 @@ def show_table(df: pd.DataFrame, *, name: str, key: str, hide_index: bool = Fals
 
     Both show empty cells as "–" and floats as the page's formatter does.
     """
-    shown = display_table(df, formats)
+    shown = shared_table(df, formats)
     if presenting():
         st.table(shown, hide_index=hide_index)
     else:
