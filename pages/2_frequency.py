@@ -121,8 +121,9 @@ if fits:
     term_key = next(k for k, v in TERMS.items() if v == term)
     story = {"term": term_key, "label": term, "group": "midx", "pooled": "Pooled LM", "per_group": "Mouse"}
     with notice:
-        narrate.say(N.frequency_notice(sub, long, reference="24h", **story), lead="Notice:", box="info")
-    narrate.say(N.frequency_reading(sub, long, fixed="Mouse as fixed effect", mixed=lme_label, missing=missing,
-                                    **story), lead="Read the table:")
+        narrate.say(compute.derived(N.frequency_notice, sub, long, reference="24h", **story),
+                    lead="Notice:", box="info")
+    narrate.say(compute.derived(N.frequency_reading, sub, long, fixed="Mouse as fixed effect", mixed=lme_label,
+                                missing=missing, **story), lead="Read the table:")
     display.code_expander(code)
 sources.data_download(sub, "ca_frequency_shown")

@@ -115,8 +115,8 @@ if fits:
     forest = long.dropna(subset=["estimate", "conf_low"])
     if not forest.empty:
         display.show_fig(compute.derived(F.estimate_comparison_plot, forest, term_label="24h vs baseline"))
-    narrate.say(N.pairing_reading(long, term="treatment2", pooled="Pooled LM", paired="Paired t-test",
-                                  mixed=lme_label, missing=missing), lead="Read the table:")
+    narrate.say(compute.derived(N.pairing_reading, long, term="treatment2", pooled="Pooled LM",
+                                paired="Paired t-test", mixed=lme_label, missing=missing), lead="Read the table:")
 if lme is not None:
     display.fit_messages(lme)
     st.markdown(f"**Variance components of {structure}**")

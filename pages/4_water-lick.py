@@ -130,9 +130,9 @@ if not one_mouse:
 
 if fits:
     long = lick_view.odds_comparison(fits, ttest=TTEST, key="lick_compare")
-    narrate.say(N.lick_reading(long, glmm=glmm_label if glmm is not None else None, gee="GEE (exchangeable)",
-                               pooled="Pooled GLM (logistic)", n_trials=len(sub), sd=mouse_sd,
-                               why_no_glmm=why_no_glmm), lead="Read the table:")
+    narrate.say(compute.derived(N.lick_reading, long, glmm=glmm_label if glmm is not None else None,
+                                gee="GEE (exchangeable)", pooled="Pooled GLM (logistic)", n_trials=len(sub),
+                                sd=mouse_sd, why_no_glmm=why_no_glmm), lead="Read the table:")
 if glmm is not None:
     display.fit_messages(glmm)
     with st.expander("GLMM variance components and random effects"):

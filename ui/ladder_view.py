@@ -47,7 +47,7 @@ def show(data: pd.DataFrame, formulas: Mapping[str, str], steps: Sequence[tuple[
     display.show_table(ladder.table, name="LRT ladder", key=key, hide_index=True,
                        formats={"chisq": "{:.2f}", "df": "{:.0f}", "p": P_PLAIN,
                                 "p (boundary 50:50)": P_PLAIN})
-    narrate.say(N.ladder_reading(ladder.table), lead="Read the ladder:")
+    narrate.say(compute.derived(N.ladder_reading, ladder.table), lead="Read the ladder:")
     if ladder.refused:
         st.caption(f"**Why lme4 refuses {' and '.join(sorted(ladder.refused))}:** {why_refused}")
     st.caption(

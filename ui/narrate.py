@@ -53,8 +53,8 @@ def comparison_table(long: pd.DataFrame, data: pd.DataFrame, *, key: str, group:
     """
     marked = compute.derived(N.estimability, long, data, group=group, variables=tuple(variables), fixed=fixed,
                              per_group=per_group, per_group_fit=per_group_fit, group_word=group_word)
-    table = stacked(marked) if presenting() else F.format_side_by_side(marked)
-    notes = N.notes_by_analysis(marked)
+    table = compute.derived(stacked if presenting() else F.format_side_by_side, marked)
+    notes = compute.derived(N.notes_by_analysis, marked)
     if notes:
         table["why no estimate"] = [notes.get(a, "") for a in table.index]
     display.show_table(table, name="comparison table", key=key)

@@ -58,7 +58,7 @@ def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str
     label, lme = _lme(fits)
     means = fits.get(MEANS_LABEL)
     if means is not None:
-        st.caption(mouse_means_sentence(means, lme, data, condition, group, term, term_label))
+        st.caption(compute.derived(mouse_means_sentence, means, lme, data, condition, group, term, term_label))
     if lme is None:
         return
     # one SD: the profile takes a fraction of a second; with more variance parameters each point
