@@ -735,6 +735,9 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
                 try:
                     rec.opens.append(("chromium", page, await student.open()))
                     controls = await student.controls()
+                    if args.controls:  # only the controls whose label contains one of these
+                        wanted = [w.strip() for w in args.controls.split(",") if w.strip()]
+                        controls = [c for c in controls if any(w in c[2] for w in wanted)]
                     for kind, index, label in controls[:args.max_controls]:
                         for step in range(args.repeat):
                             dt = await student.change(kind, index, step)
@@ -765,6 +768,11 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
         if dt is not None:
             server.setdefault(page, []).append(dt)
     out["server_part_median_by_page"] = {p: round(statistics.median(v), 3) for p, v in sorted(server.items())}
+    by_label: dict[str, list[float]] = {}
+    for page, label, dt in server_parts:
+        if dt is not None:
+            by_label.setdefault(f"{page}: {label}", []).append(dt)
+    out["server_part_median_by_control"] = {k: round(statistics.median(v), 3) for k, v in sorted(by_label.items())}
     return out
 
 
@@ -795,6 +803,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--sweep", action="store_true", help="one Chromium student, every control")
     ap.add_argument("--repeat", type=int, default=3, help="--sweep: changes per control")
     ap.add_argument("--max-controls", type=int, default=60, help="--sweep: controls per page")
+    ap.add_argument("--controls", default="",
+                    help="--sweep: only controls whose label contains one of these (comma-separated)")
     ap.add_argument("--url", help="a running app on 127.0.0.1 instead of starting one")
     ap.add_argument("--replicas", type=int, default=1,
                     help="app processes behind nginx (deploy/mmteach.conf) on loopback; 1: no balancer")
