@@ -14,7 +14,6 @@ least recently used first out, so a day-long workshop does not grow without limi
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import pickle
@@ -29,7 +28,6 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io
 import streamlit as st
 
 from mmteach import budget, errors
@@ -366,13 +364,7 @@ class SharedFigure(go.Figure):
     def to_dict(self) -> dict[str, Any]:
         spec = self.__dict__.get("_shared_dict")
         if spec is None:
-            spec = super().to_dict()
-            # The browser redraws a chart's traces whenever their arrays are new objects, and a
-            # rerun always sends new ones; with a data revision that changes only with the data,
-            # plotly.js (Plotly.react) skips the recalculation of an unchanged chart.
-            spec["layout"].setdefault("datarevision", hashlib.blake2b(
-                plotly.io.to_json(spec["data"], validate=False).encode(), digest_size=8).hexdigest())
-            self.__dict__["_shared_dict"] = spec
+            spec = self.__dict__["_shared_dict"] = super().to_dict()
         return spec
 
 
