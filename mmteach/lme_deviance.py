@@ -648,6 +648,64 @@ class LmeProblem:
                 break
         return x, fx, ok
 
+    def _gradient(self, theta: np.ndarray, reml: bool) -> np.ndarray | None:
+        if not _grad_supported(self):
+            return None
+        try:
+            return derivatives(self, theta, reml).gradient(self.n - self.p if reml else self.n)
+        except np.linalg.LinAlgError:
+            return None
+
+    def _quasi_newton(self, x0: np.ndarray, reml: bool) -> tuple[np.ndarray, float, bool]:
+        """L-BFGS-B (scipy) on the analytic gradient: each iteration costs one gradient
+        (about three criteria), where the finite-difference Newton paid 2m + m(m-1) criteria
+        per step. Its convergence tests are relative to the criterion, so the tolerances
+        are tight: lme4's optimum is matched to 1e-5 of the estimates."""
+        n_eff = self.n - self.p if reml else self.n
+
+        def fg(t: np.ndarray) -> tuple[float, np.ndarray]:
+            try:
+                D = derivatives(self, t, reml)
+            except np.linalg.LinAlgError:
+                return np.inf, np.zeros_like(t)
+            return D.objective(n_eff), D.gradient(n_eff)
+
+        bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
+        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20})
+        x = np.maximum(np.asarray(res.x, dtype=float), self.lower)
+        fx, g = fg(x)
+        # L-BFGS-B stops on relative changes of a criterion in the thousands: a few Newton
+        # steps (Hessian from forward differences of the gradient) land on the optimum to
+        # ~1e-9, as the finite-difference Newton did (lme4's printed digits need it)
+        for _ in range(4):
+            free = np.flatnonzero((x > self.lower + 1e-9) | (g < 0))
+            if not free.size or not np.isfinite(fx):
+                break
+            H = np.empty((free.size, free.size))
+            for j, i in enumerate(free):
+                h = 1e-5 * max(abs(x[i]), 0.05)
+                e = np.zeros_like(x)
+                e[i] = h
+                H[j] = (fg(x + e)[1][free] - g[free]) / h
+            try:
+                step = -np.linalg.solve(np.linalg.cholesky(0.5 * (H + H.T)).T,
+                                        np.linalg.solve(np.linalg.cholesky(0.5 * (H + H.T)), g[free]))
+            except np.linalg.LinAlgError:
+                break
+            xn = x.copy()
+            xn[free] += step
+            xn = np.maximum(xn, self.lower)
+            fn, gn = fg(xn)
+            if not fn <= fx + 1e-12 * abs(fx):
+                break
+            x, fx, g = xn, fn, gn
+            if np.max(np.abs(step)) < 1e-9 * (1.0 + np.max(np.abs(x))):
+                break
+        free = (x > self.lower + 1e-9) | (g < 0)
+        ok = bool(np.isfinite(fx)) and (not free.any() or float(np.max(np.abs(g[free]))) < 1e-3)
+        return x, float(fx), ok
+
     def start_theta(self) -> np.ndarray:
         """lme4's start: identity T for every term."""
         return np.where(self.lower == 0.0, 1.0, 0.0)
@@ -668,7 +726,8 @@ class LmeProblem:
         if not np.isfinite(fx0):
             x0 = np.where(self.lower == 0.0, 0.5, 0.0)
             fx0 = f(x0)
-        x, fx, ok = projected_newton(f, x0, fx0, self.lower)
+        x, fx, ok = (self._quasi_newton(x0, reml) if _grad_supported(self)
+                     else projected_newton(f, x0, fx0, self.lower))
         if not ok:
             bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
             res = minimize(f, x, method="L-BFGS-B", bounds=bounds,
@@ -686,7 +745,9 @@ class LmeProblem:
                 xr, fr, okr = self._flip_columns(f, xr, fr, okr)
                 if fr < fx - 1e-10:
                     x, fx, ok = xr, fr, okr
-        grad, _ = fd_derivatives_bounded(f, x, fx, self.lower)
+        grad = self._gradient(x, reml)
+        if grad is None:
+            grad, _ = fd_derivatives_bounded(f, x, fx, self.lower)
         free = (x > self.lower + 1e-9) | (grad < 0)
         gmax = float(np.max(np.abs(grad[free]))) if free.any() else 0.0
         converged = bool(np.isfinite(fx)) and gmax < 2e-3
@@ -849,18 +910,27 @@ class _Coupling:
         self.m = m
         self.P = pr._z1tz2_sp
         self.PT = pr._z1tz2_sp.T.tocsr()
-        # pairs of entries of one level: sums over them give the blocks of P' B P and of
-        # (Y S^-1) at P's entries for the cost of the pairs, not of q1 x q2 dense products
-        cnt = np.bincount(self.lev, minlength=pr.f1.n_levels)
+        # Pairs of entries of one level: P' B P = sum_l P_l' B_l'B_l P_l is, entry by entry, a
+        # fixed linear map of the (k1 x k1 per level) weights B_l'B_l: one sparse matrix K
+        # (q2^2 x k1^2 l1) with K[(c1, c2), (x, y, l)] = P_l[x, c1] P_l[y, c2] gives it as
+        # K @ w, and the sums over pairs of S^-1 that the gradient needs as K' @ vec(S^-1):
+        # two sparse products in C instead of gathers over the pairs in numpy
+        k1, l1 = pr.f1.k, pr.f1.n_levels
+        cnt = np.bincount(self.lev, minlength=l1)
         npair = cnt * cnt
-        self.e1 = self.e2 = None
-        if int(npair.sum()) <= MAX_PAIRS:
+        self.K = None
+        if int(npair.sum()) * k1 * k1 <= MAX_PAIRS:
             ptr = np.concatenate([[0], np.cumsum(cnt)])
-            plev = np.repeat(np.arange(cnt.size), npair)
+            plev = np.repeat(np.arange(l1), npair)
             within = np.arange(plev.size) - np.repeat(np.cumsum(npair) - npair, npair)
-            self.e1 = ptr[plev] + within // cnt[plev]
-            self.e2 = ptr[plev] + within % cnt[plev]
-            self.slot = self.col[self.e1] * q2 + self.col[self.e2]
+            e1 = ptr[plev] + within // cnt[plev]
+            e2 = ptr[plev] + within % cnt[plev]
+            slot = self.col[e1] * q2 + self.col[e2]
+            vals = (self.vec[e1][:, :, None] * self.vec[e2][:, None, :]).reshape(-1, k1 * k1)
+            cols = np.arange(k1 * k1)[None, :] * l1 + plev[:, None]
+            self.K = sp.csr_matrix((vals.ravel(), (np.repeat(slot, k1 * k1), cols.ravel())),
+                                   shape=(q2 * q2, k1 * k1 * l1))
+            self.KT = self.K.T.tocsr()
 
     def matrix(self, vals: np.ndarray) -> sp.csr_matrix:
         """The q1 x q2 CSR matrix with entries ``vals`` (E, k1) (reused between calls)."""
@@ -896,9 +966,9 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         d2[r2] = theta[i2]  # Lambda2 is diagonal (scalar terms)
         BPv = np.einsum("eab,eb->ea", blk[cp.lev], cp.vec)  # L1^-1 Lambda1' P
         BP = cp.matrix(BPv)
-        if cp.e1 is not None:
-            pw = np.einsum("pa,pa->p", BPv[cp.e1], BPv[cp.e2])
-            Gs = pr.z2tz2 - np.bincount(cp.slot, weights=pw, minlength=q2 * q2).reshape(q2, q2)
+        if cp.K is not None:
+            BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
+            Gs = pr.z2tz2 - (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
         else:
             Gs = pr.z2tz2 - (BP.T @ BP).toarray()
         S = d2[:, None] * Gs * d2[None, :]
@@ -925,7 +995,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     b1 = np.matmul(T1, u1)
     FF1 = pr.ztxy1 - np.matmul(pr.ztz1, b1)
     # diagonal blocks of N = A^-1 Lambda' H, (n_levels, k, k) per factor
-    N1 = A11inv @ TtH
+    N1 = A11inv @ TtH  # summed over levels below: only the sums enter the gradient
     if q2:
         FF1 = FF1 - np.asarray(cp.P @ b2).reshape(l1, k1, p + 1)
         FF2 = pr.z2txy - np.asarray(cp.PT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
@@ -937,37 +1007,36 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         if info:
             raise np.linalg.LinAlgError("S^-1")
         Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
-        PL = cp.vec * d2[cp.col][:, None]
         BY = A11inv @ T1.T
-        Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
-        Ev = np.einsum("eab,eb->ea", (np.swapaxes(TtH, 1, 2) @ BY)[cp.lev], PL) - PL
-        if cp.e1 is not None:  # (Y S^-1)[(l, a), col of entry e] from the pairs of l
-            sv = Sinv.ravel()[cp.slot]
-            g = np.column_stack([np.bincount(cp.e1, weights=Yv[cp.e2, a] * sv, minlength=len(cp.lev))
-                                 for a in range(k1)])
+        BE = np.swapaxes(TtH, 1, 2) @ BY - np.eye(k1)
+        if cp.K is not None:
+            # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
+            R = (cp.KT @ (d2[:, None] * Sinv * d2[None, :]).ravel()).reshape(k1, k1, l1)
+            N1 = N1.sum(axis=0) + np.tensordot(BY @ np.moveaxis(R, 2, 0), BE, axes=([0, 2], [0, 2]))
         else:
+            PL = cp.vec * d2[cp.col][:, None]
+            Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
+            Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
             YS = np.asarray(cp.matrix(Yv) @ Sinv).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
-        prod = (g[:, :, None] * Ev[:, None, :]).reshape(-1, k1 * k1)
-        for ab in range(k1 * k1):
-            N1.reshape(l1, k1 * k1)[:, ab] += np.bincount(cp.lev, weights=prod[:, ab], minlength=l1)
+            N1 = N1.sum(axis=0) + np.einsum("ea,eb->ab", g, Ev)
         N2 = ((Sinv * d2[None, :]) * Gs).sum(axis=1)  # diag(S^-1 Lambda2 Gs), Gs symmetric
     LF1 = np.matmul(T1.T, FF1)
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     dcinv = np.zeros((pr.n_theta, p, p)) if jacobian else None
-    parts = [(f1, FF1, LF1, N1)]
+    parts = [(f1, FF1, LF1, N1.sum(axis=0) if N1.ndim == 3 else N1)]
     pos = 0
     for f in pr.rest:
         sl = slice(pos, pos + f.n_levels)
         parts.append((f, FF2[sl].reshape(-1, 1, p + 1), LF2[sl].reshape(-1, 1, p + 1),
-                      N2[sl].reshape(-1, 1, 1)))
+                      N2[sl].sum().reshape(1, 1)))
         pos = sl.stop
-    for f, Ff, LFf, Nf in parts:
+    for f, Ff, LFf, Nsum in parts:
         r, c, ti = pr._f1_index if f is f1 else pr._t_index(f)
-        K_ld = Nf.sum(axis=0).T  # [r, c] = sum_l N[l, c, r]
-        K_rx = np.einsum("lrj,lcj->rc", Ff[:, :, :p] @ cinv, LFf[:, :, :p])
+        K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
+        K_rx = np.tensordot(Ff[:, :, :p] @ cinv, LFf[:, :, :p], axes=([0, 2], [0, 2]))
         K_pw = (Ff @ v).T @ (LFf @ v)
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]

@@ -77,3 +77,33 @@ def test_satterthwaite_analytic_equals_richardson(kind: str, monkeypatch: pytest
         # the Richardson steps (5e-3 relative) are the less accurate side here
         np.testing.assert_allclose(J, Jr, rtol=1e-3, atol=1e-6 * np.abs(Jr).max())
     np.testing.assert_allclose(df, dfmethods.satterthwaite_df(fit, L, ref), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["slope_crossed", "crossed"])
+def test_gradient_without_the_pair_matrix(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond MAX_PAIRS the gradient takes (Y S^-1) from a sparse-dense product: same numbers."""
+    theta = None
+    out = []
+    for limit in (None, 0):
+        if limit is not None:
+            monkeypatch.setattr("mmteach.lme_deviance.MAX_PAIRS", limit)
+        pr = _problem(kind)
+        theta = pr.start_theta() * 0.6 if theta is None else theta
+        out.append(derivatives(pr, theta, True).gradient(pr.n - pr.p))
+    assert pr._coupling.K is None
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_quasi_newton_reaches_the_finite_difference_newton_optimum(kind: str) -> None:
+    from mmteach.optim import projected_newton
+
+    pr = _problem(kind)
+    fit = pr.fit(reml=True)
+    f = lambda t: pr.objective(t, True)  # noqa: E731
+    x0 = pr.start_theta()
+    x, fx, _ok = projected_newton(f, x0, f(x0), pr.lower)
+    assert fit.converged
+    assert fit.solution.objective <= fx + 1e-7
+    np.testing.assert_allclose(fit.beta, pr.solve(x, True).beta, rtol=1e-6,
+                               atol=1e-6 * np.sqrt(np.diag(fit.vcov)).min())
