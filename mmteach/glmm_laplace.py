@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.optimize import minimize
 from scipy.special import ndtri
 
 from mmteach import glmm_scalar as fast
@@ -403,6 +404,64 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
     return (out if np.isfinite(out) else math.inf), u, beta
 
 
+GRAD_MAX_Q = 1500  # the Laplace gradient below forms A^-1 densely (q^3)
+
+
+def laplace_gradient_supported(spec: GlmmSpec) -> bool:
+    """Canonical links (logit, log) and a dense ``A^-1`` that stays cheap."""
+    return spec.link in ("logit", "log") and spec.q <= GRAD_MAX_Q
+
+
+def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.ndarray,
+                     u: np.ndarray) -> np.ndarray:
+    """Gradient of the Laplace deviance in ``(theta, beta)`` at the conditional modes ``u``.
+
+    With ``a = Z Lambda``, ``A = a'Wa + I``, score ``r`` and weights ``w`` (canonical link,
+    so ``dr/deta = -w``), for a parameter ``phi`` moving ``eta`` by ``e = d eta/d phi`` at
+    fixed ``u`` (``Z dLambda u`` for theta, a column of X for beta):
+
+    * ``-2 loglik + u'u``: ``-2 r'e`` (u is a mode: envelope);
+    * ``log|A|``: ``tr(A^-1 dA) = 2 sum_k w_k da_k'A^-1 a_k + sum_k w'_k h_k deta_k`` with the
+      leverages ``h_k = a_k'A^-1 a_k`` and the total change of the linear predictor
+      ``deta = e + a du``, ``du = A^-1 (dLambda'Z'r - a'W e)`` (implicit function theorem).
+
+    ``u`` must be the mode to working precision (PIRLS): the envelope step relies on it.
+    """
+    sd = _sparse_design(spec)
+    a = _a_values(spec, theta)
+    eta = spec.X @ beta + sd.times(a, u)
+    mu, dmu = mu_eta(eta, spec.link)
+    r, w = resp.score_weight(mu, dmu, True)
+    wp = w * (1.0 - 2.0 * mu) if spec.link == "logit" else w  # dw / deta
+    A = sd.hessian(a, w).toarray()
+    Ainv = np.linalg.inv(A)
+    Ainv = 0.5 * (Ainv + Ainv.T)
+    cols = sd.cols
+    v = np.einsum("nij,nj->ni", Ainv[cols[:, :, None], cols[:, None, :]], a)  # A^-1 a_k on S_k
+    h = np.einsum("ni,ni->n", a, v)
+    n, p = spec.X.shape
+    m = spec.n_theta + p
+    E = np.zeros((n, m))
+    dF = np.zeros((spec.q, m))
+    direct = np.zeros(m)
+    col0 = 0
+    for t in spec.terms:
+        rows_t, cols_t = _tril_colmajor(t.k)
+        for j, (rr, cc) in enumerate(zip(rows_t, cols_t)):
+            i = t.theta_slice.start + j
+            c = col0 + cc  # d a[:, c] / d theta_i = Z_t[:, rr]
+            da = t.Z[:, rr]
+            E[:, i] = da * u[cols[:, c]]
+            dF[:, i] = np.bincount(cols[:, c], weights=da * r, minlength=spec.q)
+            direct[i] = 2.0 * float(np.sum(w * da * v[:, c]))
+        col0 += t.k
+    E[:, spec.n_theta:] = spec.X
+    dF -= sd.at(a, w[:, None] * E)
+    du = Ainv @ dF
+    deta = E + np.column_stack([sd.times(a, du[:, j]) for j in range(m)])
+    return -2.0 * (r @ E) + direct + (wp * h) @ deta
+
+
 # --------------------------------------------------------------------------------------
 # optimisation
 # --------------------------------------------------------------------------------------
@@ -510,6 +569,42 @@ def _guarded_newton(obj: _GeneralObjective, x0: np.ndarray, *, maxit: int = 100,
     return x, fx, False, maxit
 
 
+def _quasi_newton(obj: _GeneralObjective, x0: np.ndarray) -> tuple[np.ndarray, float, bool, int] | None:
+    """Stage 2 by L-BFGS-B (scipy) on the analytic Laplace gradient: about one PIRLS per
+    iteration, where the finite-difference Newton paid 2m + m(m-1)/2 of them per step.
+    Returns None (the caller then runs the guarded Newton) when it stops on the boundary,
+    where theta = 0 may be a saddle that needs the negative-curvature escape."""
+    spec, nt = obj.spec, obj.nt
+    calls = [0]
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        calls[0] += 1
+        th, gam = x[:nt], x[nt:]
+        be = gam if obj.M is None else obj.M @ gam
+        dev, u, _ = pirls_general(spec, obj.resp, th, be, obj.u)
+        if not np.isfinite(dev):
+            return math.inf, np.zeros_like(x)
+        obj.u = u  # warm start for the next point
+        g = laplace_gradient(spec, obj.resp, th, be, u)
+        if obj.M is not None:
+            g = np.concatenate([g[:nt], obj.M.T @ g[nt:]])
+        return dev, g
+
+    lower = np.full(x0.size, -np.inf)
+    upper = np.full(x0.size, np.inf)
+    lower[:nt], upper[:nt] = -THETA_MAX, THETA_MAX
+    lower[spec.diag_index] = 0.0
+    x0 = np.clip(x0, lower, upper)
+    with np.errstate(all="ignore"):
+        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lower, upper)),
+                       options={"ftol": 1e-15, "gtol": 1e-7, "maxiter": 500})
+    x = np.asarray(res.x, dtype=float)
+    if not np.isfinite(res.fun) or np.any(x[spec.diag_index] < 1e-4):
+        return None
+    f = obj.one(x, keep=True)
+    return x, f, bool(np.isfinite(f)), calls[0]
+
+
 def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.ndarray
                  ) -> tuple[np.ndarray, _GeneralObjective, bool, int]:
     """glmer's two stages: theta with beta inside PIRLS (nAGQ = 0), then Laplace over both."""
@@ -528,7 +623,12 @@ def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.n
     except np.linalg.LinAlgError:
         obj.M = None
     gamma = obj.beta if obj.M is None else (R / math.sqrt(n)) @ obj.beta
-    x, f, ok, it2 = _guarded_newton(obj, np.concatenate([x1, gamma]), radius=0.5)
+    x2 = np.concatenate([_normalise_theta(spec, x1), gamma])
+    res = _quasi_newton(obj, x2) if laplace_gradient_supported(spec) else None
+    if res is not None:
+        x, f, ok, it2 = res
+    else:
+        x, f, ok, it2 = _guarded_newton(obj, x2, radius=0.5)
     if obj.M is not None:
         x = np.concatenate([x[: spec.n_theta], obj.M @ x[spec.n_theta:]])
         obj.M = None
@@ -689,8 +789,11 @@ def _fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
     fx = obj(par, keep=True)
     if not np.isfinite(fx[0]):
         raise ModelError(_BREAKDOWN)
-    _, g, H = fd_derivatives(obj, par, fx)
-    g, H = g[0], H[0]
+    if isinstance(obj, _GeneralObjective) and laplace_gradient_supported(spec):
+        g, H = _gradient_hessian(obj, par[0])
+    else:
+        _, g, H = fd_derivatives(obj, par, fx)
+        g, H = g[0], H[0]
     nt = spec.n_theta
     try:
         Hinv = np.linalg.inv(H)
@@ -713,6 +816,33 @@ def _fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
         gradok = True
     return CoreFit(theta, beta, np.asarray(u), float(fx[0]), V, H, g,
                    bool(conv[0]) and gradok and bool(np.isfinite(fx[0])), singular, it, nagq)
+
+
+def _gradient_hessian(obj: _GeneralObjective, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian for the vcov and lme4's convergence check at ``x`` (modes in
+    ``obj.u``): the Hessian by central differences of the analytic gradient (2m PIRLS +
+    gradients instead of the 2m + 2m(m-1) deviances of the 4-point rule); the gradient by
+    central differences of the deviances at the same points, as lme4's ``deriv12`` (its
+    convergence warning on badly scaled predictors comes from that difference quotient)."""
+    spec, nt = obj.spec, obj.nt
+    u0 = obj.u
+
+    def dev_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
+        dev, u, _ = pirls_general(spec, obj.resp, z[:nt], z[nt:], u0)
+        if not np.isfinite(dev):
+            return math.nan, np.full(z.size, np.nan)
+        return dev, laplace_gradient(spec, obj.resp, z[:nt], z[nt:], u)
+
+    g = np.empty(x.size)
+    H = np.empty((x.size, x.size))
+    h = 1e-4  # fd_derivatives' (lme4's deriv12) step
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        (fp, gp), (fm, gm) = dev_grad(x + e), dev_grad(x - e)
+        g[i] = (fp - fm) / (2 * h)
+        H[i] = (gp - gm) / (2 * h)
+    return g, 0.5 * (H + H.T)
 
 
 def uses_fast_path(spec: GlmmSpec, nagq: int) -> bool:
