@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.linalg.lapack import dpotrf, dpotri
 from scipy.optimize import minimize
 from scipy.special import ndtri
 
@@ -405,6 +406,7 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
 
 
 GRAD_MAX_Q = 1500  # the Laplace gradient below forms A^-1 densely (q^3)
+STAGE1_STEPS = 1
 
 
 def laplace_gradient_supported(spec: GlmmSpec) -> bool:
@@ -433,9 +435,11 @@ def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np
     mu, dmu = mu_eta(eta, spec.link)
     r, w = resp.score_weight(mu, dmu, True)
     wp = w * (1.0 - 2.0 * mu) if spec.link == "logit" else w  # dw / deta
-    A = sd.hessian(a, w).toarray()
-    Ainv = np.linalg.inv(A)
-    Ainv = 0.5 * (Ainv + Ainv.T)
+    L, info = dpotrf(sd.hessian(a, w).toarray(), lower=1)
+    if info:
+        raise np.linalg.LinAlgError("A is not positive definite")
+    Ainv, info = dpotri(L, lower=1)  # from the Cholesky factor: a third of inv()'s work
+    Ainv = np.tril(Ainv) + np.tril(Ainv, -1).T
     cols = sd.cols
     v = np.einsum("nij,nj->ni", Ainv[cols[:, :, None], cols[:, None, :]], a)  # A^-1 a_k on S_k
     h = np.einsum("ni,ni->n", a, v)
@@ -609,9 +613,12 @@ def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.n
                  ) -> tuple[np.ndarray, _GeneralObjective, bool, int]:
     """glmer's two stages: theta with beta inside PIRLS (nAGQ = 0), then Laplace over both."""
     obj = _GeneralObjective(spec, resp, beta0)
-    x1, f1, ok1, it1 = _guarded_newton(obj, theta0)
+    # with the analytic gradient stage 2 needs stage 1 only for a start in the right region:
+    # STAGE1_STEPS Newton steps, not convergence
+    maxit = STAGE1_STEPS if laplace_gradient_supported(spec) else 100
+    x1, f1, ok1, it1 = _guarded_newton(obj, theta0, maxit=maxit)
     if not np.isfinite(f1):  # the start itself breaks down: try small variances
-        x1, f1, ok1, it1 = _guarded_newton(obj, 0.1 * spec.theta_start())
+        x1, f1, ok1, it1 = _guarded_newton(obj, 0.1 * spec.theta_start(), maxit=maxit)
     obj.stage = 2
     # search over gamma = R beta / sqrt(n) (X = QR): columns of X M are orthogonal with unit
     # mean square, so an uncentred predictor (height around 500) does not make the Hessian
