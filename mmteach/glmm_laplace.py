@@ -407,11 +407,54 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
 
 GRAD_MAX_Q = 1500  # the Laplace gradient below forms A^-1 densely (q^3)
 STAGE1_STEPS = 1
+SCHUR_Q2 = 400  # beyond, A^-1 on the pattern comes from a dense inverse of A
 
 
 def laplace_gradient_supported(spec: GlmmSpec) -> bool:
     """Canonical links (logit, log) and a dense ``A^-1`` that stays cheap."""
     return spec.link in ("logit", "log") and spec.q <= GRAD_MAX_Q
+
+
+def _inverse_on_pattern(spec: GlmmSpec, A) -> np.ndarray:  # noqa: ANN001 - scipy CSC
+    """Dense array holding ``A^-1`` wherever a row of Z has two non-zeros (other entries are
+    not computed), and ``A`` factored in the design's Cholesky for solves.
+
+    The first term (most levels) is block diagonal in ``A``; with the rest small (``q2``),
+    ``A^-1`` follows from the Schur complement ``S = A22 - A21 A11^-1 A12``:
+    ``[[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]]`` with ``Y = A11^-1 A12``, and only the
+    diagonal blocks of the first part are formed (a row meets one level of the first term).
+    """
+    sd = _sparse_design(spec)
+    sd.chol.factor(A)
+    D = A.toarray()
+    t0 = spec.terms[0]
+    k1, l1 = t0.k, t0.m
+    q1 = int(spec.offset[1])
+    q2 = spec.q - q1
+    if q2 > SCHUR_Q2 or q2 == 0:
+        L, info = dpotrf(D, lower=1)
+        if info:
+            raise np.linalg.LinAlgError("A is not positive definite")
+        Ainv, info = dpotri(L, lower=1)  # from the Cholesky factor: a third of inv()'s work
+        return np.tril(Ainv) + np.tril(Ainv, -1).T
+    idx = np.arange(q1).reshape(l1, k1)
+    A11 = D[idx[:, :, None], idx[:, None, :]]  # (l1, k1, k1)
+    A11inv = np.linalg.inv(A11)
+    A12 = D[:q1, q1:].reshape(l1, k1, q2)
+    Y = A11inv @ A12
+    S = D[q1:, q1:] - A12.reshape(q1, q2).T @ Y.reshape(q1, q2)
+    L, info = dpotrf(S, lower=1)
+    if info:
+        raise np.linalg.LinAlgError("A is not positive definite")
+    Sinv, _ = dpotri(L, lower=1)
+    Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
+    YS = Y.reshape(q1, q2) @ Sinv
+    out = np.zeros_like(D)
+    out[idx[:, :, None], idx[:, None, :]] = A11inv + YS.reshape(l1, k1, q2) @ np.swapaxes(Y, 1, 2)
+    out[:q1, q1:] = -YS
+    out[q1:, :q1] = -YS.T
+    out[q1:, q1:] = Sinv
+    return out
 
 
 def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.ndarray,
@@ -435,11 +478,7 @@ def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np
     mu, dmu = mu_eta(eta, spec.link)
     r, w = resp.score_weight(mu, dmu, True)
     wp = w * (1.0 - 2.0 * mu) if spec.link == "logit" else w  # dw / deta
-    L, info = dpotrf(sd.hessian(a, w).toarray(), lower=1)
-    if info:
-        raise np.linalg.LinAlgError("A is not positive definite")
-    Ainv, info = dpotri(L, lower=1)  # from the Cholesky factor: a third of inv()'s work
-    Ainv = np.tril(Ainv) + np.tril(Ainv, -1).T
+    Ainv = _inverse_on_pattern(spec, sd.hessian(a, w))
     cols = sd.cols
     v = np.einsum("nij,nj->ni", Ainv[cols[:, :, None], cols[:, None, :]], a)  # A^-1 a_k on S_k
     h = np.einsum("ni,ni->n", a, v)
@@ -461,7 +500,7 @@ def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np
         col0 += t.k
     E[:, spec.n_theta:] = spec.X
     dF -= sd.at(a, w[:, None] * E)
-    du = Ainv @ dF
+    du = sd.chol.solve(dF)
     deta = E + np.column_stack([sd.times(a, du[:, j]) for j in range(m)])
     return -2.0 * (r @ E) + direct + (wp * h) @ deta
 
