@@ -619,15 +619,18 @@ def _quasi_newton(obj: _GeneralObjective, x0: np.ndarray) -> tuple[np.ndarray, f
     where theta = 0 may be a saddle that needs the negative-curvature escape."""
     spec, nt = obj.spec, obj.nt
     calls = [0]
+    last: list = [None, math.inf]  # the last point evaluated (obj.u holds its modes)
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         calls[0] += 1
+        last[:] = [np.array(x, dtype=float), math.inf]
         th, gam = x[:nt], x[nt:]
         be = gam if obj.M is None else obj.M @ gam
         dev, u, _ = pirls_general(spec, obj.resp, th, be, obj.u)
         if not np.isfinite(dev):
             return math.inf, np.zeros_like(x)
         obj.u = u  # warm start for the next point
+        last[1] = dev
         g = laplace_gradient(spec, obj.resp, th, be, u)
         if obj.M is not None:
             g = np.concatenate([g[:nt], obj.M.T @ g[nt:]])
@@ -644,7 +647,7 @@ def _quasi_newton(obj: _GeneralObjective, x0: np.ndarray) -> tuple[np.ndarray, f
     x = np.asarray(res.x, dtype=float)
     if not np.isfinite(res.fun) or np.any(x[spec.diag_index] < 1e-4):
         return None
-    f = obj.one(x, keep=True)
+    f = last[1] if np.array_equal(last[0], x) else obj.one(x, keep=True)
     return x, f, bool(np.isfinite(f)), calls[0]
 
 

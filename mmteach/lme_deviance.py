@@ -666,18 +666,22 @@ class LmeProblem:
         are tight: lme4's optimum is matched to 1e-5 of the estimates."""
         n_eff = self.n - self.p if reml else self.n
 
+        last: list = [None, np.inf, None]  # the last point evaluated, its value and gradient
+
         def fg(t: np.ndarray) -> tuple[float, np.ndarray]:
             try:
                 D = derivatives(self, t, reml)
+                out = D.objective(n_eff), D.gradient(n_eff)
             except np.linalg.LinAlgError:
-                return np.inf, np.zeros_like(t)
-            return D.objective(n_eff), D.gradient(n_eff)
+                out = np.inf, np.zeros_like(t)
+            last[:] = [np.array(t, dtype=float), *out]
+            return out
 
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
         res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20})
         x = np.maximum(np.asarray(res.x, dtype=float), self.lower)
-        fx, g = fg(x)
+        fx, g = (last[1], last[2]) if np.array_equal(last[0], x) else fg(x)
         # L-BFGS-B stops on relative changes of a criterion in the thousands: a few Newton
         # steps (Hessian from forward differences of the gradient) land on the optimum to
         # ~1e-9, as the finite-difference Newton did (lme4's printed digits need it)
