@@ -46,7 +46,10 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     The deviance is lmerTest's ``devfun_vp``: for fixed theta, beta is the penalised least
     squares solution and sigma is free, so
     ``dev = log|L|^2 + pwrss/sigma^2 + n' log(2 pi sigma^2) [+ log|RX|^2]`` with
-    ``n' = n - p`` for REML (n for ML). Theta derivatives are numerical, sigma ones exact.
+    ``n' = n - p`` for REML (n for ML). Sigma derivatives are exact; theta ones come from
+    the analytic gradients (:func:`mmteach.lme_deviance.theta_derivatives`: the Jacobian
+    exact, the Hessian by central differences of the gradients) where they cover the
+    structure, else from Richardson-extrapolated differences of the deviance parts.
 
     Examples
     --------

@@ -14,10 +14,13 @@ term (lme4's ``theta`` is the column-major lower triangle of ``T``).
   change when a column of ``T`` flips sign) so the problem is unconstrained, and signs are
   normalised at the end. For one scalar random-effects term with a canonical link (logit,
   log) under Laplace, :mod:`mmteach.glmm_scalar` does this with the exact gradient and
-  Hessian (see :func:`uses_fast_path`); otherwise the derivatives are finite differences.
+  Hessian (see :func:`uses_fast_path`). Several terms with a canonical link have the
+  analytic gradient :func:`laplace_gradient`: stage 2 is then L-BFGS-B (bounded diagonal)
+  and the Hessian central differences of the gradient; otherwise the derivatives are
+  finite differences.
 * ``vcov(beta)`` is ``2 H^-1`` restricted to beta, where ``H`` is the central finite
-  difference Hessian (step 1e-4) of the deviance over ``(theta, beta)``: what
-  ``vcov(glmer_fit)`` uses by default (``use.hessian = TRUE``).
+  difference Hessian (step 1e-4) of the deviance over ``(theta, beta)`` (or of its
+  gradient): what ``vcov(glmer_fit)`` uses by default (``use.hessian = TRUE``).
 
 Everything works on a batch of responses (leading axis) when there is a single
 random-effects term, which makes the parametric bootstrap a handful of array operations
