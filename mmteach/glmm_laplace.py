@@ -397,7 +397,10 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
                 break  # no decrease along the Newton direction: at the mode to precision
             u, beta = u + step * du, beta + step * db
             dev, mu, dmu, ll = dnew, mnew, dmnew, llnew
-            if step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0)) < 1e-10:
+            size = step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0))
+            # a full Newton step of 1e-7 leaves an error of order 1e-14 (quadratic
+            # convergence): one factorisation fewer than waiting for a step of 1e-10
+            if size < 1e-10 or (step == 1.0 and size < 1e-7):
                 break
         _, w = resp.score_weight(mu, dmu, canon)
         sd.chol.factor(sd.hessian(a, w))
