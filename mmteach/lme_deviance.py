@@ -937,12 +937,17 @@ class _Coupling:
             within = np.arange(plev.size) - np.repeat(np.cumsum(npair) - npair, npair)
             e1 = ptr[plev] + within // cnt[plev]
             e2 = ptr[plev] + within % cnt[plev]
+            # both matrices are symmetric: only pairs in the lower triangle (col1 >= col2),
+            # a pair with itself at half weight (see derivatives for the way back)
+            keep = self.col[e1] >= self.col[e2]
+            e1, e2, plev = e1[keep], e2[keep], plev[keep]
+            half = np.where(e1 == e2, 0.5, 1.0)
             slot = (self.col[e1] * q2 + self.col[e2]).astype(np.int32)
             # K' in CSR straight from the pairs (grouped by level already: no COO sort,
             # which cost 0.2 s on lme_crossed_50k's 1.25M pairs); K is its CSC transpose
-            data = np.concatenate([self.vec[e1][:, x] * self.vec[e2][:, y]
+            data = np.concatenate([half * self.vec[e1][:, x] * self.vec[e2][:, y]
                                    for x in range(k1) for y in range(k1)])
-            ptr1 = np.concatenate([[0], np.cumsum(npair)])
+            ptr1 = np.concatenate([[0], np.cumsum(np.bincount(plev, minlength=l1))])
             indptr = np.concatenate([ptr1[:-1] + j * plev.size for j in range(k1 * k1)]
                                     + [[k1 * k1 * plev.size]])
             self.KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
@@ -1010,9 +1015,11 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         d2[r2] = theta[i2]  # Lambda2 is diagonal (scalar terms)
         BPv = np.einsum("eab,eb->ea", blk[cp.lev], cp.vec)  # L1^-1 Lambda1' P
         BP = cp.matrix(BPv)
-        if cp.K is not None:
+        if cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
-            Gs = pr.z2tz2 - (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
+            PBP = (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
+            PBP[np.diag_indices(q2)] *= 2.0
+            Gs = pr.z2tz2 - PBP
         else:
             Gs = pr.z2tz2 - (BP.T @ BP).toarray()
         S = d2[:, None] * Gs * d2[None, :]
@@ -1047,24 +1054,26 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        Sinv, info = dpotri(L2, lower=1)
+        Sinv, info = dpotri(L2, lower=1)  # the lower triangle (L2's zeros above)
         if info:
             raise np.linalg.LinAlgError("S^-1")
-        Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
         BY = A11inv @ T1.T
         BE = np.swapaxes(TtH, 1, 2) @ BY - np.eye(k1)
         if cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             R = (cp.KT @ (d2[:, None] * Sinv * d2[None, :]).ravel()).reshape(k1, k1, l1)
+            R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
             N1 = N1.sum(axis=0) + np.tensordot(BY @ np.moveaxis(R, 2, 0), BE, axes=([0, 2], [0, 2]))
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
             Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
-            YS = np.asarray(cp.matrix(Yv) @ Sinv).reshape(l1, k1, q2)
+            YS = np.asarray(cp.matrix(Yv) @ (Sinv + np.tril(Sinv, -1).T)).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
             N1 = N1.sum(axis=0) + np.einsum("ea,eb->ab", g, Ev)
-        N2 = ((Sinv * d2[None, :]) * Gs).sum(axis=1)  # diag(S^-1 Lambda2 Gs), Gs symmetric
+        # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
+        Q = Sinv * Gs
+        N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
     LF1 = np.matmul(T1.T, FF1)
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
