@@ -260,13 +260,24 @@ class LmeProblem:
         P = self._z1tz2_sp.tocoo()
         lev, a = np.divmod(P.row, k1)
         uk, inv = np.unique(lev.astype(np.int64) * q2 + P.col, return_inverse=True)
-        vec = np.zeros((uk.size, k1))
-        np.add.at(vec, (inv, a), P.data)
-        elev, ecol = uk // q2, uk % q2
+        elev = uk // q2
         cnt = np.bincount(elev, minlength=l1)
-        npair = cnt * cnt
-        if int(npair.sum()) > MAX_PAIRS:
+        if int((cnt * cnt).sum()) > MAX_PAIRS:
             return
+        self.schur_sparse = True
+        # the pair arrays are built on first use (_decompose): fits on the analytic
+        # gradient never need them (0.04 s of set-up on lme_crossed_50k)
+        self._pair_parts = (uk, inv, a, P.data, cnt, l1, k1)
+
+    def _ensure_pairs(self) -> None:
+        if hasattr(self, "_p_pairs"):
+            return
+        uk, inv, a, data, cnt, l1, k1 = self._pair_parts
+        q2 = self.q2
+        vec = np.zeros((uk.size, k1))
+        np.add.at(vec, (inv, a), data)
+        ecol = uk % q2
+        npair = cnt * cnt
         ptr = np.concatenate([[0], np.cumsum(cnt)])
         plev = np.repeat(np.arange(l1), npair)
         within = np.arange(plev.size) - np.repeat(np.cumsum(npair) - npair, npair)
@@ -276,7 +287,6 @@ class LmeProblem:
         self._p_pairs = (ecol[e1] * q2 + ecol[e2], outer, plev)
         self._z2tz2_dense = self._z2tz2_sp.toarray()
         self._lam2_diagonal = all(f.k == 1 for f in self.rest)
-        self.schur_sparse = True
 
     @property
     def z1tz2(self) -> np.ndarray:
@@ -425,6 +435,7 @@ class LmeProblem:
         W = L2 = c2 = lam2 = None
         ld2 = 0.0
         if self.q2 and self.schur_sparse:
+            self._ensure_pairs()
             # the same algebra with W = L1^-1 A12 sparse (one row block per level of the big
             # factor touches only the levels of the others it meets): W'W costs the sum over
             # levels of (their non-zeros)^2 instead of q1 q2^2; only S is dense
@@ -734,12 +745,17 @@ class LmeProblem:
         def f(t: np.ndarray) -> float:
             return self.objective(t, reml)
 
-        fx0 = f(x0)
-        if not np.isfinite(fx0):
-            x0 = np.where(self.lower == 0.0, 0.5, 0.0)
+        grad_path = _grad_supported(self)
+        if grad_path:
+            x, fx, ok = self._quasi_newton(x0, reml)
+            if not np.isfinite(fx):  # the start itself breaks down
+                x, fx, ok = self._quasi_newton(np.where(self.lower == 0.0, 0.5, 0.0), reml)
+        else:
             fx0 = f(x0)
-        x, fx, ok = (self._quasi_newton(x0, reml) if _grad_supported(self)
-                     else projected_newton(f, x0, fx0, self.lower))
+            if not np.isfinite(fx0):
+                x0 = np.where(self.lower == 0.0, 0.5, 0.0)
+                fx0 = f(x0)
+            x, fx, ok = projected_newton(f, x0, fx0, self.lower)
         if not ok:
             bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
             res = minimize(f, x, method="L-BFGS-B", bounds=bounds,
@@ -763,8 +779,23 @@ class LmeProblem:
         free = (x > self.lower + 1e-9) | (grad < 0)
         gmax = float(np.max(np.abs(grad[free]))) if free.any() else 0.0
         converged = bool(np.isfinite(fx)) and gmax < 2e-3
-        sol = self.solve(x, reml)
+        sol = self._solve_by_derivatives(x, reml) if grad_path else None
+        sol = self.solve(x, reml) if sol is None else sol
         return LmeFit(problem=self, solution=sol, converged=converged, grad_max=gmax)
+
+    def _solve_by_derivatives(self, theta: np.ndarray, reml: bool) -> Solution | None:
+        """:meth:`solve` from the gradient's block solve (same numbers; the criterion's own
+        path may need set-up the gradient does not)."""
+        try:
+            D = derivatives(self, theta, reml)
+        except np.linalg.LinAlgError:
+            return None
+        n_eff = self.n - self.p if reml else self.n
+        beta, xtvx_inv = self._to_original(D.beta_q, D.cinv_q)
+        sol = Solution(np.asarray(theta, dtype=float), reml, D.objective(n_eff), beta,
+                       math.sqrt(D.pwrss / n_eff), xtvx_inv, D.ldL2, D.ldRX2, D.pwrss)
+        sol.extras["b"] = self._split_b(D.b1, D.b2)
+        return sol
 
 
 def _prefer_sparse(pr: LmeProblem) -> bool:
@@ -886,6 +917,11 @@ class Derivatives:
     g_pw: np.ndarray
     cinv_q: np.ndarray  # (X'V^-1 X)^-1 for the orthonormal Q
     dcinv_q: np.ndarray | None  # (n_theta, p, p) its derivatives, when asked for
+    beta_q: np.ndarray
+    ldL2: float
+    ldRX2: float
+    b1: np.ndarray  # conditional modes b = Lambda u: big factor (l1, k1), the others (q2,)
+    b2: np.ndarray
 
     def objective(self, n_eff: int) -> float:
         return self.ld + n_eff * (1.0 + LOG_2PI + math.log(self.pwrss / n_eff))
@@ -1040,8 +1076,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     cinv = Rinv.T @ Rinv
     beta_q = cinv @ M[:p, p]
     pwrss = float(Lm[p, p] ** 2)
+    ldL2 = ld
+    ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + pr._ldR2
     if reml:
-        ld += 2.0 * np.log(np.diag(RXt)).sum() + pr._ldR2
+        ld += ldRX2
     # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]; LF = Lambda' FF
     b1 = np.matmul(T1, u1)
     FF1 = pr.ztxy1 - np.matmul(pr.ztz1, b1)
@@ -1097,7 +1135,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             for rr, cc, tt in zip(r, c, ti):
                 Dm = Ff[:, rr, :p].T @ LFf[:, cc, :p]
                 dcinv[tt] += cinv @ (Dm + Dm.T) @ cinv
-    return Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, dcinv)
+    bv1 = b1 @ v  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
+    bv2 = b2 @ v if q2 else np.zeros(0)
+    return Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, dcinv, beta_q, float(ldL2),
+                       float(ldRX2), bv1, bv2)
 
 
 @dataclass

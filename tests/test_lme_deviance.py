@@ -107,3 +107,17 @@ def test_quasi_newton_reaches_the_finite_difference_newton_optimum(kind: str) ->
     assert fit.solution.objective <= fx + 1e-7
     np.testing.assert_allclose(fit.beta, pr.solve(x, True).beta, rtol=1e-6,
                                atol=1e-6 * np.sqrt(np.diag(fit.vcov)).min())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_solution_from_the_gradient_solve_equals_solve(kind: str, reml: bool) -> None:
+    pr = _problem(kind)
+    theta = pr.start_theta() * 0.9 + 0.05
+    a, b = pr.solve(theta, reml), pr._solve_by_derivatives(theta, reml)
+    for name in ("objective", "sigma", "ldL2", "ldRX2", "pwrss"):
+        assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-10)
+    np.testing.assert_allclose(b.beta, a.beta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.xtvx_inv, a.xtvx_inv, rtol=1e-9, atol=1e-14)
+    for ba, bb in zip(a.extras["b"], b.extras["b"]):
+        np.testing.assert_allclose(bb, ba, rtol=1e-8, atol=1e-12)
