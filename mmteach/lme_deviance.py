@@ -156,9 +156,7 @@ class LmeProblem:
         self._group_factors()
         self._precompute()
         self._index_setup()
-        self.use_sparse = _prefer_sparse(self)
-        if self.use_sparse:
-            self._sparse_setup()
+        self.use_sparse = _prefer_sparse(self)  # its set-up waits for the first sparse solve
 
     # ---------------------------------------------------------------- set-up
     def _orthogonalise(self) -> None:
@@ -506,6 +504,8 @@ class LmeProblem:
             self._ztxy.append(_group_sum(f.codes, zx, f.n_levels).reshape(f.n_levels, f.k, self.p + 1))
 
     def _sparse_decompose(self, theta: np.ndarray):
+        if not hasattr(self, "_rows"):  # fits on the analytic gradient never get here
+            self._sparse_setup()
         Ts, vals = [], []
         for (f, _), (r, c, i) in zip(self._factor_starts(), self._row_t_index):
             T = np.zeros((f.k, f.k))
