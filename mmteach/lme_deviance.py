@@ -958,6 +958,7 @@ class _Coupling:
         self.m = m
         self.P = pr._z1tz2_sp
         self.PT = pr._z1tz2_sp.T.tocsr()
+        self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
         # Pairs of entries of one level: P' B P = sum_l P_l' B_l'B_l P_l is, entry by entry, a
         # fixed linear map of the (k1 x k1 per level) weights B_l'B_l: one sparse matrix K
         # (q2^2 x k1^2 l1) with K[(c1, c2), (x, y, l)] = P_l[x, c1] P_l[y, c2] gives it as
@@ -1049,7 +1050,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         r2, _c2i, i2 = pr._lam2_index
         d2 = np.zeros(q2)
         d2[r2] = theta[i2]  # Lambda2 is diagonal (scalar terms)
-        BPv = np.einsum("eab,eb->ea", blk[cp.lev], cp.vec)  # L1^-1 Lambda1' P
+        BPv = (blk[cp.lev] * cp.vec[:, None, :]).sum(axis=2)  # L1^-1 Lambda1' P
         BP = cp.matrix(BPv)
         if cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
@@ -1124,8 +1125,8 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         parts.append((f, FF2[sl].reshape(-1, 1, p + 1), LF2[sl].reshape(-1, 1, p + 1),
                       N2[sl].sum().reshape(1, 1)))
         pos = sl.stop
-    for f, Ff, LFf, Nsum in parts:
-        r, c, ti = pr._f1_index if f is f1 else pr._t_index(f)
+    for j, (_f, Ff, LFf, Nsum) in enumerate(parts):
+        r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
         K_rx = np.tensordot(Ff[:, :, :p] @ cinv, LFf[:, :, :p], axes=([0, 2], [0, 2]))
         K_pw = (Ff @ v).T @ (LFf @ v)

@@ -121,3 +121,16 @@ def test_solution_from_the_gradient_solve_equals_solve(kind: str, reml: bool) ->
     np.testing.assert_allclose(b.xtvx_inv, a.xtvx_inv, rtol=1e-9, atol=1e-14)
     for ba, bb in zip(a.extras["b"], b.extras["b"]):
         np.testing.assert_allclose(bb, ba, rtol=1e-8, atol=1e-12)
+
+
+def test_fit_survives_pickling_with_the_gradient_caches() -> None:
+    """Fits travel between processes (the app's pool): the cached coupling and pair
+    matrices must work after unpickling."""
+    import pickle
+
+    fit = _problem("slope_crossed").fit(reml=True)
+    info = dfmethods.satterthwaite_info(fit)
+    again = pickle.loads(pickle.dumps(fit))
+    info2 = dfmethods.satterthwaite_info(again)
+    np.testing.assert_allclose(info2.vcov_varpar, info.vcov_varpar, rtol=1e-10)
+    assert again.problem.objective(fit.theta, True) == pytest.approx(fit.solution.objective, rel=1e-12)
