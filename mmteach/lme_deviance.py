@@ -680,12 +680,14 @@ class LmeProblem:
         last: list = [None, np.inf, None]  # the last point evaluated, its value and gradient
 
         def fg(t: np.ndarray) -> tuple[float, np.ndarray]:
+            D = None
             try:
                 D = derivatives(self, t, reml)
                 out = D.objective(n_eff), D.gradient(n_eff)
             except np.linalg.LinAlgError:
                 out = np.inf, np.zeros_like(t)
             last[:] = [np.array(t, dtype=float), *out]
+            self._last_derivatives = (last[0], reml, D)  # the final solution reuses it
             return out
 
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
@@ -786,10 +788,14 @@ class LmeProblem:
     def _solve_by_derivatives(self, theta: np.ndarray, reml: bool) -> Solution | None:
         """:meth:`solve` from the gradient's block solve (same numbers; the criterion's own
         path may need set-up the gradient does not)."""
-        try:
-            D = derivatives(self, theta, reml)
-        except np.linalg.LinAlgError:
-            return None
+        last = getattr(self, "_last_derivatives", None)
+        if last is not None and last[1] == reml and last[2] is not None and np.array_equal(last[0], theta):
+            D = last[2]
+        else:
+            try:
+                D = derivatives(self, theta, reml)
+            except np.linalg.LinAlgError:
+                return None
         n_eff = self.n - self.p if reml else self.n
         beta, xtvx_inv = self._to_original(D.beta_q, D.cinv_q)
         sol = Solution(np.asarray(theta, dtype=float), reml, D.objective(n_eff), beta,
