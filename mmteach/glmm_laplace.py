@@ -686,8 +686,10 @@ def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.n
     except np.linalg.LinAlgError:
         obj.M = None
     gamma = obj.beta if obj.M is None else (R / math.sqrt(n)) @ obj.beta
-    x2 = np.concatenate([_normalise_theta(spec, x1), gamma])
-    res = _quasi_newton(obj, x2) if laplace_gradient_supported(spec) else None
+    x2 = np.concatenate([x1, gamma])
+    res = None
+    if laplace_gradient_supported(spec):  # L-BFGS-B bounds the diagonal at 0: signs first
+        res = _quasi_newton(obj, np.concatenate([_normalise_theta(spec, x1), gamma]))
     if res is not None:
         x, f, ok, it2 = res
     else:
