@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
+from scipy.linalg.blas import dsymm
 from scipy.linalg.lapack import dpotri
 from scipy.optimize import minimize
 
@@ -982,6 +983,7 @@ class _Coupling:
         # two sparse products in C instead of gathers over the pairs in numpy
         k1, l1 = pr.f1.k, pr.f1.n_levels
         cnt = np.bincount(self.lev, minlength=l1)
+        self.cnt = cnt  # entries per level (self.lev is sorted)
         npair = cnt * cnt
         self.K = None
         if int(npair.sum()) * k1 * k1 <= MAX_PAIRS:
@@ -1066,7 +1068,8 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         r2, _c2i, i2 = pr._lam2_index
         d2 = np.zeros(q2)
         d2[r2] = theta[i2]  # Lambda2 is diagonal (scalar terms)
-        BPv = (blk[cp.lev] * cp.vec[:, None, :]).sum(axis=2)  # L1^-1 Lambda1' P
+        # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
+        BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
         BP = cp.matrix(BPv)
         if cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
@@ -1079,9 +1082,14 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         S[np.diag_indices(q2)] += 1.0
         L2 = np.linalg.cholesky(S)
         ld += 2.0 * np.log(np.diag(L2)).sum()
-        c2 = solve_triangular(L2, d2[:, None] * (pr.z2txy - BP.T @ C1), lower=True)
-        M = M - c2.T @ c2
-        u2 = solve_triangular(L2, c2, lower=True, trans="T")
+        # S^-1 (lower triangle; L2's zeros above) is needed below anyway: the two triangular
+        # solves for the right-hand sides become one symmetric product
+        Sinv, info = dpotri(L2, lower=1)
+        if info:
+            raise np.linalg.LinAlgError("S^-1")
+        rhs2 = d2[:, None] * (pr.z2txy - BP.T @ C1)
+        u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
+        M = M - rhs2.T @ u2
         b2 = d2[:, None] * u2  # Lambda2 u2
         u1 = L1invT @ (c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
     else:
@@ -1109,9 +1117,6 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        Sinv, info = dpotri(L2, lower=1)  # the lower triangle (L2's zeros above)
-        if info:
-            raise np.linalg.LinAlgError("S^-1")
         BY = A11inv @ T1.T
         BE = np.swapaxes(TtH, 1, 2) @ BY - np.eye(k1)
         if cp.K is not None:
