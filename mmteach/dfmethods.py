@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmteach.lme_deviance import LmeFit, LmeProblem
+from mmteach.lme_deviance import LmeFit, LmeProblem, theta_derivatives
 from mmteach.optim import richardson_derivatives
 
 
@@ -46,7 +46,10 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     The deviance is lmerTest's ``devfun_vp``: for fixed theta, beta is the penalised least
     squares solution and sigma is free, so
     ``dev = log|L|^2 + pwrss/sigma^2 + n' log(2 pi sigma^2) [+ log|RX|^2]`` with
-    ``n' = n - p`` for REML (n for ML). Theta derivatives are numerical, sigma ones exact.
+    ``n' = n - p`` for REML (n for ML). Sigma derivatives are exact; theta ones come from
+    the analytic gradients (:func:`mmteach.lme_deviance.theta_derivatives`: the Jacobian
+    exact, the Hessian by central differences of the gradients) where they cover the
+    structure, else from Richardson-extrapolated differences of the deviance parts.
 
     Examples
     --------
@@ -67,6 +70,17 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     p = pr.p
     nprime = pr.n - p if reml else pr.n
 
+    td = theta_derivatives(pr, theta, reml)
+    if td is not None:  # analytic gradients (lme_deviance): 2 m + 1 of them, no Richardson
+        C = fit.solution.xtvx_inv
+        s2 = sigma * sigma
+        hess = np.zeros((m + 1, m + 1))
+        hess[:m, :m] = td.H_ld + td.H_pw / s2
+        hess[:m, m] = hess[m, :m] = -2.0 * td.g_pw / sigma**3
+        hess[m, m] = 6.0 * td.pwrss / sigma**4 - 2.0 * nprime / s2
+        jac = [s2 * td.dcinv[i] for i in range(m)] + [2.0 * sigma * C]
+        return _satterthwaite_from(theta, sigma, hess, jac)
+
     def parts(t: np.ndarray) -> np.ndarray:
         ldL2, ldRX2, pwrss, _beta, cinv = pr.parts(t)
         d = ldL2 + (ldRX2 if reml else 0.0)
@@ -84,6 +98,11 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
         hess[i, m] = hess[m, i] = -2.0 * g[i][1] / sigma**3
     hess[m, m] = 6.0 * P / sigma**4 - 2.0 * nprime / s2
     jac = [s2 * g[i][2:].reshape(p, p) for i in range(m)] + [2.0 * sigma * C]
+    return _satterthwaite_from(theta, sigma, hess, jac)
+
+
+def _satterthwaite_from(theta: np.ndarray, sigma: float, hess: np.ndarray, jac: list[np.ndarray]
+                        ) -> SatterthwaiteInfo:
     # lmerTest: 2 * pseudo-inverse of the Hessian on eigenvalues above 1e-8
     w, V = np.linalg.eigh(hess)
     pos = w > 1e-8

@@ -14,10 +14,13 @@ term (lme4's ``theta`` is the column-major lower triangle of ``T``).
   change when a column of ``T`` flips sign) so the problem is unconstrained, and signs are
   normalised at the end. For one scalar random-effects term with a canonical link (logit,
   log) under Laplace, :mod:`mmteach.glmm_scalar` does this with the exact gradient and
-  Hessian (see :func:`uses_fast_path`); otherwise the derivatives are finite differences.
+  Hessian (see :func:`uses_fast_path`). Several terms with a canonical link have the
+  analytic gradient :func:`laplace_gradient`: stage 2 is then L-BFGS-B (bounded diagonal)
+  and the Hessian central differences of the gradient; otherwise the derivatives are
+  finite differences.
 * ``vcov(beta)`` is ``2 H^-1`` restricted to beta, where ``H`` is the central finite
-  difference Hessian (step 1e-4) of the deviance over ``(theta, beta)``: what
-  ``vcov(glmer_fit)`` uses by default (``use.hessian = TRUE``).
+  difference Hessian (step 1e-4) of the deviance over ``(theta, beta)`` (or of its
+  gradient): what ``vcov(glmer_fit)`` uses by default (``use.hessian = TRUE``).
 
 Everything works on a batch of responses (leading axis) when there is a single
 random-effects term, which makes the parametric bootstrap a handful of array operations
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.linalg.lapack import dpotrf, dpotri
+from scipy.optimize import minimize
 from scipy.special import ndtri
 
 from mmteach import glmm_scalar as fast
@@ -393,7 +398,10 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
                 break  # no decrease along the Newton direction: at the mode to precision
             u, beta = u + step * du, beta + step * db
             dev, mu, dmu, ll = dnew, mnew, dmnew, llnew
-            if step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0)) < 1e-10:
+            size = step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0))
+            # a full Newton step of 1e-7 leaves an error of order 1e-14 (quadratic
+            # convergence): one factorisation fewer than waiting for a step of 1e-10
+            if size < 1e-10 or (step == 1.0 and size < 1e-7):
                 break
         _, w = resp.score_weight(mu, dmu, canon)
         sd.chol.factor(sd.hessian(a, w))
@@ -402,6 +410,109 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
         return math.inf, u, beta
     out = -2 * (ll + float(resp.const)) + float(u @ u) + ldl2
     return (out if np.isfinite(out) else math.inf), u, beta
+
+
+GRAD_MAX_Q = 1500  # the Laplace gradient below forms A^-1 densely (q^3)
+STAGE1_STEPS = 1
+SCHUR_Q2 = 400  # beyond, A^-1 on the pattern comes from a dense inverse of A
+
+
+def laplace_gradient_supported(spec: GlmmSpec) -> bool:
+    """Canonical links (logit, log) and a dense ``A^-1`` that stays cheap."""
+    return spec.link in ("logit", "log") and spec.q <= GRAD_MAX_Q
+
+
+def _inverse_on_pattern(spec: GlmmSpec, A) -> np.ndarray:  # noqa: ANN001 - scipy CSC
+    """Dense array holding ``A^-1`` wherever a row of Z has two non-zeros (other entries are
+    not computed), and ``A`` factored in the design's Cholesky for solves.
+
+    The first term (most levels) is block diagonal in ``A``; with the rest small (``q2``),
+    ``A^-1`` follows from the Schur complement ``S = A22 - A21 A11^-1 A12``:
+    ``[[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]]`` with ``Y = A11^-1 A12``, and only the
+    diagonal blocks of the first part are formed (a row meets one level of the first term).
+    """
+    sd = _sparse_design(spec)
+    sd.chol.factor(A)
+    D = A.toarray()
+    t0 = spec.terms[0]
+    k1, l1 = t0.k, t0.m
+    q1 = int(spec.offset[1])
+    q2 = spec.q - q1
+    if q2 > SCHUR_Q2 or q2 == 0:
+        L, info = dpotrf(D, lower=1)
+        if info:
+            raise np.linalg.LinAlgError("A is not positive definite")
+        Ainv, info = dpotri(L, lower=1)  # from the Cholesky factor: a third of inv()'s work
+        return np.tril(Ainv) + np.tril(Ainv, -1).T
+    idx = np.arange(q1).reshape(l1, k1)
+    A11 = D[idx[:, :, None], idx[:, None, :]]  # (l1, k1, k1)
+    A11inv = np.linalg.inv(A11)
+    A12 = D[:q1, q1:].reshape(l1, k1, q2)
+    Y = A11inv @ A12
+    S = D[q1:, q1:] - A12.reshape(q1, q2).T @ Y.reshape(q1, q2)
+    L, info = dpotrf(S, lower=1)
+    if info:
+        raise np.linalg.LinAlgError("A is not positive definite")
+    Sinv, _ = dpotri(L, lower=1)
+    Sinv = np.tril(Sinv) + np.tril(Sinv, -1).T
+    YS = Y.reshape(q1, q2) @ Sinv
+    out = np.zeros_like(D)
+    out[idx[:, :, None], idx[:, None, :]] = A11inv + YS.reshape(l1, k1, q2) @ np.swapaxes(Y, 1, 2)
+    out[:q1, q1:] = -YS
+    out[q1:, :q1] = -YS.T
+    out[q1:, q1:] = Sinv
+    return out
+
+
+def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.ndarray,
+                     u: np.ndarray, with_du: bool = False):  # noqa: ANN201 - array or pair
+    """Gradient of the Laplace deviance in ``(theta, beta)`` at the conditional modes ``u``.
+
+    With ``a = Z Lambda``, ``A = a'Wa + I``, score ``r`` and weights ``w`` (canonical link,
+    so ``dr/deta = -w``), for a parameter ``phi`` moving ``eta`` by ``e = d eta/d phi`` at
+    fixed ``u`` (``Z dLambda u`` for theta, a column of X for beta):
+
+    * ``-2 loglik + u'u``: ``-2 r'e`` (u is a mode: envelope);
+    * ``log|A|``: ``tr(A^-1 dA) = 2 sum_k w_k da_k'A^-1 a_k + sum_k w'_k h_k deta_k`` with the
+      leverages ``h_k = a_k'A^-1 a_k`` and the total change of the linear predictor
+      ``deta = e + a du``, ``du = A^-1 (dLambda'Z'r - a'W e)`` (implicit function theorem).
+
+    ``u`` must be the mode to working precision (PIRLS): the envelope step relies on it.
+    With ``with_du`` also returns ``du / d(theta, beta)`` (q, m): a warm start for PIRLS at
+    nearby points, right to second order.
+    """
+    sd = _sparse_design(spec)
+    a = _a_values(spec, theta)
+    eta = spec.X @ beta + sd.times(a, u)
+    mu, dmu = mu_eta(eta, spec.link)
+    r, w = resp.score_weight(mu, dmu, True)
+    wp = w * (1.0 - 2.0 * mu) if spec.link == "logit" else w  # dw / deta
+    Ainv = _inverse_on_pattern(spec, sd.hessian(a, w))
+    cols = sd.cols
+    v = np.einsum("nij,nj->ni", Ainv[cols[:, :, None], cols[:, None, :]], a)  # A^-1 a_k on S_k
+    h = np.einsum("ni,ni->n", a, v)
+    n, p = spec.X.shape
+    m = spec.n_theta + p
+    E = np.zeros((n, m))
+    dF = np.zeros((spec.q, m))
+    direct = np.zeros(m)
+    col0 = 0
+    for t in spec.terms:
+        rows_t, cols_t = _tril_colmajor(t.k)
+        for j, (rr, cc) in enumerate(zip(rows_t, cols_t)):
+            i = t.theta_slice.start + j
+            c = col0 + cc  # d a[:, c] / d theta_i = Z_t[:, rr]
+            da = t.Z[:, rr]
+            E[:, i] = da * u[cols[:, c]]
+            dF[:, i] = np.bincount(cols[:, c], weights=da * r, minlength=spec.q)
+            direct[i] = 2.0 * float(np.sum(w * da * v[:, c]))
+        col0 += t.k
+    E[:, spec.n_theta:] = spec.X
+    dF -= sd.at(a, w[:, None] * E)
+    du = sd.chol.solve(dF)
+    deta = E + np.column_stack([sd.times(a, du[:, j]) for j in range(m)])
+    g = -2.0 * (r @ E) + direct + (wp * h) @ deta
+    return (g, du) if with_du else g
 
 
 # --------------------------------------------------------------------------------------
@@ -511,13 +622,60 @@ def _guarded_newton(obj: _GeneralObjective, x0: np.ndarray, *, maxit: int = 100,
     return x, fx, False, maxit
 
 
+def _quasi_newton(obj: _GeneralObjective, x0: np.ndarray) -> tuple[np.ndarray, float, bool, int] | None:
+    """Stage 2 by L-BFGS-B (scipy) on the analytic Laplace gradient: about one PIRLS per
+    iteration, where the finite-difference Newton paid 2m + m(m-1)/2 of them per step.
+    Returns None (the caller then runs the guarded Newton) when it stops on the boundary,
+    where theta = 0 may be a saddle that needs the negative-curvature escape."""
+    spec, nt = obj.spec, obj.nt
+    calls = [0]
+    last: list = [None, math.inf]  # the last point evaluated (obj.u holds its modes)
+    prev: list = [None, None]  # last (theta, beta) with finite deviance, du there
+
+    def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
+        calls[0] += 1
+        last[:] = [np.array(x, dtype=float), math.inf]
+        th, gam = x[:nt], x[nt:]
+        be = gam if obj.M is None else obj.M @ gam
+        par = np.concatenate([th, be])
+        # PIRLS from the modes moved to first order: one iteration fewer per point
+        u0 = obj.u if prev[0] is None else obj.u + prev[1] @ (par - prev[0])
+        dev, u, _ = pirls_general(spec, obj.resp, th, be, u0)
+        if not np.isfinite(dev):
+            return math.inf, np.zeros_like(x)
+        obj.u = u  # warm start for the next point
+        last[1] = dev
+        g, du = laplace_gradient(spec, obj.resp, th, be, u, with_du=True)
+        prev[:] = [par, du]
+        if obj.M is not None:
+            g = np.concatenate([g[:nt], obj.M.T @ g[nt:]])
+        return dev, g
+
+    lower = np.full(x0.size, -np.inf)
+    upper = np.full(x0.size, np.inf)
+    lower[:nt], upper[:nt] = -THETA_MAX, THETA_MAX
+    lower[spec.diag_index] = 0.0
+    x0 = np.clip(x0, lower, upper)
+    with np.errstate(all="ignore"):
+        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=list(zip(lower, upper)),
+                       options={"ftol": 1e-15, "gtol": 1e-7, "maxiter": 500})
+    x = np.asarray(res.x, dtype=float)
+    if not np.isfinite(res.fun) or np.any(x[spec.diag_index] < 1e-4):
+        return None
+    f = last[1] if np.array_equal(last[0], x) else obj.one(x, keep=True)
+    return x, f, bool(np.isfinite(f)), calls[0]
+
+
 def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.ndarray
                  ) -> tuple[np.ndarray, _GeneralObjective, bool, int]:
     """glmer's two stages: theta with beta inside PIRLS (nAGQ = 0), then Laplace over both."""
     obj = _GeneralObjective(spec, resp, beta0)
-    x1, f1, ok1, it1 = _guarded_newton(obj, theta0)
+    # with the analytic gradient stage 2 needs stage 1 only for a start in the right region:
+    # STAGE1_STEPS Newton steps, not convergence
+    maxit = STAGE1_STEPS if laplace_gradient_supported(spec) else 100
+    x1, f1, ok1, it1 = _guarded_newton(obj, theta0, maxit=maxit)
     if not np.isfinite(f1):  # the start itself breaks down: try small variances
-        x1, f1, ok1, it1 = _guarded_newton(obj, 0.1 * spec.theta_start())
+        x1, f1, ok1, it1 = _guarded_newton(obj, 0.1 * spec.theta_start(), maxit=maxit)
     obj.stage = 2
     # search over gamma = R beta / sqrt(n) (X = QR): columns of X M are orthogonal with unit
     # mean square, so an uncentred predictor (height around 500) does not make the Hessian
@@ -529,7 +687,14 @@ def _fit_general(spec: GlmmSpec, resp: Response, theta0: np.ndarray, beta0: np.n
     except np.linalg.LinAlgError:
         obj.M = None
     gamma = obj.beta if obj.M is None else (R / math.sqrt(n)) @ obj.beta
-    x, f, ok, it2 = _guarded_newton(obj, np.concatenate([x1, gamma]), radius=0.5)
+    x2 = np.concatenate([x1, gamma])
+    res = None
+    if laplace_gradient_supported(spec):  # L-BFGS-B bounds the diagonal at 0: signs first
+        res = _quasi_newton(obj, np.concatenate([_normalise_theta(spec, x1), gamma]))
+    if res is not None:
+        x, f, ok, it2 = res
+    else:
+        x, f, ok, it2 = _guarded_newton(obj, x2, radius=0.5)
     if obj.M is not None:
         x = np.concatenate([x[: spec.n_theta], obj.M @ x[spec.n_theta:]])
         obj.M = None
@@ -690,8 +855,11 @@ def _fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
     fx = obj(par, keep=True)
     if not np.isfinite(fx[0]):
         raise ModelError(_BREAKDOWN)
-    _, g, H = fd_derivatives(obj, par, fx)
-    g, H = g[0], H[0]
+    if isinstance(obj, _GeneralObjective) and laplace_gradient_supported(spec):
+        g, H = _gradient_hessian(obj, par[0])
+    else:
+        _, g, H = fd_derivatives(obj, par, fx)
+        g, H = g[0], H[0]
     nt = spec.n_theta
     try:
         Hinv = np.linalg.inv(H)
@@ -714,6 +882,34 @@ def _fit_core(spec: GlmmSpec, y: np.ndarray, *, nagq: int = 1,
         gradok = True
     return CoreFit(theta, beta, np.asarray(u), float(fx[0]), V, H, g,
                    bool(conv[0]) and gradok and bool(np.isfinite(fx[0])), singular, it, nagq)
+
+
+def _gradient_hessian(obj: _GeneralObjective, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian for the vcov and lme4's convergence check at ``x`` (modes in
+    ``obj.u``): the Hessian by central differences of the analytic gradient (2m PIRLS +
+    gradients instead of the 2m + 2m(m-1) deviances of the 4-point rule); the gradient by
+    central differences of the deviances at the same points, as lme4's ``deriv12`` (its
+    convergence warning on badly scaled predictors comes from that difference quotient)."""
+    spec, nt = obj.spec, obj.nt
+    _g, du = laplace_gradient(spec, obj.resp, x[:nt], x[nt:], obj.u, with_du=True)
+
+    def dev_grad(z: np.ndarray, u0: np.ndarray) -> tuple[float, np.ndarray]:
+        dev, u, _ = pirls_general(spec, obj.resp, z[:nt], z[nt:], u0)
+        if not np.isfinite(dev):
+            return math.nan, np.full(z.size, np.nan)
+        return dev, laplace_gradient(spec, obj.resp, z[:nt], z[nt:], u)
+
+    g = np.empty(x.size)
+    H = np.empty((x.size, x.size))
+    h = 1e-4  # fd_derivatives' (lme4's deriv12) step
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        # PIRLS starts from the modes moved to first order (error h^2)
+        (fp, gp), (fm, gm) = dev_grad(x + e, obj.u + h * du[:, i]), dev_grad(x - e, obj.u - h * du[:, i])
+        g[i] = (fp - fm) / (2 * h)
+        H[i] = (gp - gm) / (2 * h)
+    return g, 0.5 * (H + H.T)
 
 
 def uses_fast_path(spec: GlmmSpec, nagq: int) -> bool:

@@ -1,8 +1,9 @@
 """Newton's method with a negative-curvature escape, and finite-difference derivatives, for every fit.
 
 Every mixed model here is fitted by minimising a smooth deviance over a few parameters
-(``theta``, and ``beta`` for GLMMs) whose derivatives are not available in closed form, so
-the same two tools serve every path:
+(``theta``, and ``beta`` for GLMMs). Where an analytic gradient exists
+(:func:`mmteach.lme_deviance.derivatives`, :func:`mmteach.glmm_laplace.laplace_gradient`)
+the fits use scipy's L-BFGS-B on it; everywhere else the same two tools serve:
 
 * finite-difference gradients and Hessians: :func:`fd_derivatives` (central, batched; lme4's
   ``deriv12``), :func:`fd_derivatives_bounded` (one problem, one-sided near a bound) and

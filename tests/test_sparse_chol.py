@@ -103,9 +103,11 @@ def test_without_cholmod_same_numbers(monkeypatch):
     monkeypatch.setattr(sc, "DENSE_BELOW", 0)
     monkeypatch.setattr(ld, "SPARSE_Q2", 0)
     with_chol = ld.LmeProblem(y, X, blocks)
+    with_chol._sparse_setup()  # otherwise done on the first sparse solve
     has_cholmod = sc.analyze is not None
     monkeypatch.setattr(sc, "analyze", None)
     without = ld.LmeProblem(y, X, blocks)
+    without._sparse_setup()
     assert without._rows.chol.sparse is False
     theta = np.array([0.7, 0.2, 0.4, 0.5])
     assert with_chol.use_sparse and with_chol._rows.chol.sparse is has_cholmod

@@ -4,14 +4,17 @@
 
 Writes the data of each design (``mmteach.bench.scale_data``, fixed seeds) to a temporary
 CSV, runs ``Rscript tools/bench_r.R`` on it (lme4 / lmerTest / glmer, median of the
-repeats after a warm-up), then ``mmteach.bench.run_benchmarks`` on the same designs, and
-prints one JSON object: seconds per design for each side and the ratio mmteach / lme4.
+repeats after a warm-up), then ``mmteach.bench.run_benchmarks`` on the same design, one
+design at a time so that both sides of a ratio see the same load on a shared machine, and
+prints one JSON object: seconds per design for each side, the ratio mmteach / lme4 and the
+load average (1 minute) before each design.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -28,19 +31,19 @@ def main() -> int:
     ap.add_argument("names", nargs="*", default=list(SCALE_DESIGNS))
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.names:
-            scale_data(name).to_csv(Path(tmp) / f"{name}.csv", index=False)
-        r = subprocess.run(["Rscript", str(ROOT / "tools/bench_r.R"), tmp, str(args.repeat)],
-                           capture_output=True, text=True, check=True)
-    r_times = json.loads(r.stdout)
-    py_times = run_benchmarks(args.names)
     out = {}
     for name in args.names:
-        rt = r_times.get(name, {})
-        out[name] = {"mmteach": round(py_times[name], 3), "lme4": rt.get("lme4"),
+        load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory() as tmp:
+            scale_data(name).to_csv(Path(tmp) / f"{name}.csv", index=False)
+            r = subprocess.run(["Rscript", str(ROOT / "tools/bench_r.R"), tmp, str(args.repeat)],
+                               capture_output=True, text=True, check=True)
+        rt = json.loads(r.stdout).get(name, {})
+        py = run_benchmarks([name])[name]
+        out[name] = {"mmteach": round(py, 3), "lme4": rt.get("lme4"),
                      "lmerTest": rt.get("lmerTest"),
-                     "ratio_to_lme4": round(py_times[name] / rt["lme4"], 3) if rt else None}
+                     "ratio_to_lme4": round(py / rt["lme4"], 3) if rt else None,
+                     "load_before": round(load, 2)}
     print(json.dumps(out, indent=2))
     return 0
 

@@ -1,0 +1,136 @@
+"""Analytic derivatives of the profiled (RE)ML criterion (mmteach.lme_deviance.derivatives)
+against finite differences of the criterion itself, and the Satterthwaite information they
+give against the Richardson-extrapolated path (which the R-agreement tests check against
+lmerTest)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmteach import dfmethods
+from mmteach.lme_deviance import Block, LmeProblem, _grad_supported, derivatives
+
+
+def _problem(kind: str, seed: int = 4) -> LmeProblem:
+    rng = np.random.default_rng(seed)
+    n = 400
+    x = rng.normal(size=n)
+    X = np.column_stack([np.ones(n), x, rng.integers(0, 2, n)])
+    g = np.concatenate([np.arange(60), rng.integers(0, 60, n - 60)])
+    h = rng.integers(0, 12, n)
+    k = rng.integers(0, 5, n)
+    y = X @ [1.0, 0.5, -0.3] + rng.normal(size=60)[g] * (1 + 0.4 * x) + rng.normal(size=12)[h] \
+        + rng.normal(size=n)
+    one = np.ones((n, 1))
+    slope = np.column_stack([np.ones(n), x])
+    blocks = {
+        "intercept": [Block(g, 60, one, "g")],
+        "slope": [Block(g, 60, slope, "g")],
+        "crossed": [Block(g, 60, one, "g"), Block(h, 12, one, "h"), Block(k, 5, one, "k")],
+        "slope_crossed": [Block(g, 60, slope, "g"), Block(h, 12, one, "h")],
+        "uncorrelated": [Block(g, 60, one, "g"), Block(g, 60, x[:, None], "g"), Block(h, 12, one, "h")],
+    }[kind]
+    return LmeProblem(y, X, blocks)
+
+
+KINDS = ["intercept", "slope", "crossed", "slope_crossed", "uncorrelated"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_gradient_and_jacobian_match_finite_differences(kind: str, reml: bool) -> None:
+    pr = _problem(kind)
+    assert _grad_supported(pr)
+    rng = np.random.default_rng(1)
+    theta = pr.start_theta() * 0.8 + rng.uniform(-0.3, 0.3, pr.n_theta)
+    D = derivatives(pr, theta, reml, jacobian=True)
+    n_eff = pr.n - pr.p if reml else pr.n
+    assert D.objective(n_eff) == pytest.approx(pr.objective(theta, reml), rel=1e-12)
+    g = D.gradient(n_eff)
+
+    def cinv_q(t: np.ndarray) -> np.ndarray:
+        M, _ = pr._m_logdet(t)
+        R = np.linalg.cholesky(M)[: pr.p, : pr.p]
+        Ri = np.linalg.inv(R)
+        return Ri.T @ Ri
+
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = 1e-5
+        fd = (pr.objective(theta + e, reml) - pr.objective(theta - e, reml)) / 2e-5
+        assert g[i] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+        jfd = (cinv_q(theta + e) - cinv_q(theta - e)) / 2e-5
+        np.testing.assert_allclose(D.dcinv_q[i], jfd, rtol=1e-5, atol=1e-8 * np.abs(jfd).max())
+
+
+@pytest.mark.parametrize("kind", ["slope", "crossed", "slope_crossed"])
+def test_satterthwaite_analytic_equals_richardson(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fit = _problem(kind).fit(reml=True)
+    L = np.eye(fit.problem.p)
+    info = dfmethods.satterthwaite_info(fit)
+    df = dfmethods.satterthwaite_df(fit, L, info)
+    monkeypatch.setattr(dfmethods, "theta_derivatives", lambda *a, **k: None)
+    ref = dfmethods.satterthwaite_info(fit)
+    np.testing.assert_allclose(info.hessian, ref.hessian, rtol=1e-5, atol=1e-6 * np.abs(ref.hessian).max())
+    for J, Jr in zip(info.jacobian, ref.jacobian):
+        # the Richardson steps (5e-3 relative) are the less accurate side here
+        np.testing.assert_allclose(J, Jr, rtol=1e-3, atol=1e-6 * np.abs(Jr).max())
+    np.testing.assert_allclose(df, dfmethods.satterthwaite_df(fit, L, ref), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["slope_crossed", "crossed"])
+def test_gradient_without_the_pair_matrix(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beyond MAX_PAIRS the gradient takes (Y S^-1) from a sparse-dense product: same numbers."""
+    theta = None
+    out = []
+    for limit in (None, 0):
+        if limit is not None:
+            monkeypatch.setattr("mmteach.lme_deviance.MAX_PAIRS", limit)
+        pr = _problem(kind)
+        theta = pr.start_theta() * 0.6 if theta is None else theta
+        out.append(derivatives(pr, theta, True).gradient(pr.n - pr.p))
+    assert pr._coupling.K is None
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_quasi_newton_reaches_the_finite_difference_newton_optimum(kind: str) -> None:
+    from mmteach.optim import projected_newton
+
+    pr = _problem(kind)
+    fit = pr.fit(reml=True)
+    f = lambda t: pr.objective(t, True)  # noqa: E731
+    x0 = pr.start_theta()
+    x, fx, _ok = projected_newton(f, x0, f(x0), pr.lower)
+    assert fit.converged
+    assert fit.solution.objective <= fx + 1e-7
+    np.testing.assert_allclose(fit.beta, pr.solve(x, True).beta, rtol=1e-6,
+                               atol=1e-6 * np.sqrt(np.diag(fit.vcov)).min())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_solution_from_the_gradient_solve_equals_solve(kind: str, reml: bool) -> None:
+    pr = _problem(kind)
+    theta = pr.start_theta() * 0.9 + 0.05
+    a, b = pr.solve(theta, reml), pr._solve_by_derivatives(theta, reml)
+    for name in ("objective", "sigma", "ldL2", "ldRX2", "pwrss"):
+        assert getattr(b, name) == pytest.approx(getattr(a, name), rel=1e-10)
+    np.testing.assert_allclose(b.beta, a.beta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.xtvx_inv, a.xtvx_inv, rtol=1e-9, atol=1e-14)
+    for ba, bb in zip(a.extras["b"], b.extras["b"]):
+        np.testing.assert_allclose(bb, ba, rtol=1e-8, atol=1e-12)
+
+
+def test_fit_survives_pickling_with_the_gradient_caches() -> None:
+    """Fits travel between processes (the app's pool): the cached coupling and pair
+    matrices must work after unpickling."""
+    import pickle
+
+    fit = _problem("slope_crossed").fit(reml=True)
+    info = dfmethods.satterthwaite_info(fit)
+    again = pickle.loads(pickle.dumps(fit))
+    info2 = dfmethods.satterthwaite_info(again)
+    np.testing.assert_allclose(info2.vcov_varpar, info.vcov_varpar, rtol=1e-10)
+    assert again.problem.objective(fit.theta, True) == pytest.approx(fit.solution.objective, rel=1e-12)
