@@ -160,8 +160,7 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         cats = [c for c in values.cat.categories if (values == c).any()]
         labels = tuple(format_level(c) for c in cats)
-        lookup = {c: i for i, c in enumerate(cats)}
-        return np.array([lookup[v] for v in values], dtype=np.intp), labels
+        return _codes(values, cats), labels
     uniques = pd.unique(values)
     if all(isinstance(u, str) for u in uniques):
         ordered = sorted(uniques, key=collation_key)
@@ -173,9 +172,20 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
     labels_list = [format_level(u) for u in ordered]
     if len(set(labels_list)) < len(labels_list):  # e.g. 1 and 1.0 in an object column
         labels_list = [str(u) for u in ordered]
+    return _codes(values, ordered), tuple(labels_list)
+
+
+def _codes(values: pd.Series, ordered: Sequence[object]) -> np.ndarray:
+    """Position of each value in ``ordered``: pandas' hash table (C speed: a Python loop took
+    ~0.2 s on 50,000 rows), or a Python dict where pandas cannot (e.g. 1 and 1.0 both levels)."""
+    try:
+        codes = pd.Index(list(ordered), dtype=object).get_indexer(values.astype(object))
+        if len(codes) == len(values) and (codes >= 0).all():
+            return codes.astype(np.intp)
+    except (TypeError, ValueError, pd.errors.InvalidIndexError):
+        pass
     lookup = {u: i for i, u in enumerate(ordered)}
-    codes = np.array([lookup[v] for v in values], dtype=np.intp)
-    return codes, tuple(labels_list)
+    return np.array([lookup[v] for v in values], dtype=np.intp)
 
 
 def _is_numeric(series: pd.Series) -> bool:
