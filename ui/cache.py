@@ -1,4 +1,4 @@
-"""Bounded caches shared by every session (results, figures, tables) and the data fingerprint they key on."""
+"""Bounded caches shared by every session, the data fingerprint they key on, and figures they share."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from concurrent.futures import Future
 from typing import Any
 
 import pandas as pd
+import plotly.graph_objects as go
 
 
 # --------------------------------------------------------------------------------------
@@ -138,3 +139,25 @@ def data_token(data: pd.DataFrame) -> str:
                 del _TOKENS[k]
         _TOKENS[id(data)] = (weakref.ref(data), token)
     return token
+
+
+class SharedFigure(go.Figure):
+    """A cached figure that every session draws: its dict is made once.
+
+    ``st.plotly_chart`` calls ``to_dict()``, which deep-copies the whole figure (5-40 ms a
+    chart, on every rerun of every session). A shared figure is never modified (the caches'
+    contract), so one copy serves every draw.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.__dict__.get("_shared_dict")
+        if spec is None:
+            spec = self.__dict__["_shared_dict"] = super().to_dict()
+        return spec
+
+
+def shared(figure: Any) -> Any:
+    """``figure`` marked as a SharedFigure (its class only: no copy)."""
+    if type(figure) is go.Figure:
+        figure.__class__ = SharedFigure
+    return figure

@@ -32,7 +32,7 @@ import streamlit as st
 
 from mmteach import budget, errors
 from mmteach.errors import MMTeachError
-from ui.cache import BoundedCache, data_token
+from ui.cache import BoundedCache, data_token, shared
 from ui.display import escape_markdown
 
 # Bounds (entries, MB); the environment may change them for a bigger or smaller server.
@@ -339,7 +339,7 @@ def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     def build() -> tuple[Any, int]:
         value = fn(*args, **kwargs)
         if isinstance(value, go.Figure):
-            return _shared(value), _figure_bytes(value)
+            return shared(value), _figure_bytes(value)
         if isinstance(value, (pd.DataFrame, pd.Series)):
             return value, int(value.memory_usage(deep=True).sum()) if isinstance(value, pd.DataFrame) \
                 else int(value.memory_usage(deep=True))
@@ -350,29 +350,6 @@ def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return value.copy()
     _remember(value, key)  # a figure or table built from this value is cached on it in turn
     return value
-
-
-class SharedFigure(go.Figure):
-    """A cached figure that every session draws: its dict is made once.
-
-    ``st.plotly_chart`` calls ``to_dict()``, which deep-copies the whole figure (5-40 ms a
-    chart, on every rerun of every session). A shared figure is never modified (the caches'
-    contract), so one copy serves every draw. Presentation mode styles a copy
-    (``go.Figure(fig)``), which does not go through this method.
-    """
-
-    def to_dict(self) -> dict[str, Any]:
-        spec = self.__dict__.get("_shared_dict")
-        if spec is None:
-            spec = self.__dict__["_shared_dict"] = super().to_dict()
-        return spec
-
-
-def _shared(figure: Any) -> Any:
-    """``figure`` marked as a SharedFigure (its class only: no copy)."""
-    if type(figure) is go.Figure:
-        figure.__class__ = SharedFigure
-    return figure
 
 
 def _figure_bytes(figure: go.Figure) -> int:
@@ -398,7 +375,7 @@ def fig(builder: Callable[..., go.Figure], data: pd.DataFrame, *args: Any, **kwa
 
     def build() -> tuple[go.Figure, int]:
         figure = builder(data, *args, **kwargs)
-        return _shared(figure), _figure_bytes(figure)
+        return shared(figure), _figure_bytes(figure)
 
     return FIGURES.get_or_compute(key, build)
 
