@@ -21,6 +21,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from mmteach.errors import ModelError
 from mmteach.families import canonical_loglik, canonical_mean_weight, check_family, check_response, log_normaliser
 from mmteach.formula import Formula
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
+from mmteach.optim import backtrack
 from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp, r_data_prep
 
 # Grid points whose log posterior is this far below the mode carry < 1e-4 of the mass
@@ -177,12 +179,16 @@ def _laplace(model: _Model, theta: np.ndarray, start: np.ndarray) -> _Conditiona
     f, grad, H, _ = objective(w)
     for _ in range(100):
         step = np.linalg.solve(H, grad)
-        t = 1.0
-        while True:
-            f_new, g_new, H_new, _ = objective(w + t * step)
-            if f_new >= f - 1e-12 or t < 1e-8:
-                break
-            t /= 2
+        tried: list[Any] = []
+
+        def try_step(_rows: np.ndarray, t: np.ndarray, w: np.ndarray = w, step: np.ndarray = step,
+                     f: float = f, tried: list[Any] = tried) -> np.ndarray:
+            tried[:] = [float(t[0]), *objective(w + t[0] * step)]
+            # a step below 1e-8 of Newton's is taken as it is: the mode to working precision
+            return np.array([tried[1] >= f - 1e-12 or t[0] < 1e-8])
+
+        backtrack(try_step, halvings=60)
+        t, f_new, g_new, H_new, _ = tried
         w = w + t * step
         converged = abs(f_new - f) < 1e-11 and float(np.max(np.abs(t * step))) < 1e-7
         f, grad, H = f_new, g_new, H_new

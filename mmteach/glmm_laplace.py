@@ -42,7 +42,7 @@ from scipy.special import ndtri
 from mmteach import glmm_scalar as fast
 from mmteach.errors import MMTeachError, ModelError
 from mmteach.families import Response, check_family, mu_eta
-from mmteach.optim import fd_derivatives, newton_minimize, newton_step
+from mmteach.optim import backtrack, fd_derivatives, newton_minimize, newton_step
 from mmteach.sparse_chol import RowPattern
 
 
@@ -249,6 +249,8 @@ def _pirls_single(spec, resp, theta, beta, u):
         else:
             delta = np.linalg.solve(H, grad[..., None])[..., 0]
         step = np.ones(dev.shape)
+        # duplicates: not optim.backtrack: every level's step is halved on its own while all
+        # levels are evaluated together in one vectorised PIRLS (as in glmm_scalar._pirls)
         for _h in range(30):
             unew = u + step[..., None] * delta
             enew = lin(unew)
@@ -386,18 +388,22 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
                 du = x0 - G @ db
             else:
                 du, db = sd.chol.solve(gu), np.zeros_like(beta)
-            step = 1.0
-            for _h in range(40):
-                dnew, mnew, dmnew, llnew = pdev(u + step * du, beta + step * db)
+            tried: list[Any] = []
+
+            def try_step(_rows: np.ndarray, t: np.ndarray, u: np.ndarray = u, beta: np.ndarray = beta,
+                         du: np.ndarray = du, db: np.ndarray = db, dev: float = dev,
+                         tried: list[Any] = tried) -> np.ndarray:
+                tried[:] = pdev(u + t[0] * du, beta + t[0] * db)
                 # rounding slack: the last steps (1e-8) must be taken, because the log
                 # determinant is not stationary at the mode and would keep their error
-                if dnew <= dev + 1e-11 * (1.0 + abs(dev)):
-                    break
-                step /= 2
-            else:
+                return np.array([tried[0] <= dev + 1e-11 * (1.0 + abs(dev))])
+
+            failed, t = backtrack(try_step)
+            if failed[0]:
                 break  # no decrease along the Newton direction: at the mode to precision
+            step = float(t[0])
             u, beta = u + step * du, beta + step * db
-            dev, mu, dmu, ll = dnew, mnew, dmnew, llnew
+            dev, mu, dmu, ll = tried
             size = step * max(np.max(np.abs(du), initial=0.0), np.max(np.abs(db), initial=0.0))
             # a full Newton step of 1e-7 leaves an error of order 1e-14 (quadratic
             # convergence): one factorisation fewer than waiting for a step of 1e-10
@@ -603,17 +609,19 @@ def _guarded_newton(obj: _GeneralObjective, x0: np.ndarray, *, maxit: int = 100,
         nrm = float(np.linalg.norm(step))
         if nrm > radius:
             step = step * (radius / nrm)
-        t, accepted = 1.0, False
-        for _h in range(40):
-            xn = x + t * step
+        trial: dict[str, Any] = {}
+
+        def try_step(_rows: np.ndarray, t: np.ndarray, x: np.ndarray = x, step: np.ndarray = step,
+                     fx: float = fx, trial: dict[str, Any] = trial) -> np.ndarray:
+            xn = x + t[0] * step
             xn[:nt] = np.clip(xn[:nt], -THETA_MAX, THETA_MAX)
-            fn = obj.one(xn)
-            if fn <= fx:
-                accepted = True
-                break
-            t /= 2
-        if not accepted:
+            trial.update(xn=xn, fn=obj.one(xn))
+            return np.array([trial["fn"] <= fx])
+
+        failed, t_last = backtrack(try_step)
+        if failed[0]:
             return x, fx, bool(posdef[0]), it  # no decrease possible: optimum to precision
+        t, xn, fn = float(t_last[0]), trial["xn"], trial["fn"]
         radius = min(2 * radius, 10.0) if t == 1.0 and nrm >= radius else max(t * min(nrm, radius), 1e-3)
         gain = fx - fn
         x, fx = xn, obj.one(xn, keep=True)
@@ -745,12 +753,17 @@ def glm_start(spec: GlmmSpec, y: np.ndarray) -> np.ndarray:
         mu, dmu = mu_eta(X @ beta, spec.link)
         r, w = resp.score_weight(mu, dmu)
         stepb = np.linalg.lstsq(X * np.sqrt(w)[:, None], r / np.sqrt(w), rcond=None)[0]
-        for _h in range(30):  # halve steps that increase the deviance (large counts)
-            dnew = dev(beta + stepb)
-            if dnew <= d + 1e-10 * abs(d):
-                break
-            stepb = stepb / 2
-        beta, d = beta + stepb, dnew
+        tried: list[float] = [d]
+
+        def try_step(_rows: np.ndarray, t: np.ndarray, beta: np.ndarray = beta, stepb: np.ndarray = stepb,
+                     d: float = d, tried: list[float] = tried) -> np.ndarray:
+            tried[0] = dev(beta + t[0] * stepb)
+            return np.array([tried[0] <= d + 1e-10 * abs(d)])
+
+        # halve steps that increase the deviance (large counts); the last one tried is taken
+        _, t = backtrack(try_step, halvings=30)
+        stepb = float(t[0]) * stepb
+        beta, d = beta + stepb, tried[0]
         if np.max(np.abs(stepb)) < 1e-10:
             break
     return beta

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from mmteach.families import ETA_MAX_LOG, log_normaliser, logit_rows
-from mmteach.optim import ESCAPE, newton_step
+from mmteach.optim import ESCAPE, backtrack, newton_step
 
 _U_TOL = 1e-9  # PIRLS stops when every level's Newton step is below this
 _MAX_DTHETA = 5.0  # trust region of a Newton step: theta ...
@@ -299,7 +299,9 @@ def _pirls(des: ScalarDesign, dat: _Data, x: np.ndarray, u: np.ndarray,
         bad = ~(pdn <= pd + 1e-10 * np.abs(pd))
         rows = np.flatnonzero(bad.any(axis=1))
         step = delta
-        for _h in range(40):  # step halving, per level, for the samples that need it
+        # step halving, per level, for the samples that need it (not optim.backtrack: each level's
+        # step is halved on its own while a sample's levels are evaluated together)
+        for _h in range(40):
             if len(rows) == 0:
                 break
             step[rows] = np.where(bad[rows], step[rows] / 2, step[rows])
@@ -521,18 +523,21 @@ def _fit_block(des, dat, x, u, maxit, tol):
         t = 1.0 / np.maximum(reach, 1.0)
         moved = np.zeros(len(act), dtype=bool)
         du = np.einsum("bmp,bp->bm", U, step)
-        for _h in range(40):
-            if len(pend) == 0:
-                break
-            tp = t[pend, None]
-            cand = xa[pend] + tp * step[pend]
-            fc, uc, okc = _pirls(des, da.take(pend), cand, ua[pend] + tp * du[pend])
-            good = okc & (fc <= fa[pend] + 1e-12 * np.abs(fa[pend]))
-            gi = pend[good]
+
+        def try_steps(rows: np.ndarray, tp: np.ndarray, xa: np.ndarray = xa, fa: np.ndarray = fa,
+                      ua: np.ndarray = ua, da: Any = da, step: np.ndarray = step, du: np.ndarray = du,
+                      moved: np.ndarray = moved) -> np.ndarray:
+            cand = xa[rows] + tp[:, None] * step[rows]
+            fc, uc, okc = _pirls(des, da.take(rows), cand, ua[rows] + tp[:, None] * du[rows])
+            good = okc & (fc <= fa[rows] + 1e-12 * np.abs(fa[rows]))
+            gi = rows[good]
             xa[gi], fa[gi], ua[gi] = cand[good], fc[good], uc[good]
             moved[gi] = True
-            pend = pend[~good]
-            t[pend] /= 2
+            return good
+
+        # converged problems take no step
+        failed, _ = backtrack(lambda rows, tp, pend=pend: try_steps(pend[rows], tp), t[pend])
+        pend = pend[failed]
         # no decrease possible: at the optimum to working precision if the decrement is tiny
         done[pend] = (dec[pend] < 1e-6) & convex[pend]
         x[act], f[act], u[act] = xa, fa, ua

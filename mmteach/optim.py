@@ -12,7 +12,9 @@ the fits use scipy's L-BFGS-B on it; everywhere else the same two tools serve:
 * Newton steps that always go downhill and leave saddles: :func:`newton_step` (batched: the
   Hessian's eigenvalues replaced by their floored absolute values, with a least step along
   directions of negative curvature) driving :func:`newton_minimize` (a batch of unconstrained
-  problems) and :func:`projected_newton` (one problem with lower bounds, as lme4's theta).
+  problems) and :func:`projected_newton` (one problem with lower bounds, as lme4's theta);
+* step halving: :func:`backtrack`, the one line search of every Newton loop (the batched
+  GLMM and simulation fits, the guarded GLMM Newton, the Bayesian mode, PIRLS start values).
 
 Why the escape: the deviance of a mixed model is even in each column of ``theta``'s
 Cholesky factor, so at ``theta = 0`` its gradient vanishes by symmetry; when the curvature
@@ -56,6 +58,41 @@ def newton_step(g: np.ndarray, H: np.ndarray, escape: float = ESCAPE) -> tuple[n
         esc = np.where(gv > 0, -1.0, 1.0) * np.maximum(np.abs(coef), escape)
         coef = np.where(neg, esc, coef)
     return np.einsum("bij,bj->bi", V, coef), ~neg.any(axis=1)
+
+
+def backtrack(try_steps: Callable[[np.ndarray, np.ndarray], np.ndarray], t: np.ndarray | float = 1.0,
+              *, halvings: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Step halving for a batch of line searches (one per problem), the one every fit uses.
+
+    ``try_steps(rows, t)`` tries the problems ``rows`` at the fractions ``t`` of their steps,
+    keeps the points it accepts (in the caller's state) and returns which rows it accepted;
+    the others are tried again at half the fraction, at most ``halvings`` times. Returns
+    ``(failed, t)``: the problems never accepted (no decrease possible at working precision)
+    and each problem's last fraction.
+
+    Examples
+    --------
+    >>> f = lambda z: (z - 1.0) ** 2
+    >>> x, step = np.array([0.0, 0.0]), np.array([4.0, 1.0])  # the first overshoots
+    >>> def try_steps(rows, t):
+    ...     ok = f(x[rows] + t * step[rows]) < f(x[rows])
+    ...     x[rows[ok]] += t[ok] * step[rows[ok]]
+    ...     return ok
+    >>> failed, t = backtrack(try_steps, np.ones(2))
+    >>> x.tolist(), t.tolist(), failed.tolist()
+    ([1.0, 1.0], [0.25, 1.0], [False, False])
+    """
+    t = np.array(np.broadcast_to(t, np.shape(t) or (1,)), dtype=float)
+    pending = np.arange(t.size)
+    for _ in range(halvings):
+        if pending.size == 0:
+            break
+        ok = np.asarray(try_steps(pending, t[pending]), dtype=bool)
+        pending = pending[~ok]
+        t[pending] /= 2
+    failed = np.zeros(t.size, dtype=bool)
+    failed[pending] = True
+    return failed, t
 
 
 def fd_derivatives(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fx: np.ndarray | None = None,
@@ -154,22 +191,22 @@ def newton_minimize(fun, x0: np.ndarray, *, maxit: int = 60, tol: float = 1e-10,
         # singular fit would never leave it)
         step, posdef = newton_step(g, H)
         decrement = -np.einsum("bi,bi->b", g, step)
-        t = np.ones(len(xa))
         fnew = fa.copy()
         xnew = xa.copy()
-        pending = np.ones(len(xa), dtype=bool)
-        for _h in range(40):
-            cand = xa + t[:, None] * step
-            fc = evaluate(cand)
-            good = pending & (fc <= fa + 1e-12 * np.abs(fa))
-            xnew[good], fnew[good] = cand[good], fc[good]
-            pending &= ~good
-            if not pending.any():
-                break
-            t = np.where(pending, t / 2, t)
+
+        def try_steps(rows: np.ndarray, t: np.ndarray, xa: np.ndarray = xa, fa: np.ndarray = fa,
+                      step: np.ndarray = step, idx: np.ndarray = idx, xnew: np.ndarray = xnew,
+                      fnew: np.ndarray = fnew) -> np.ndarray:
+            cand = xa[rows] + t[:, None] * step[rows]
+            fc = evaluate(cand, idx[rows])
+            good = fc <= fa[rows] + 1e-12 * np.abs(fa[rows])
+            xnew[rows[good]], fnew[rows[good]] = cand[good], fc[good]
+            return good
+
+        failed, t = backtrack(try_steps, np.ones(len(xa)))
         done = ((decrement < tol) | (np.abs(fa - fnew) < tol * (1 + np.abs(fa))) & (
             np.max(np.abs(t[:, None] * step), axis=1) < 1e-7)) & posdef
-        done |= pending  # no decrease possible: at the optimum to working precision
+        done |= failed  # no decrease possible: at the optimum to working precision
         x[act], f[act] = xnew, fnew
         fun(x[act], keep=True, rows=idx)  # warm-start the inner optimisation at the new point
         conv[idx[done]] = True

@@ -30,7 +30,7 @@ from scipy import stats
 
 from mmteach.dfmethods import fstat_ddf
 from mmteach.errors import DataError
-from mmteach.optim import fd_derivatives, newton_step
+from mmteach.optim import backtrack, fd_derivatives, newton_step
 
 __all__ = [
     "SlopeBatch",
@@ -303,21 +303,24 @@ def fit_slope_batch(
         decrement = -(g * step).sum(-1)  # g' H^-1 g >= 0
         done = decrement < tol
         # Backtracking line search (Armijo) for the replicates still moving.
-        alpha = np.ones(th.shape[0])
-        accepted = done.copy()
         new = th.copy()
-        for _ in range(40):
-            todo = np.flatnonzero(~accepted)
-            if todo.size == 0:
-                break
-            trial = th[todo] + alpha[todo, None] * step[todo]
+        moving = np.flatnonzero(~done)
+
+        def try_steps(rows: np.ndarray, alpha: np.ndarray, th: np.ndarray = th, step: np.ndarray = step,
+                      Aa: np.ndarray = Aa, ca: np.ndarray = ca, sa: np.ndarray = sa, f0: np.ndarray = f0,
+                      decrement: np.ndarray = decrement, new: np.ndarray = new,
+                      moving: np.ndarray = moving) -> np.ndarray:
+            todo = moving[rows]
+            trial = th[todo] + alpha[:, None] * step[todo]
             At = Aa if Aa.ndim == 3 else Aa[todo]
             ft = _slope_finish(_slope_core(trial, At, ca[todo], sa[todo]), n_obs)[0]
-            ok = ft <= f0[todo] - 1e-4 * alpha[todo] * decrement[todo]
+            ok = ft <= f0[todo] - 1e-4 * alpha * decrement[todo]
             new[todo[ok]] = trial[ok]
-            accepted[todo[ok]] = True
-            alpha[todo[~ok]] *= 0.5
-        stuck = ~accepted  # no decrease possible at machine precision: stop there
+            return ok
+
+        failed, _ = backtrack(try_steps, np.ones(moving.size))
+        stuck = np.zeros(th.shape[0], dtype=bool)
+        stuck[moving[failed]] = True  # no decrease possible at machine precision: stop there
         small = np.abs(new - th).max(-1) < 1e-12 * (1.0 + np.abs(th).max(-1))
         theta[active] = new
         finished = done | stuck | small
