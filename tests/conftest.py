@@ -47,3 +47,16 @@ def example1() -> pd.DataFrame:
     if not path.exists():
         pytest.skip(f"{path} is absent: the Example 1 checks need ../shared beside the repo")
     return pd.read_csv(path)
+
+
+# The slowest modules, slowest first (measured with --durations): the two pytest-xdist workers
+# take whole modules in this order (pyproject: --dist loadscope --no-loadscope-reorder), so a
+# long module never starts last while the other worker sits idle. The rest keep their order.
+SLOW_MODULES = ("test_browser.py", "test_browser_present.py", "test_app_pages.py", "test_deploy_nginx.py",
+                "test_app_narrative.py", "test_fuzz.py", "test_lme_broad.py", "test_bootstrap.py",
+                "test_datasets.py", "test_fuzz_app.py", "test_budget.py", "test_power.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a module kept
