@@ -10,12 +10,7 @@ designs through the URL) and its results are screenshotted too.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -57,42 +52,6 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = _free_port()
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start within 60 s")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -129,7 +88,7 @@ def _screenshot(page, name: str) -> None:
 def test_first_session_deep_link_has_no_page_not_found(server, browser):
     """The first session after the server starts is routed by file name (pages/ exists)
     until st.navigation has run once: a shared deep link must still open without "Page not
-    found". Keep this the first test of the module (the server fixture is module-scoped)."""
+    found". Keep this the first browser test (the server is new: conftest.app_server)."""
     page, errors = _open(browser, server, "/simulation?reps=300")
     page.get_by_text("Run the Monte Carlo simulation").first.wait_for(timeout=120_000)
     _wait_idle(page)
@@ -191,23 +150,74 @@ def _watch_not_found(page, errors: list[str]) -> None:
     page.on("websocket", lambda ws: ws.on("framereceived", received))
 
 
-def _open(browser, server, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+def _start(browser, server, url: str, viewport: dict[str, int] | None = None):
+    """A new tab on ``url``, its page errors and "page not found" messages recorded from
+    the start; returns once the document has loaded (the script may still be running)."""
+    page = browser.new_page(viewport=viewport or {"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     _watch_not_found(page, errors)
     page.goto(f"{server}{url}", wait_until="domcontentloaded", timeout=60_000)
+    return page, errors
+
+
+def _open(browser, server, url: str):
+    page, errors = _start(browser, server, url)
     page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
     return page, errors
 
 
+class Tabs:
+    """The pages a module's parametrised test checks one by one, each opened in its own tab
+    a few tests ahead of its check (``AHEAD``): the server and the browser render the next
+    pages while the current one is waited for, measured and screenshotted, instead of every
+    page's run and settling waits adding up. Every page is still its own fresh session on
+    its own URL, checked exactly as when opened alone."""
+
+    AHEAD = 4
+
+    def __init__(self, browser, server, urls: list[str], viewport: dict[str, int] | None = None) -> None:
+        self.browser, self.server, self.urls, self.viewport = browser, server, urls, viewport
+        self.opened: dict[str, tuple] = {}
+        self.taken: set[str] = set()
+
+    def take(self, url: str):
+        """The tab of ``url`` (opened now if it was not yet) and its error list; the next
+        pages in the module's order are opened behind it."""
+        i = self.urls.index(url)
+        for u in [url, *self.urls[i + 1:i + 1 + self.AHEAD]]:
+            if u not in self.opened and u not in self.taken:
+                self.opened[u] = _start(self.browser, self.server, u, self.viewport)
+        self.taken.add(url)
+        page, errors = self.opened.pop(url)
+        page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
+        return page, errors
+
+    def close(self) -> None:
+        for page, _ in self.opened.values():
+            page.close()
+
+
+def _page_url(path: str, query: str, present: bool) -> str:
+    query = "&".join(q for q in (query, "presentation=1" if present else "") if q)
+    return f"/{path}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="module")
+def tabs(server, browser):
+    """test_page_renders' pages in its order (path, then normal and presentation)."""
+    t = Tabs(browser, server, [_page_url(p, q, present) for p, q, _ in PAGES for present in (False, True)])
+    yield t
+    t.close()
+
+
 @pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])
 @pytest.mark.parametrize(("path", "query", "charts"), PAGES, ids=[p for p, _, _ in PAGES])
-def test_page_renders(server, browser, path, query, charts, present):
+def test_page_renders(tabs, path, query, charts, present):
     SHOTS.mkdir(exist_ok=True)
     (SHOTS / ".gitignore").write_text("*\n")
+    page, errors = tabs.take(_page_url(path, query, present))
     query = "&".join(q for q in (query, "presentation=1" if present else "") if q)
-    page, errors = _open(browser, server, f"/{path}" + (f"?{query}" if query else ""))
     if charts:
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
         # the last element of every chart page: the script has run to the end

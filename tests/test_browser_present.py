@@ -1,16 +1,17 @@
 """Projector check in headless Chromium: every page at 1280x720 in presentation mode fits its tables,
 collapses the sidebar, never breaks a control's label inside a word and shows no error box.
 
-Uses the server and browser fixtures of tests/test_browser.py (Debian's /usr/bin/chromium).
+Uses the browser fixture of tests/test_browser.py (Debian's /usr/bin/chromium) and, after it, the same
+app server (tests/conftest.py: ``server``), whose caches that module filled.
 Screenshots go to tests/screenshots/ (git-ignored).
 """
 
 from __future__ import annotations
 
 import pytest
-from test_browser import CHROMIUM, PAGES, ROOT, SHOTS, _check, _wait_idle, _watch_not_found, browser, server
+from test_browser import CHROMIUM, PAGES, ROOT, SHOTS, Tabs, _check, _wait_idle, browser
 
-__all__ = ["browser", "server"]  # fixtures re-used from test_browser
+__all__ = ["browser"]  # the fixture re-used from test_browser (server: tests/conftest.py)
 
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(),
                                 reason=f"{CHROMIUM} is not installed")
@@ -58,17 +59,23 @@ BROKEN_WORDS_JS = """() => {
 }"""
 
 
+def _url(path: str, query: str) -> str:
+    return f"/{path}?" + "&".join(q for q in (query, "presentation=1") if q)
+
+
+@pytest.fixture(scope="module")
+def tabs(server, browser):
+    """Each page opened at 1280x720 a few checks ahead of its own (see test_browser.Tabs)."""
+    t = Tabs(browser, server, [_url(p, q) for p, q, _ in PAGES], viewport={"width": 1280, "height": 720})
+    yield t
+    t.close()
+
+
 @pytest.mark.parametrize(("path", "query", "charts"), PAGES, ids=[p for p, _, _ in PAGES])
-def test_presentation_mode_fits_a_projector(server, browser, path, query, charts):
+def test_presentation_mode_fits_a_projector(tabs, path, query, charts):
     SHOTS.mkdir(exist_ok=True)
     (SHOTS / ".gitignore").write_text("*\n")
-    page = browser.new_page(viewport={"width": 1280, "height": 720})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    _watch_not_found(page, errors)
-    query = "&".join(q for q in (query, "presentation=1") if q)
-    page.goto(f"{server}/{path}?{query}", wait_until="domcontentloaded", timeout=60_000)
-    page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
+    page, errors = tabs.take(_url(path, query))
     try:
         if charts:
             page.wait_for_selector(".js-plotly-plot .main-svg", timeout=180_000)
