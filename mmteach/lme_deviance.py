@@ -949,10 +949,9 @@ def _grad_pays(pr: LmeProblem) -> bool:
 
 
 def _grad_supported(pr: LmeProblem) -> bool:
-    """The block form below handles scalar terms outside the big factor (crossed or nested
-    intercepts) and any terms in it; other structures keep the finite differences."""
-    return (pr.p > 0 and pr.q2 <= GRAD_MAX_Q2 and pr.q1 * pr.q2 <= GRAD_MAX_Q1Q2
-            and all(f.k == 1 for f in pr.rest))
+    """The block form below handles any terms: the big factor's block diagonal, the others
+    through the dense Schur complement (Lambda2 diagonal, or block diagonal for slopes)."""
+    return pr.p > 0 and pr.q2 <= GRAD_MAX_Q2 and pr.q1 * pr.q2 <= GRAD_MAX_Q1Q2
 
 
 class _Coupling:
@@ -1066,9 +1065,15 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         cp = getattr(pr, "_coupling", None)
         if cp is None:
             cp = pr._coupling = _Coupling(pr)
-        r2, _c2i, i2 = pr._lam2_index
-        d2 = np.zeros(q2)
-        d2[r2] = theta[i2]  # Lambda2 is diagonal (scalar terms)
+        # Lambda2: a diagonal (scalar terms, kept as a vector) or block diagonal (dense:
+        # q2 is small where the other factors have slopes, e.g. mice in cell-slope models)
+        scalar = all(f.k == 1 for f in pr.rest)
+        if scalar:
+            r2, _c2i, i2 = pr._lam2_index
+            d2 = np.zeros(q2)
+            d2[r2] = theta[i2]
+        else:
+            lam2 = pr._lambda2(theta)
         # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
         BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
         BP = cp.matrix(BPv)
@@ -1079,7 +1084,12 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Gs = pr.z2tz2 - PBP
         else:
             Gs = pr.z2tz2 - (BP.T @ BP).toarray()
-        S = d2[:, None] * Gs * d2[None, :]
+        if scalar:
+            S = d2[:, None] * Gs * d2[None, :]
+        else:
+            Gs = np.tril(Gs) + np.tril(Gs, -1).T  # the pair sums fill the lower triangle only
+            LGs = lam2.T @ Gs  # Lambda2' Gs
+            S = LGs @ lam2
         S[np.diag_indices(q2)] += 1.0
         L2 = np.linalg.cholesky(S)
         ld += 2.0 * np.log(np.diag(L2)).sum()
@@ -1088,10 +1098,11 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         Sinv, info = dpotri(L2, lower=1)
         if info:
             raise np.linalg.LinAlgError("S^-1")
-        rhs2 = d2[:, None] * (pr.z2txy - BP.T @ C1)
+        rhs2 = pr.z2txy - BP.T @ C1
+        rhs2 = d2[:, None] * rhs2 if scalar else lam2.T @ rhs2
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
-        b2 = d2[:, None] * u2  # Lambda2 u2
+        b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
         u1 = L1invT @ (c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
     else:
         u1 = L1invT @ c1
@@ -1114,7 +1125,8 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     if q2:
         FF1 = FF1 - np.asarray(cp.P @ b2).reshape(l1, k1, p + 1)
         FF2 = pr.z2txy - np.asarray(cp.PT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
-        LF2 = d2[:, None] * FF2
+        LF2 = d2[:, None] * FF2 if scalar else lam2.T @ FF2
+        Sfull = None if scalar else Sinv + np.tril(Sinv, -1).T
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
@@ -1122,9 +1134,15 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         BE = np.swapaxes(TtH, 1, 2) @ BY - np.eye(k1)
         if cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
-            R = (cp.KT @ (d2[:, None] * Sinv * d2[None, :]).ravel()).reshape(k1, k1, l1)
+            # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
+            LSL = d2[:, None] * Sinv * d2[None, :] if scalar else lam2 @ Sfull @ lam2.T
+            R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
             R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
             N1 = N1.sum(axis=0) + np.tensordot(BY @ np.moveaxis(R, 2, 0), BE, axes=([0, 2], [0, 2]))
+        elif not scalar:  # P Lambda2 is not entry-wise: dense (q1 x q2 is bounded)
+            PL = np.asarray(cp.P @ lam2).reshape(l1, k1, q2)
+            YS = (BY @ PL).reshape(q1, q2) @ Sfull
+            N1 = N1.sum(axis=0) + np.tensordot(YS.reshape(l1, k1, q2), BE @ PL, axes=([0, 2], [0, 2]))
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
@@ -1132,9 +1150,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             YS = np.asarray(cp.matrix(Yv) @ (Sinv + np.tril(Sinv, -1).T)).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
             N1 = N1.sum(axis=0) + np.einsum("ea,eb->ab", g, Ev)
-        # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
-        Q = Sinv * Gs
-        N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
+        if scalar:
+            # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
+            Q = Sinv * Gs
+            N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
     LF1 = np.matmul(T1.T, FF1)
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
@@ -1143,9 +1162,13 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     parts = [(f1, FF1, LF1, N1.sum(axis=0) if N1.ndim == 3 else N1)]
     pos = 0
     for f in pr.rest:
-        sl = slice(pos, pos + f.n_levels)
-        parts.append((f, FF2[sl].reshape(-1, 1, p + 1), LF2[sl].reshape(-1, 1, p + 1),
-                      N2[sl].sum().reshape(1, 1)))
+        lf, kf = f.n_levels, f.k
+        sl = slice(pos, pos + lf * kf)
+        if scalar:
+            Nsum = N2[sl].sum().reshape(1, 1)
+        else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
+            Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
+        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), LF2[sl].reshape(lf, kf, p + 1), Nsum))
         pos = sl.stop
     for j, (_f, Ff, LFf, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]

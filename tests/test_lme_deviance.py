@@ -30,11 +30,14 @@ def _problem(kind: str, seed: int = 4) -> LmeProblem:
         "crossed": [Block(g, 60, one, "g"), Block(h, 12, one, "h"), Block(k, 5, one, "k")],
         "slope_crossed": [Block(g, 60, slope, "g"), Block(h, 12, one, "h")],
         "uncorrelated": [Block(g, 60, one, "g"), Block(g, 60, x[:, None], "g"), Block(h, 12, one, "h")],
+        # slopes outside the big factor: Lambda2 block diagonal ((treatment | midx) + (treatment | cidx))
+        "slope_slope": [Block(g, 60, slope, "g"), Block(h, 12, slope, "h")],
+        "slope_mixed": [Block(g, 60, one, "g"), Block(h, 12, slope, "h"), Block(k, 5, one, "k")],
     }[kind]
     return LmeProblem(y, X, blocks)
 
 
-KINDS = ["intercept", "slope", "crossed", "slope_crossed", "uncorrelated"]
+KINDS = ["intercept", "slope", "crossed", "slope_crossed", "uncorrelated", "slope_slope", "slope_mixed"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -64,7 +67,7 @@ def test_gradient_and_jacobian_match_finite_differences(kind: str, reml: bool) -
         np.testing.assert_allclose(D.dcinv_q[i], jfd, rtol=1e-5, atol=1e-8 * np.abs(jfd).max())
 
 
-@pytest.mark.parametrize("kind", ["slope", "crossed", "slope_crossed"])
+@pytest.mark.parametrize("kind", ["slope", "crossed", "slope_crossed", "slope_slope"])
 def test_satterthwaite_analytic_equals_richardson(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fit = _problem(kind).fit(reml=True)
     L = np.eye(fit.problem.p)
@@ -79,7 +82,7 @@ def test_satterthwaite_analytic_equals_richardson(kind: str, monkeypatch: pytest
     np.testing.assert_allclose(df, dfmethods.satterthwaite_df(fit, L, ref), rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["slope_crossed", "crossed"])
+@pytest.mark.parametrize("kind", ["slope_crossed", "crossed", "slope_mixed"])
 def test_gradient_without_the_pair_matrix(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond MAX_PAIRS the gradient takes (Y S^-1) from a sparse-dense product: same numbers."""
     theta = None
