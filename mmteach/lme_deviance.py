@@ -1052,6 +1052,30 @@ def _chol_inv(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return L, np.linalg.inv(L)
 
 
+# Products of stacks of tiny matrices (one per level): numpy's stacked matmul loops over the
+# levels (~100 us for 622 2x2 products), so a matrix shared by all levels goes through one
+# GEMM on the stacked rows, and level-by-level products through k broadcast multiplies.
+def _rmul(X: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``X_l @ T`` for every level l of ``X`` (l, a, b)."""
+    return (X.reshape(-1, X.shape[-1]) @ T).reshape(X.shape[0], X.shape[1], T.shape[1])
+
+
+def _lmul(T: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``T @ X_l`` for every level l of ``X`` (l, a, b)."""
+    return np.swapaxes(np.tensordot(X, T, axes=(1, 1)), 1, 2)
+
+
+def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A_l @ B_l`` for every level (stacks (l, a, k) and (l, k, b))."""
+    k = A.shape[2]
+    if k > 3:
+        return A @ B
+    out = A[:, :, 0, None] * B[:, None, 0, :]
+    for j in range(1, k):
+        out += A[:, :, j, None] * B[:, None, j, :]
+    return out
+
+
 def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = False) -> Derivatives:
     """Criterion parts and their analytic gradients at ``theta`` (see the formulas above).
 
@@ -1061,15 +1085,16 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     f1, p = pr.f1, pr.p
     l1, k1, q1, q2 = f1.n_levels, f1.k, pr.q1, pr.q2
     T1 = pr._factor_T(theta, f1)
-    TtH = np.matmul(T1.T, pr.ztz1)  # T1' H11 per level
-    L1, L1inv = _chol_inv(TtH @ T1 + np.eye(k1))
+    HT = _rmul(pr.ztz1, T1)  # H11 T1 per level
+    TtH = np.swapaxes(HT, 1, 2)  # T1' H11 (H11 symmetric)
+    L1, L1inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))
     L1invT = np.swapaxes(L1inv, 1, 2)
-    blk = L1inv @ T1.T  # L1^-1 T1' per level
-    c1 = blk @ pr.ztxy1  # (l1, k1, p+1)
+    blk = _rmul(L1inv, T1.T)  # L1^-1 T1' per level
+    c1 = _bmm(blk, pr.ztxy1)  # (l1, k1, p+1)
     C1 = c1.reshape(q1, -1)
     M = pr.xytxy - C1.T @ C1
     ld = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
-    A11inv = L1invT @ L1inv
+    A11inv = _bmm(L1invT, L1inv)
     if q2:
         cp = getattr(pr, "_coupling", None)
         if cp is None:
@@ -1112,9 +1137,9 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
         b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
-        u1 = L1invT @ (c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
+        u1 = _bmm(L1invT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
     else:
-        u1 = L1invT @ c1
+        u1 = _bmm(L1invT, c1)
     M = 0.5 * (M + M.T)
     Lm = np.linalg.cholesky(M)
     RXt = Lm[:p, :p]
@@ -1127,10 +1152,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     if reml:
         ld += ldRX2
     # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]; LF = Lambda' FF
-    b1 = np.matmul(T1, u1)
-    FF1 = pr.ztxy1 - np.matmul(pr.ztz1, b1)
-    # diagonal blocks of N = A^-1 Lambda' H, (n_levels, k, k) per factor
-    N1 = A11inv @ TtH  # summed over levels below: only the sums enter the gradient
+    b1 = _lmul(T1, u1)
+    FF1 = pr.ztxy1 - _bmm(pr.ztz1, b1)
+    # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter)
+    N1 = np.tensordot(A11inv, TtH, axes=([0, 2], [0, 1]))
     if q2:
         FF1 = FF1 - np.asarray(cp.P @ b2).reshape(l1, k1, p + 1)
         FF2 = pr.z2txy - np.asarray(cp.PT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
@@ -1139,36 +1164,36 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        BY = A11inv @ T1.T
-        BE = np.swapaxes(TtH, 1, 2) @ BY - np.eye(k1)
+        BY = _rmul(A11inv, T1.T)
+        BE = _bmm(HT, BY) - np.eye(k1)
         if cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
             LSL = d2[:, None] * Sinv * d2[None, :] if scalar else lam2 @ Sfull @ lam2.T
             R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
             R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
-            N1 = N1.sum(axis=0) + np.tensordot(BY @ np.moveaxis(R, 2, 0), BE, axes=([0, 2], [0, 2]))
+            N1 = N1 + np.tensordot(_bmm(BY, np.moveaxis(R, 2, 0)), BE, axes=([0, 2], [0, 2]))
         elif not scalar:  # P Lambda2 is not entry-wise: dense (q1 x q2 is bounded)
             PL = np.asarray(cp.P @ lam2).reshape(l1, k1, q2)
             YS = (BY @ PL).reshape(q1, q2) @ Sfull
-            N1 = N1.sum(axis=0) + np.tensordot(YS.reshape(l1, k1, q2), BE @ PL, axes=([0, 2], [0, 2]))
+            N1 = N1 + np.tensordot(YS.reshape(l1, k1, q2), BE @ PL, axes=([0, 2], [0, 2]))
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
             Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
             YS = np.asarray(cp.matrix(Yv) @ (Sinv + np.tril(Sinv, -1).T)).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
-            N1 = N1.sum(axis=0) + np.einsum("ea,eb->ab", g, Ev)
+            N1 = N1 + np.einsum("ea,eb->ab", g, Ev)
         if scalar:
             # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
             Q = Sinv * Gs
             N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
-    LF1 = np.matmul(T1.T, FF1)
+    LF1 = _lmul(T1.T, FF1)
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     dcinv = np.zeros((pr.n_theta, p, p)) if jacobian else None
-    parts = [(f1, FF1, LF1, N1.sum(axis=0) if N1.ndim == 3 else N1)]
+    parts = [(f1, FF1, LF1, N1)]
     pos = 0
     for f in pr.rest:
         lf, kf = f.n_levels, f.k
@@ -1182,15 +1207,15 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     for j, (_f, Ff, LFf, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
-        K_rx = np.tensordot(Ff[:, :, :p] @ cinv, LFf[:, :, :p], axes=([0, 2], [0, 2]))
-        K_pw = (Ff @ v).T @ (LFf @ v)
+        K_rx = np.tensordot(_rmul(Ff[:, :, :p], cinv), LFf[:, :, :p], axes=([0, 2], [0, 2]))
+        K_pw = _rmul(Ff, v[:, None])[:, :, 0].T @ _rmul(LFf, v[:, None])[:, :, 0]
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]
         if jacobian:
             for rr, cc, tt in zip(r, c, ti):
                 Dm = Ff[:, rr, :p].T @ LFf[:, cc, :p]
                 dcinv[tt] += cinv @ (Dm + Dm.T) @ cinv
-    bv1 = b1 @ v  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
+    bv1 = _rmul(b1, v[:, None])[:, :, 0]  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
     bv2 = b2 @ v if q2 else np.zeros(0)
     return Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, dcinv, beta_q, float(ldL2),
                        float(ldRX2), bv1, bv2)
