@@ -923,6 +923,7 @@ class LmeFit:
 GRAD_MAX_Q2 = 1500  # S^-1 is dense: q2^3
 GRAD_MAX_Q1Q2 = 6_000_000  # Y S^-1 is a dense q1 x q2
 GRAD_MIN_Q = 200  # two variance parameters: the gradient pays from this many random effects
+GRAD_DENSE_P = 40_000  # P = Z1'Z2 dense below this many entries (q1 q2)
 
 
 @dataclass
@@ -1018,6 +1019,13 @@ class _Coupling:
                                     shape=(k1 * k1 * l1, q2 * q2))
             self.K = self.KT.T
 
+    @property
+    def dense(self) -> np.ndarray:
+        """P as a dense q1 x q2 array (built on first use)."""
+        if not hasattr(self, "_dense"):
+            self._dense = self.P.toarray()
+        return self._dense
+
     def matrix(self, vals: np.ndarray) -> sp.csr_matrix:
         """The q1 x q2 CSR matrix with entries ``vals`` (E, k1) (reused between calls)."""
         self.m.data[:] = vals.ravel()[self.perm]
@@ -1108,10 +1116,21 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             d2[r2] = theta[i2]
         else:
             lam2 = pr._lambda2(theta)
-        # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
-        BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
-        BP = cp.matrix(BPv)
-        if cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
+        # few random effects outside the big factor (mice beside cells): P dense, as the
+        # scipy.sparse calls' own overhead exceeds the arithmetic
+        dense = q1 * q2 <= GRAD_DENSE_P
+        if dense:
+            Pm = cp.dense
+            BP = _bmm(blk, Pm.reshape(l1, k1, q2)).reshape(q1, q2)
+            Gs = pr.z2tz2 - BP.T @ BP
+        else:
+            Pm = cp.P
+            # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
+            BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
+            BP = cp.matrix(BPv)
+        if dense:
+            pass  # Gs above
+        elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
             PBP = (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
             PBP[np.diag_indices(q2)] *= 2.0
@@ -1157,31 +1176,31 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter)
     N1 = np.tensordot(A11inv, TtH, axes=([0, 2], [0, 1]))
     if q2:
-        FF1 = FF1 - np.asarray(cp.P @ b2).reshape(l1, k1, p + 1)
-        FF2 = pr.z2txy - np.asarray(cp.PT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
+        FF1 = FF1 - np.asarray(Pm @ b2).reshape(l1, k1, p + 1)
+        FF2 = pr.z2txy - np.asarray(Pm.T @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
         LF2 = d2[:, None] * FF2 if scalar else lam2.T @ FF2
-        Sfull = None if scalar else Sinv + np.tril(Sinv, -1).T
+        Sfull = Sinv + np.tril(Sinv, -1).T
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
         BY = _rmul(A11inv, T1.T)
         BE = _bmm(HT, BY) - np.eye(k1)
-        if cp.K is not None:
+        if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
+            PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
+            YS = _bmm(BY, PL).reshape(q1, q2) @ Sfull
+            N1 = N1 + np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
+        elif cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
             LSL = d2[:, None] * Sinv * d2[None, :] if scalar else lam2 @ Sfull @ lam2.T
             R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
             R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
             N1 = N1 + np.tensordot(_bmm(BY, np.moveaxis(R, 2, 0)), BE, axes=([0, 2], [0, 2]))
-        elif not scalar:  # P Lambda2 is not entry-wise: dense (q1 x q2 is bounded)
-            PL = np.asarray(cp.P @ lam2).reshape(l1, k1, q2)
-            YS = (BY @ PL).reshape(q1, q2) @ Sfull
-            N1 = N1 + np.tensordot(YS.reshape(l1, k1, q2), BE @ PL, axes=([0, 2], [0, 2]))
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
             Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
-            YS = np.asarray(cp.matrix(Yv) @ (Sinv + np.tril(Sinv, -1).T)).reshape(l1, k1, q2)
+            YS = np.asarray(cp.matrix(Yv) @ Sfull).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
             N1 = N1 + np.einsum("ea,eb->ab", g, Ev)
         if scalar:

@@ -87,6 +87,7 @@ def test_gradient_without_the_pair_matrix(kind: str, monkeypatch: pytest.MonkeyP
     """Beyond MAX_PAIRS the gradient takes (Y S^-1) from a sparse-dense product: same numbers."""
     theta = None
     out = []
+    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_P", 0)  # the sparse coupling paths
     for limit in (None, 0):
         if limit is not None:
             monkeypatch.setattr("mmteach.lme_deviance.MAX_PAIRS", limit)
@@ -137,3 +138,20 @@ def test_fit_survives_pickling_with_the_gradient_caches() -> None:
     info2 = dfmethods.satterthwaite_info(again)
     np.testing.assert_allclose(info2.vcov_varpar, info.vcov_varpar, rtol=1e-10)
     assert again.problem.objective(fit.theta, True) == pytest.approx(fit.solution.objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_dense_and_sparse_coupling_agree(kind: str, reml: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small q1 q2 take P = Z1'Z2 dense, larger ones the pair sums: same criterion, gradient
+    and Jacobian (the finite-difference test above runs the dense path on these sizes)."""
+    pr = _problem(kind)
+    theta = pr.start_theta() * 0.7 + 0.05
+    a = derivatives(pr, theta, reml, jacobian=True)
+    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_P", 0)
+    b = derivatives(pr, theta, reml, jacobian=True)
+    n_eff = pr.n - pr.p if reml else pr.n
+    assert b.objective(n_eff) == pytest.approx(a.objective(n_eff), rel=1e-12)
+    np.testing.assert_allclose(b.gradient(n_eff), a.gradient(n_eff), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.dcinv_q, a.dcinv_q, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.b1, a.b1, rtol=1e-9, atol=1e-12)
