@@ -986,16 +986,27 @@ class _Coupling:
         self.P = pr._z1tz2_sp
         self.PT = pr._z1tz2_sp.T.tocsr()
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
+        k1, l1 = pr.f1.k, pr.f1.n_levels
+        self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
+        self._kq = (k1, l1, q2)
+
+    @property
+    def K(self) -> sp.csc_matrix | None:
+        """The pair matrix (built on first use: fits on dense P never need it)."""
+        if not hasattr(self, "_K"):
+            self._build_pairs()
+        return self._K
+
+    def _build_pairs(self) -> None:
         # Pairs of entries of one level: P' B P = sum_l P_l' B_l'B_l P_l is, entry by entry, a
         # fixed linear map of the (k1 x k1 per level) weights B_l'B_l: one sparse matrix K
         # (q2^2 x k1^2 l1) with K[(c1, c2), (x, y, l)] = P_l[x, c1] P_l[y, c2] gives it as
         # K @ w, and the sums over pairs of S^-1 that the gradient needs as K' @ vec(S^-1):
         # two sparse products in C instead of gathers over the pairs in numpy
-        k1, l1 = pr.f1.k, pr.f1.n_levels
-        cnt = np.bincount(self.lev, minlength=l1)
-        self.cnt = cnt  # entries per level (self.lev is sorted)
+        k1, l1, q2 = self._kq
+        cnt = self.cnt
         npair = cnt * cnt
-        self.K = None
+        self._K = None
         if int(npair.sum()) * k1 * k1 <= MAX_PAIRS:
             ptr = np.concatenate([[0], np.cumsum(cnt)])
             plev = np.repeat(np.arange(l1), npair)
@@ -1017,7 +1028,7 @@ class _Coupling:
                                     + [[k1 * k1 * plev.size]])
             self.KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
                                     shape=(k1 * k1 * l1, q2 * q2))
-            self.K = self.KT.T
+            self._K = self.KT.T
 
     @property
     def dense(self) -> np.ndarray:
@@ -1162,7 +1173,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     M = 0.5 * (M + M.T)
     Lm = np.linalg.cholesky(M)
     RXt = Lm[:p, :p]
-    Rinv = solve_triangular(RXt, np.eye(p), lower=True)
+    Rinv = np.linalg.inv(RXt)  # p x p: numpy's call is 5x lighter than scipy's solve_triangular
     cinv = Rinv.T @ Rinv
     beta_q = cinv @ M[:p, p]
     pwrss = float(Lm[p, p] ** 2)
