@@ -693,10 +693,30 @@ class LmeProblem:
             return out
 
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
-        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20})
+        opts = {"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20}
+        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
         x = np.maximum(np.asarray(res.x, dtype=float), self.lower)
         fx, g = (last[1], last[2]) if np.array_equal(last[0], x) else fg(x)
+        # A diagonal of T whose column is otherwise 0 enters the criterion squared: at its
+        # bound 0 the derivative vanishes, so a projected step that overshoots to 0 ends
+        # L-BFGS-B there even when the bound is a saddle ((treatment | midx) by ML went to
+        # 0 from every start). Probe a little inside; restart from there when it is downhill.
+        for _ in range(3):
+            moved = False
+            for i in np.flatnonzero((self.lower == 0.0) & (x < 1e-8)):
+                xi = x.copy()
+                xi[i] = 1e-2
+                fi, gi = fg(xi)
+                if not (fi < fx - 1e-10 or gi[i] < 0):
+                    continue
+                res = minimize(fg, xi, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
+                xr = np.maximum(np.asarray(res.x, dtype=float), self.lower)
+                fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
+                if fr < fx - 1e-10:
+                    x, fx, g, moved = xr, fr, gr, True
+                    break
+            if not moved:
+                break
         # L-BFGS-B stops on relative changes of a criterion in the thousands: a few Newton
         # steps (Hessian from forward differences of the gradient) land on the optimum to
         # ~1e-9, as the finite-difference Newton did (lme4's printed digits need it)

@@ -182,3 +182,18 @@ def test_cell_slope_fits_stay_on_the_gradient(formula: str, monkeypatch: pytest.
     _x, fx, _ok = projected_newton(f, x0, f(x0), pr.lower)
     assert lf.converged
     assert lf.solution.objective <= fx + 1e-6
+
+
+def test_quasi_newton_leaves_a_saddle_at_the_bound() -> None:
+    """(treatment | midx) by ML on the amplitude data: L-BFGS-B overshoots the slope's
+    diagonal to its bound 0, where its derivative vanishes (the criterion is even in it),
+    from every start; the probe inside finds lme4's optimum.
+    R: lmer(res ~ treatment + (treatment | midx), ca_amplitude, REML = FALSE)
+    -> theta (0.41624786, 0.06763165, 0.07002006), deviance 4714.376."""
+    from mmteach.datasets import load_dataset
+    from mmteach.lme import fit_lme
+
+    d = load_dataset("ca_amplitude")
+    lf = fit_lme(d, "res ~ treatment + (treatment | midx)", factors=["treatment"], reml=False).extras["lmefit"]
+    assert lf.solution.objective == pytest.approx(4714.376, abs=1e-3)
+    np.testing.assert_allclose(lf.theta, [0.41624786, 0.06763165, 0.07002006], atol=1e-4)
