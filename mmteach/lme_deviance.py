@@ -625,7 +625,7 @@ class LmeProblem:
         return out  # type: ignore[return-value]
 
     # ---------------------------------------------------------------- optimisation
-    def _flip_columns(self, f, x: np.ndarray, fx: float, ok: bool, rounds: int = 6):
+    def _flip_columns(self, f, x: np.ndarray, fx: float, ok: bool, rounds: int = 6, newton=None):
         """Leave a false boundary optimum through the sign symmetry of T's columns.
 
         ``Lambda Lambda'`` does not change when a whole column of ``T`` changes sign. With
@@ -653,7 +653,8 @@ class LmeProblem:
                         slope = (-3 * f1 + 4 * f(x1 + e) - f(x1 + 2 * e)) / (2 * h)
                         if not slope < -1e-8 * max(1.0, abs(f1)):
                             continue
-                        xr, fr, okr = projected_newton(f, x1, f1, self.lower)
+                        xr, fr, okr = (projected_newton(f, x1, f1, self.lower) if newton is None
+                                       else newton(x1))
                         if fr < fx - 1e-10:
                             x, fx, ok, improved = xr, fr, okr, True
             if not improved:
@@ -692,10 +693,30 @@ class LmeProblem:
             return out
 
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
-        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20})
+        opts = {"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20}
+        res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
         x = np.maximum(np.asarray(res.x, dtype=float), self.lower)
         fx, g = (last[1], last[2]) if np.array_equal(last[0], x) else fg(x)
+        # A diagonal of T whose column is otherwise 0 enters the criterion squared: at its
+        # bound 0 the derivative vanishes, so a projected step that overshoots to 0 ends
+        # L-BFGS-B there even when the bound is a saddle ((treatment | midx) by ML went to
+        # 0 from every start). Probe a little inside; restart from there when it is downhill.
+        for _ in range(3):
+            moved = False
+            for i in np.flatnonzero((self.lower == 0.0) & (x < 1e-8)):
+                xi = x.copy()
+                xi[i] = 1e-2
+                fi, gi = fg(xi)
+                if not (fi < fx - 1e-10 or gi[i] < 0):
+                    continue
+                res = minimize(fg, xi, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
+                xr = np.maximum(np.asarray(res.x, dtype=float), self.lower)
+                fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
+                if fr < fx - 1e-10:
+                    x, fx, g, moved = xr, fr, gr, True
+                    break
+            if not moved:
+                break
         # L-BFGS-B stops on relative changes of a criterion in the thousands: a few Newton
         # steps (Hessian from forward differences of the gradient) land on the optimum to
         # ~1e-9, as the finite-difference Newton did (lme4's printed digits need it)
@@ -767,13 +788,21 @@ class LmeProblem:
             xb, fb, ok = projected_newton(f, xb, f(xb), self.lower)
             if fb <= fx:
                 x, fx = xb, fb
-        x, fx, ok = self._flip_columns(f, x, fx, ok)
+        def newton(x1: np.ndarray) -> tuple[np.ndarray, float, bool]:
+            # restarts on the gradient where it pays: L-BFGS-B stops at a scalar variance
+            # of 0 (its derivative vanishes there), and the finite-difference Newton from
+            # inside cost 300+ criteria (0.4 s of a 0.6 s cell-slope fit)
+            if grad_path:
+                return self._quasi_newton(x1, reml)
+            return projected_newton(f, x1, f(x1), self.lower)
+
+        x, fx, ok = self._flip_columns(f, x, fx, ok, newton=newton)
         if np.any(x[self.lower == 0.0] < SINGULAR_TOL):
             # a boundary optimum may be a local one: restart from inside and keep the best
             for x1 in (np.where((self.lower == 0.0) & (x < SINGULAR_TOL), 0.5, x),
                        self.start_theta() * 0.5 + np.where(self.lower == 0.0, 0.0, 0.1)):
-                xr, fr, okr = projected_newton(f, x1, f(x1), self.lower)
-                xr, fr, okr = self._flip_columns(f, xr, fr, okr)
+                xr, fr, okr = newton(x1)
+                xr, fr, okr = self._flip_columns(f, xr, fr, okr, newton=newton)
                 if fr < fx - 1e-10:
                     x, fx, ok = xr, fr, okr
         grad = self._gradient(x, reml)
@@ -914,6 +943,7 @@ class LmeFit:
 GRAD_MAX_Q2 = 1500  # S^-1 is dense: q2^3
 GRAD_MAX_Q1Q2 = 6_000_000  # Y S^-1 is a dense q1 x q2
 GRAD_MIN_Q = 200  # two variance parameters: the gradient pays from this many random effects
+GRAD_DENSE_P = 40_000  # P = Z1'Z2 dense below this many entries (q1 q2)
 
 
 @dataclass
@@ -949,10 +979,9 @@ def _grad_pays(pr: LmeProblem) -> bool:
 
 
 def _grad_supported(pr: LmeProblem) -> bool:
-    """The block form below handles scalar terms outside the big factor (crossed or nested
-    intercepts) and any terms in it; other structures keep the finite differences."""
-    return (pr.p > 0 and pr.q2 <= GRAD_MAX_Q2 and pr.q1 * pr.q2 <= GRAD_MAX_Q1Q2
-            and all(f.k == 1 for f in pr.rest))
+    """The block form below handles any terms: the big factor's block diagonal, the others
+    through the dense Schur complement (Lambda2 diagonal, or block diagonal for slopes)."""
+    return pr.p > 0 and pr.q2 <= GRAD_MAX_Q2 and pr.q1 * pr.q2 <= GRAD_MAX_Q1Q2
 
 
 class _Coupling:
@@ -977,16 +1006,27 @@ class _Coupling:
         self.P = pr._z1tz2_sp
         self.PT = pr._z1tz2_sp.T.tocsr()
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
+        k1, l1 = pr.f1.k, pr.f1.n_levels
+        self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
+        self._kq = (k1, l1, q2)
+
+    @property
+    def K(self) -> sp.csc_matrix | None:
+        """The pair matrix (built on first use: fits on dense P never need it)."""
+        if not hasattr(self, "_K"):
+            self._build_pairs()
+        return self._K
+
+    def _build_pairs(self) -> None:
         # Pairs of entries of one level: P' B P = sum_l P_l' B_l'B_l P_l is, entry by entry, a
         # fixed linear map of the (k1 x k1 per level) weights B_l'B_l: one sparse matrix K
         # (q2^2 x k1^2 l1) with K[(c1, c2), (x, y, l)] = P_l[x, c1] P_l[y, c2] gives it as
         # K @ w, and the sums over pairs of S^-1 that the gradient needs as K' @ vec(S^-1):
         # two sparse products in C instead of gathers over the pairs in numpy
-        k1, l1 = pr.f1.k, pr.f1.n_levels
-        cnt = np.bincount(self.lev, minlength=l1)
-        self.cnt = cnt  # entries per level (self.lev is sorted)
+        k1, l1, q2 = self._kq
+        cnt = self.cnt
         npair = cnt * cnt
-        self.K = None
+        self._K = None
         if int(npair.sum()) * k1 * k1 <= MAX_PAIRS:
             ptr = np.concatenate([[0], np.cumsum(cnt)])
             plev = np.repeat(np.arange(l1), npair)
@@ -1008,7 +1048,14 @@ class _Coupling:
                                     + [[k1 * k1 * plev.size]])
             self.KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
                                     shape=(k1 * k1 * l1, q2 * q2))
-            self.K = self.KT.T
+            self._K = self.KT.T
+
+    @property
+    def dense(self) -> np.ndarray:
+        """P as a dense q1 x q2 array (built on first use)."""
+        if not hasattr(self, "_dense"):
+            self._dense = self.P.toarray()
+        return self._dense
 
     def matrix(self, vals: np.ndarray) -> sp.csr_matrix:
         """The q1 x q2 CSR matrix with entries ``vals`` (E, k1) (reused between calls)."""
@@ -1044,6 +1091,30 @@ def _chol_inv(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return L, np.linalg.inv(L)
 
 
+# Products of stacks of tiny matrices (one per level): numpy's stacked matmul loops over the
+# levels (~100 us for 622 2x2 products), so a matrix shared by all levels goes through one
+# GEMM on the stacked rows, and level-by-level products through k broadcast multiplies.
+def _rmul(X: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``X_l @ T`` for every level l of ``X`` (l, a, b)."""
+    return (X.reshape(-1, X.shape[-1]) @ T).reshape(X.shape[0], X.shape[1], T.shape[1])
+
+
+def _lmul(T: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """``T @ X_l`` for every level l of ``X`` (l, a, b)."""
+    return np.swapaxes(np.tensordot(X, T, axes=(1, 1)), 1, 2)
+
+
+def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A_l @ B_l`` for every level (stacks (l, a, k) and (l, k, b))."""
+    k = A.shape[2]
+    if k > 3:
+        return A @ B
+    out = A[:, :, 0, None] * B[:, None, 0, :]
+    for j in range(1, k):
+        out += A[:, :, j, None] * B[:, None, j, :]
+    return out
+
+
 def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = False) -> Derivatives:
     """Criterion parts and their analytic gradients at ``theta`` (see the formulas above).
 
@@ -1053,33 +1124,56 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     f1, p = pr.f1, pr.p
     l1, k1, q1, q2 = f1.n_levels, f1.k, pr.q1, pr.q2
     T1 = pr._factor_T(theta, f1)
-    TtH = np.matmul(T1.T, pr.ztz1)  # T1' H11 per level
-    L1, L1inv = _chol_inv(TtH @ T1 + np.eye(k1))
+    HT = _rmul(pr.ztz1, T1)  # H11 T1 per level
+    TtH = np.swapaxes(HT, 1, 2)  # T1' H11 (H11 symmetric)
+    L1, L1inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))
     L1invT = np.swapaxes(L1inv, 1, 2)
-    blk = L1inv @ T1.T  # L1^-1 T1' per level
-    c1 = blk @ pr.ztxy1  # (l1, k1, p+1)
+    blk = _rmul(L1inv, T1.T)  # L1^-1 T1' per level
+    c1 = _bmm(blk, pr.ztxy1)  # (l1, k1, p+1)
     C1 = c1.reshape(q1, -1)
     M = pr.xytxy - C1.T @ C1
     ld = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
-    A11inv = L1invT @ L1inv
+    A11inv = _bmm(L1invT, L1inv)
     if q2:
         cp = getattr(pr, "_coupling", None)
         if cp is None:
             cp = pr._coupling = _Coupling(pr)
-        r2, _c2i, i2 = pr._lam2_index
-        d2 = np.zeros(q2)
-        d2[r2] = theta[i2]  # Lambda2 is diagonal (scalar terms)
-        # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
-        BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
-        BP = cp.matrix(BPv)
-        if cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
+        # Lambda2: a diagonal (scalar terms, kept as a vector) or block diagonal (dense:
+        # q2 is small where the other factors have slopes, e.g. mice in cell-slope models)
+        scalar = all(f.k == 1 for f in pr.rest)
+        if scalar:
+            r2, _c2i, i2 = pr._lam2_index
+            d2 = np.zeros(q2)
+            d2[r2] = theta[i2]
+        else:
+            lam2 = pr._lambda2(theta)
+        # few random effects outside the big factor (mice beside cells): P dense, as the
+        # scipy.sparse calls' own overhead exceeds the arithmetic
+        dense = q1 * q2 <= GRAD_DENSE_P
+        if dense:
+            Pm = cp.dense
+            BP = _bmm(blk, Pm.reshape(l1, k1, q2)).reshape(q1, q2)
+            Gs = pr.z2tz2 - BP.T @ BP
+        else:
+            Pm = cp.P
+            # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
+            BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
+            BP = cp.matrix(BPv)
+        if dense:
+            pass  # Gs above
+        elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
             PBP = (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
             PBP[np.diag_indices(q2)] *= 2.0
             Gs = pr.z2tz2 - PBP
         else:
             Gs = pr.z2tz2 - (BP.T @ BP).toarray()
-        S = d2[:, None] * Gs * d2[None, :]
+        if scalar:
+            S = d2[:, None] * Gs * d2[None, :]
+        else:
+            Gs = np.tril(Gs) + np.tril(Gs, -1).T  # the pair sums fill the lower triangle only
+            LGs = lam2.T @ Gs  # Lambda2' Gs
+            S = LGs @ lam2
         S[np.diag_indices(q2)] += 1.0
         L2 = np.linalg.cholesky(S)
         ld += 2.0 * np.log(np.diag(L2)).sum()
@@ -1088,17 +1182,18 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         Sinv, info = dpotri(L2, lower=1)
         if info:
             raise np.linalg.LinAlgError("S^-1")
-        rhs2 = d2[:, None] * (pr.z2txy - BP.T @ C1)
+        rhs2 = pr.z2txy - BP.T @ C1
+        rhs2 = d2[:, None] * rhs2 if scalar else lam2.T @ rhs2
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
-        b2 = d2[:, None] * u2  # Lambda2 u2
-        u1 = L1invT @ (c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
+        b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
+        u1 = _bmm(L1invT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
     else:
-        u1 = L1invT @ c1
+        u1 = _bmm(L1invT, c1)
     M = 0.5 * (M + M.T)
     Lm = np.linalg.cholesky(M)
     RXt = Lm[:p, :p]
-    Rinv = solve_triangular(RXt, np.eye(p), lower=True)
+    Rinv = np.linalg.inv(RXt)  # p x p: numpy's call is 5x lighter than scipy's solve_triangular
     cinv = Rinv.T @ Rinv
     beta_q = cinv @ M[:p, p]
     pwrss = float(Lm[p, p] ** 2)
@@ -1107,58 +1202,70 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     if reml:
         ld += ldRX2
     # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]; LF = Lambda' FF
-    b1 = np.matmul(T1, u1)
-    FF1 = pr.ztxy1 - np.matmul(pr.ztz1, b1)
-    # diagonal blocks of N = A^-1 Lambda' H, (n_levels, k, k) per factor
-    N1 = A11inv @ TtH  # summed over levels below: only the sums enter the gradient
+    b1 = _lmul(T1, u1)
+    FF1 = pr.ztxy1 - _bmm(pr.ztz1, b1)
+    # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter)
+    N1 = np.tensordot(A11inv, TtH, axes=([0, 2], [0, 1]))
     if q2:
-        FF1 = FF1 - np.asarray(cp.P @ b2).reshape(l1, k1, p + 1)
-        FF2 = pr.z2txy - np.asarray(cp.PT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
-        LF2 = d2[:, None] * FF2
+        FF1 = FF1 - np.asarray(Pm @ b2).reshape(l1, k1, p + 1)
+        FF2 = pr.z2txy - np.asarray(Pm.T @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
+        LF2 = d2[:, None] * FF2 if scalar else lam2.T @ FF2
+        Sfull = Sinv + np.tril(Sinv, -1).T
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        BY = A11inv @ T1.T
-        BE = np.swapaxes(TtH, 1, 2) @ BY - np.eye(k1)
-        if cp.K is not None:
+        BY = _rmul(A11inv, T1.T)
+        BE = _bmm(HT, BY) - np.eye(k1)
+        if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
+            PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
+            YS = _bmm(BY, PL).reshape(q1, q2) @ Sfull
+            N1 = N1 + np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
+        elif cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
-            R = (cp.KT @ (d2[:, None] * Sinv * d2[None, :]).ravel()).reshape(k1, k1, l1)
+            # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
+            LSL = d2[:, None] * Sinv * d2[None, :] if scalar else lam2 @ Sfull @ lam2.T
+            R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
             R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
-            N1 = N1.sum(axis=0) + np.tensordot(BY @ np.moveaxis(R, 2, 0), BE, axes=([0, 2], [0, 2]))
+            N1 = N1 + np.tensordot(_bmm(BY, np.moveaxis(R, 2, 0)), BE, axes=([0, 2], [0, 2]))
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
             Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
-            YS = np.asarray(cp.matrix(Yv) @ (Sinv + np.tril(Sinv, -1).T)).reshape(l1, k1, q2)
+            YS = np.asarray(cp.matrix(Yv) @ Sfull).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
-            N1 = N1.sum(axis=0) + np.einsum("ea,eb->ab", g, Ev)
-        # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
-        Q = Sinv * Gs
-        N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
-    LF1 = np.matmul(T1.T, FF1)
+            N1 = N1 + np.einsum("ea,eb->ab", g, Ev)
+        if scalar:
+            # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
+            Q = Sinv * Gs
+            N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
+    LF1 = _lmul(T1.T, FF1)
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     dcinv = np.zeros((pr.n_theta, p, p)) if jacobian else None
-    parts = [(f1, FF1, LF1, N1.sum(axis=0) if N1.ndim == 3 else N1)]
+    parts = [(f1, FF1, LF1, N1)]
     pos = 0
     for f in pr.rest:
-        sl = slice(pos, pos + f.n_levels)
-        parts.append((f, FF2[sl].reshape(-1, 1, p + 1), LF2[sl].reshape(-1, 1, p + 1),
-                      N2[sl].sum().reshape(1, 1)))
+        lf, kf = f.n_levels, f.k
+        sl = slice(pos, pos + lf * kf)
+        if scalar:
+            Nsum = N2[sl].sum().reshape(1, 1)
+        else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
+            Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
+        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), LF2[sl].reshape(lf, kf, p + 1), Nsum))
         pos = sl.stop
     for j, (_f, Ff, LFf, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
-        K_rx = np.tensordot(Ff[:, :, :p] @ cinv, LFf[:, :, :p], axes=([0, 2], [0, 2]))
-        K_pw = (Ff @ v).T @ (LFf @ v)
+        K_rx = np.tensordot(_rmul(Ff[:, :, :p], cinv), LFf[:, :, :p], axes=([0, 2], [0, 2]))
+        K_pw = _rmul(Ff, v[:, None])[:, :, 0].T @ _rmul(LFf, v[:, None])[:, :, 0]
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]
         if jacobian:
             for rr, cc, tt in zip(r, c, ti):
                 Dm = Ff[:, rr, :p].T @ LFf[:, cc, :p]
                 dcinv[tt] += cinv @ (Dm + Dm.T) @ cinv
-    bv1 = b1 @ v  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
+    bv1 = _rmul(b1, v[:, None])[:, :, 0]  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
     bv2 = b2 @ v if q2 else np.zeros(0)
     return Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, dcinv, beta_q, float(ldL2),
                        float(ldRX2), bv1, bv2)

@@ -30,11 +30,14 @@ def _problem(kind: str, seed: int = 4) -> LmeProblem:
         "crossed": [Block(g, 60, one, "g"), Block(h, 12, one, "h"), Block(k, 5, one, "k")],
         "slope_crossed": [Block(g, 60, slope, "g"), Block(h, 12, one, "h")],
         "uncorrelated": [Block(g, 60, one, "g"), Block(g, 60, x[:, None], "g"), Block(h, 12, one, "h")],
+        # slopes outside the big factor: Lambda2 block diagonal ((treatment | midx) + (treatment | cidx))
+        "slope_slope": [Block(g, 60, slope, "g"), Block(h, 12, slope, "h")],
+        "slope_mixed": [Block(g, 60, one, "g"), Block(h, 12, slope, "h"), Block(k, 5, one, "k")],
     }[kind]
     return LmeProblem(y, X, blocks)
 
 
-KINDS = ["intercept", "slope", "crossed", "slope_crossed", "uncorrelated"]
+KINDS = ["intercept", "slope", "crossed", "slope_crossed", "uncorrelated", "slope_slope", "slope_mixed"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -64,7 +67,7 @@ def test_gradient_and_jacobian_match_finite_differences(kind: str, reml: bool) -
         np.testing.assert_allclose(D.dcinv_q[i], jfd, rtol=1e-5, atol=1e-8 * np.abs(jfd).max())
 
 
-@pytest.mark.parametrize("kind", ["slope", "crossed", "slope_crossed"])
+@pytest.mark.parametrize("kind", ["slope", "crossed", "slope_crossed", "slope_slope"])
 def test_satterthwaite_analytic_equals_richardson(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     fit = _problem(kind).fit(reml=True)
     L = np.eye(fit.problem.p)
@@ -79,11 +82,12 @@ def test_satterthwaite_analytic_equals_richardson(kind: str, monkeypatch: pytest
     np.testing.assert_allclose(df, dfmethods.satterthwaite_df(fit, L, ref), rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["slope_crossed", "crossed"])
+@pytest.mark.parametrize("kind", ["slope_crossed", "crossed", "slope_mixed"])
 def test_gradient_without_the_pair_matrix(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Beyond MAX_PAIRS the gradient takes (Y S^-1) from a sparse-dense product: same numbers."""
     theta = None
     out = []
+    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_P", 0)  # the sparse coupling paths
     for limit in (None, 0):
         if limit is not None:
             monkeypatch.setattr("mmteach.lme_deviance.MAX_PAIRS", limit)
@@ -134,3 +138,62 @@ def test_fit_survives_pickling_with_the_gradient_caches() -> None:
     info2 = dfmethods.satterthwaite_info(again)
     np.testing.assert_allclose(info2.vcov_varpar, info.vcov_varpar, rtol=1e-10)
     assert again.problem.objective(fit.theta, True) == pytest.approx(fit.solution.objective, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reml", [True, False])
+def test_dense_and_sparse_coupling_agree(kind: str, reml: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small q1 q2 take P = Z1'Z2 dense, larger ones the pair sums: same criterion, gradient
+    and Jacobian (the finite-difference test above runs the dense path on these sizes)."""
+    pr = _problem(kind)
+    theta = pr.start_theta() * 0.7 + 0.05
+    a = derivatives(pr, theta, reml, jacobian=True)
+    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_P", 0)
+    b = derivatives(pr, theta, reml, jacobian=True)
+    n_eff = pr.n - pr.p if reml else pr.n
+    assert b.objective(n_eff) == pytest.approx(a.objective(n_eff), rel=1e-12)
+    np.testing.assert_allclose(b.gradient(n_eff), a.gradient(n_eff), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.dcinv_q, a.dcinv_q, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(b.b1, a.b1, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("formula", ["res ~ treatment + (treatment | midx) + (1 | cidx)",
+                                     "res ~ treatment + (treatment | midx) + (treatment | cidx)"])
+def test_cell_slope_fits_stay_on_the_gradient(formula: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The amplitude page's ML fits: L-BFGS-B stops at the cell variance 0 of the first
+    (its derivative vanishes there); the restarts from inside run on the gradient too (the
+    finite-difference Newton cost 300+ criteria, 0.4 s), and still reach the optimum the
+    finite-difference Newton finds."""
+    from mmteach.datasets import load_dataset
+    from mmteach.lme import fit_lme
+    from mmteach.lme_deviance import LmeProblem
+    from mmteach.optim import projected_newton
+
+    d = load_dataset("ca_amplitude")
+    calls = []
+    objective = LmeProblem.objective
+    monkeypatch.setattr(LmeProblem, "objective", lambda self, t, reml: calls.append(1) or objective(self, t, reml))
+    fit = fit_lme(d, formula, factors=["treatment"], reml=False, allow_unidentifiable=True)
+    assert not calls
+    lf = fit.extras["lmefit"]
+    pr = lf.problem
+    f = lambda t: objective(pr, t, False)  # noqa: E731
+    x0 = np.where(pr.lower == 0.0, 0.5, 0.0)
+    _x, fx, _ok = projected_newton(f, x0, f(x0), pr.lower)
+    assert lf.converged
+    assert lf.solution.objective <= fx + 1e-6
+
+
+def test_quasi_newton_leaves_a_saddle_at_the_bound() -> None:
+    """(treatment | midx) by ML on the amplitude data: L-BFGS-B overshoots the slope's
+    diagonal to its bound 0, where its derivative vanishes (the criterion is even in it),
+    from every start; the probe inside finds lme4's optimum.
+    R: lmer(res ~ treatment + (treatment | midx), ca_amplitude, REML = FALSE)
+    -> theta (0.41624786, 0.06763165, 0.07002006), deviance 4714.376."""
+    from mmteach.datasets import load_dataset
+    from mmteach.lme import fit_lme
+
+    d = load_dataset("ca_amplitude")
+    lf = fit_lme(d, "res ~ treatment + (treatment | midx)", factors=["treatment"], reml=False).extras["lmefit"]
+    assert lf.solution.objective == pytest.approx(4714.376, abs=1e-3)
+    np.testing.assert_allclose(lf.theta, [0.41624786, 0.06763165, 0.07002006], atol=1e-4)
