@@ -223,13 +223,13 @@ def _formats_key(formats: Mapping[str, str | Callable[[Any], str]] | None) -> tu
                  for c, how in (formats or {}).items())
 
 
-def shared_table(df: pd.DataFrame,
-                 formats: Mapping[str, str | Callable[[Any], str]] | None = None) -> Any:
+def shared_table(df: pd.DataFrame, formats: Mapping[str, str | Callable[[Any], str]] | None = None,
+                 *, html: bool = False) -> Any:
     """:func:`display_table` of ``df``, built and translated once for every session."""
-    key = (data_token(df), tuple(map(str, df.index.names)), _formats_key(formats))
+    key = (data_token(df), tuple(map(str, df.index.names)), _formats_key(formats), html)
 
     def build() -> tuple[Any, int]:
-        styler = display_table(df, formats)
+        styler = display_table(df, formats, html=html)
         if isinstance(styler, Styler):
             _translate_once(styler)
         return styler, int(df.memory_usage(deep=True).sum()) * 4 + 4096  # data, display text, styles
@@ -237,13 +237,16 @@ def shared_table(df: pd.DataFrame,
     return TABLES.get_or_compute(key, build)
 
 
-def display_table(df: pd.DataFrame,
-                  formats: Mapping[str, str | Callable[[Any], str]] | None = None) -> Any:
+def display_table(df: pd.DataFrame, formats: Mapping[str, str | Callable[[Any], str]] | None = None,
+                  *, html: bool = True) -> Any:
     """A Styler that shows ``df`` as the pages print numbers: "–" for missing cells, floats
     to 4 significant digits; ``formats`` maps a column to a format string ("{:.1f}") or a
     function (e.g. ``figures.fmt_p``). Columns without missing cells keep their numbers
     underneath (they sort as numbers); a column with a missing cell is shown as text,
-    since st.dataframe prints a missing cell as "None" whatever a Styler says."""
+    since st.dataframe prints a missing cell as "None" whatever a Styler says.
+
+    ``html`` adds the layout CSS an HTML table (``st.table``) needs; st.dataframe's grid reads
+    only colours and font weight from a Styler, and per-cell CSS costs marshalling time."""
     formats = formats or {}
     if not (df.index.is_unique and df.columns.is_unique):  # a Styler needs unique labels
         return df.map(figures.display_value)
@@ -257,6 +260,8 @@ def display_table(df: pd.DataFrame,
     for col, how in formats.items():
         if col in df.columns and col not in gaps:
             styler = styler.format(_cell_formatter(how), subset=[col])
+    if not html:
+        return styler
     # numbers and p-values never break inside ("2e-" / "16"); long text columns may wrap
     short = [c for c in df.columns
              if df[c].map(lambda v: len(figures.display_value(v))).max() <= 16]
@@ -279,7 +284,7 @@ def show_table(df: pd.DataFrame, *, name: str, key: str, hide_index: bool = Fals
 
     Both show empty cells as "–" and floats as the page's formatter does.
     """
-    shown = shared_table(df, formats)
+    shown = shared_table(df, formats, html=presenting())
     if presenting():
         st.table(shown, hide_index=hide_index)
     else:
