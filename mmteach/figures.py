@@ -354,6 +354,20 @@ def _paired_panels(
     return wide, groups, fig, rows, ncols
 
 
+def _split(data: pd.DataFrame, column: str, levels: Sequence[Any]) -> list[pd.DataFrame]:
+    """The rows of each level of ``column``, in the order of ``levels`` (one groupby, not a
+    boolean mask per level)."""
+    parts = dict(tuple(data.groupby(column, sort=False, observed=True)))
+    return [parts.get(level, data.iloc[:0]) for level in levels]
+
+
+def _add_in_cells(fig: go.Figure, traces: list[Any], cells: list[tuple[int, int]]) -> None:
+    """Add traces to subplot cells in one call (plotly re-checks the whole trace list on every
+    ``add_trace``: one call per trace grew quadratically with the panels)."""
+    if traces:
+        fig.add_traces(traces, rows=[r for r, _ in cells], cols=[c for _, c in cells])
+
+
 def spaghetti_plot(
     data: pd.DataFrame, response: str, time: str, unit: str, group: str,
     *, before: Any = 1, after: Any = 2, labels: tuple[str, str] = ("baseline", "24h"),
@@ -362,18 +376,16 @@ def spaghetti_plot(
     """One panel per mouse; one line per cell from its baseline to its 24h value."""
     wide, groups, fig, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
                                                     group_name=group_name, nothing="to connect")
-    for gi, g in enumerate(groups):
-        sub = wide[wide[group] == g]
+    traces, cells = [], []
+    for gi, (g, sub) in enumerate(zip(groups, _split(wide, group, groups), strict=True)):
         # one trace per mouse, segments separated by None: fast even with 600 cells
         xs = np.tile(np.array([labels[0], labels[1], None], dtype=object), len(sub))
         ys = np.column_stack([sub["before"], sub["after"], np.full(len(sub), np.nan)]).ravel()
-        r, c = _cell(gi, ncols)
-        fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines+markers", line={"width": 1},
-                       marker={"size": 4}, opacity=0.5, showlegend=False,
-                       line_color=PALETTE[gi % len(PALETTE)], name=f"{group_name} {g}"),
-            row=r, col=c,
-        )
+        traces.append(go.Scatter(x=xs, y=ys, mode="lines+markers", line={"width": 1},
+                                 marker={"size": 4}, opacity=0.5, showlegend=False,
+                                 line_color=PALETTE[gi % len(PALETTE)], name=f"{group_name} {g}"))
+        cells.append(_cell(gi, ncols))
+    _add_in_cells(fig, traces, cells)
     fig.update_yaxes(title_text=y_title or response, col=1)
     fig.update_layout(height=max(300, 240 * rows), title="Each line is one cell")
     return style(fig)
@@ -387,23 +399,21 @@ def before_after_scatter(
     """Per mouse: 24h against baseline, one dot per cell, with the least-squares line."""
     wide, groups, fig, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
                                                     group_name=group_name, nothing="to plot", shared_xaxes="all")
-    for gi, g in enumerate(groups):
-        sub = wide[wide[group] == g]
-        r, c = _cell(gi, ncols)
+    traces, cells = [], []
+    for gi, (g, sub) in enumerate(zip(groups, _split(wide, group, groups), strict=True)):
+        cell = _cell(gi, ncols)
         color = PALETTE[gi % len(PALETTE)]
-        fig.add_trace(
-            go.Scatter(x=sub["before"], y=sub["after"], mode="markers", marker={"size": 5},
-                       marker_color=color, showlegend=False, name=f"{group_name} {g}"),
-            row=r, col=c,
-        )
+        traces.append(go.Scatter(x=sub["before"].to_numpy(), y=sub["after"].to_numpy(), mode="markers",
+                                 marker={"size": 5}, marker_color=color, showlegend=False,
+                                 name=f"{group_name} {g}"))
+        cells.append(cell)
         if len(sub) >= 2 and sub["before"].nunique() > 1:
             slope, intercept = np.polyfit(sub["before"], sub["after"], 1)
             xs = np.array([sub["before"].min(), sub["before"].max()])
-            fig.add_trace(
-                go.Scatter(x=xs, y=intercept + slope * xs, mode="lines", showlegend=False,
-                           line={"color": "black"}, name=f"fit, slope {slope:.2f}"),
-                row=r, col=c,
-            )
+            traces.append(go.Scatter(x=xs, y=intercept + slope * xs, mode="lines", showlegend=False,
+                                     line={"color": "black"}, name=f"fit, slope {slope:.2f}"))
+            cells.append(cell)
+    _add_in_cells(fig, traces, cells)
     fig.update_xaxes(title_text=labels[0], row=rows)
     fig.update_yaxes(title_text=labels[1], col=1)
     fig.update_layout(height=max(300, 260 * rows), title="Before vs after, one dot per cell")
