@@ -55,7 +55,7 @@ with controls.panel():
 ps.sync()
 
 counts = {m: int(ps[f"n{m}"]) for m in full}
-sub = compute.call(subsample_per_group, data, "midx", counts, seed=int(ps["seed"]))
+sub = compute.here(subsample_per_group, data, "midx", counts, seed=int(ps["seed"]))
 if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
@@ -75,7 +75,7 @@ with right:
                                  y_title=Y_TITLE))
 
 st.subheader("Cells per mouse and time point")
-table = compute.call(cell_counts, sub, "midx", "treatment_idx").rename(columns={str(k): v for k, v in
+table = compute.here(cell_counts, sub, "midx", "treatment_idx").rename(columns={str(k): v for k, v in
                                                                     TIME.items()})
 display.show_table(table, name="cell counts", key="freq_counts", formats={"% of cells": "{:.1f}"})
 

@@ -56,7 +56,7 @@ with controls.panel():
 ps.sync()
 
 counts = {m: int(ps[f"n{m}"]) for m in full}
-sub = compute.call(subsample_per_group, data, "midx", counts, seed=int(ps["seed"]), unit="cidx")
+sub = compute.here(subsample_per_group, data, "midx", counts, seed=int(ps["seed"]), unit="cidx")
 if sub.empty:
     st.warning("Every mouse has 0 cells: move a slider up or pick a preset.")
     st.stop()
@@ -73,12 +73,12 @@ compute.prefetch(fit_lme, sub, formula(structure), factors=FACTORS, reml=reml, d
                  **({"allow_unidentifiable": True} if ps["anyway"] else {}))
 compute.prefetch(fit_lme, sub, pooling_formula, factors=FACTORS, reml=reml)
 
-corr = compute.call(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
+corr = compute.here(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
 narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="treatment", unit="cidx",
                             group="midx"),
             lead="Notice:", box="info")
 with st.expander("Cells per mouse", expanded=False):
-    display.show_table(compute.call(cell_counts, sub, "midx", "treatment", unit="cidx")
+    display.show_table(compute.here(cell_counts, sub, "midx", "treatment", unit="cidx")
                   .rename(columns={"1": "baseline", "2": "24h"}),
                   name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
 display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx",

@@ -67,7 +67,7 @@ with controls.panel("Controls: trials per mouse and model"):
 ps.sync()
 
 counts = {m: int(ps[f"n{m}"]) for m in full}
-sub = compute.call(subsample_per_group, data, GROUP, counts, seed=int(ps["seed"]))
+sub = compute.here(subsample_per_group, data, GROUP, counts, seed=int(ps["seed"]))
 if sub.empty:
     st.warning("Every mouse has 0 trials: move a slider up or pick a preset.")
     st.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 
@@ -12,6 +13,7 @@ from mmteach.datasets import load_dataset
 from mmteach.errors import ModelError
 from mmteach.lm import fit_lm
 from mmteach.lme import fit_lme
+from mmteach.subsample import cell_counts, subsample_per_group
 from ui import compute
 
 
@@ -79,6 +81,21 @@ def test_pool_and_prefetch_give_the_engine_results():
     assert "mouse" in str(err.value).lower() or "group" in str(err.value).lower()
     lm = compute.call(fit_lm, d, "res ~ treatment_idx", factors=["treatment_idx"])
     pd.testing.assert_frame_equal(lm.tidy(), fit_lm(d, "res ~ treatment_idx", factors=["treatment_idx"]).tidy())
+
+
+def test_pool_workers_run_pandas_text_and_group_by_work_within_their_memory_limit():
+    # a fresh worker's first Arrow-backed text operation maps address space; it used to come
+    # after the worker's memory limit and every cell count failed with "needed more memory"
+    d = load_dataset("ca_frequency")
+    ok, value = pickle.loads(compute._pool(compute.WORKERS or 1).submit(
+        compute._run_packed, cell_counts, d, ("midx", "treatment_idx"), {}).result()[0])
+    assert ok, value
+    pd.testing.assert_frame_equal(value, cell_counts(d, "midx", "treatment_idx"))
+    # quick data handling stays in the server and is cached like the fits
+    sub = compute.here(subsample_per_group, d, "midx", {1: 30, 2: 30, 3: 30, 4: 30}, seed=0)
+    assert sub["midx"].value_counts().to_dict() == {1: 30, 2: 30, 3: 30, 4: 30}
+    again = compute.here(subsample_per_group, d, "midx", {1: 30, 2: 30, 3: 30, 4: 30}, seed=0)
+    pd.testing.assert_frame_equal(again, sub)
 
 
 def test_derived_cached_on_the_results_it_comes_from():

@@ -90,13 +90,23 @@ def _run_packed(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs:
     return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL), time.perf_counter() - t0
 
 
+def _start_worker() -> None:
+    """A new worker: pandas' first text and group-by operations map their memory (Arrow's
+    allocator reserves address space on first use, over the worker's limit if it comes
+    later: every cell count failed with "needed more memory" in a fresh install), then the
+    limit of :func:`mmteach.budget.limit_memory` counts from there."""
+    text = pd.Series(["a", "b", "a"], dtype="str")
+    pd.DataFrame({"g": text, "x": [1.0, 2.0, 3.0]}).groupby("g")["x"].agg(["sum", "size"]).unstack()
+    budget.limit_memory()
+
+
 @st.cache_resource(show_spinner=False)
 def _pool(workers: int) -> ProcessPoolExecutor:
     """One pool per server, shared by every session (created at its first use)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     # each worker may grow by budget.MEGABYTES: one student's huge request fails alone
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=budget.limit_memory)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker)
 
 
 class _Costs:
@@ -138,10 +148,11 @@ _UNPOOLABLE: set[str] = set()
 UNKNOWN_BYTES = 512 * 1024  # the size assumed for a result that cannot be pickled
 
 
-def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> tuple[Any, int]:
+def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict,
+             in_place: bool = False) -> tuple[Any, int]:
     name = _name(fn)
     key = _key(fn, data, args, kwargs)
-    if WORKERS > 0 and not COSTS.cheap(name) and name not in _UNPOOLABLE:
+    if WORKERS > 0 and not in_place and not COSTS.cheap(name) and name not in _UNPOOLABLE:
         try:
             packed, seconds = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs).result()
             COSTS.add(name, seconds, key)
@@ -271,6 +282,19 @@ def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) 
     if isinstance(value, (pd.DataFrame, pd.Series)):
         return value.copy()  # a page may add columns; the cached one stays as computed
     return value
+
+
+def here(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+    """Like :func:`call`, computed in the server process: for quick data handling (a subsample,
+    cell counts) that a pool round trip would only slow down, and that must not meet a pool
+    worker's memory limit (pandas' Arrow-backed text reserves address space on first use)."""
+    key = _key(fn, data, args, kwargs)
+    ok, value = RESULTS.get_or_compute(key, lambda: _compute(fn, data, args, kwargs, in_place=True))
+    _remember(value, key)
+    if not ok:
+        cls_name, message = value
+        raise getattr(errors, cls_name, MMTeachError)(message)
+    return value.copy() if isinstance(value, (pd.DataFrame, pd.Series)) else value
 
 
 def seconds(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> float | None:
