@@ -249,18 +249,22 @@ def _pirls_single(spec, resp, theta, beta, u):
         else:
             delta = np.linalg.solve(H, grad[..., None])[..., 0]
         step = np.ones(dev.shape)
-        # duplicates: not optim.backtrack: every level's step is halved on its own while all
-        # levels are evaluated together in one vectorised PIRLS (as in glmm_scalar._pirls)
-        for _h in range(30):
+        state: list[Any] = []
+
+        def try_levels(els: np.ndarray, t: np.ndarray, u: np.ndarray = u, delta: np.ndarray = delta,
+                       dev: np.ndarray = dev, step: np.ndarray = step, state: list[Any] = state) -> np.ndarray:
+            # every level's step is its own line search; all levels are evaluated together
+            step.flat[els] = t
             unew = u + step[..., None] * delta
             enew = lin(unew)
-            dnew, mnew, dmnew, llnew = pdev_levels(enew, unew)
-            bad = ~(dnew <= dev + 1e-10 * np.abs(dev))
-            if not bad.any():
-                break
-            step = np.where(bad, step / 2, step)
-        else:
+            state[:] = [unew, enew, *pdev_levels(enew, unew)]
+            return (state[2] <= dev + 1e-10 * np.abs(dev)).flat[els]
+
+        failed, t = backtrack(try_levels, step.ravel(), halvings=30)
+        step.flat[:] = t
+        if failed.any():
             ok = False
+        unew, enew, dnew, mnew, dmnew, llnew = state
         change = np.max(np.abs(step[..., None] * delta)) if delta.size else 0.0
         u, eta, dev, mu, dmu, ll = unew, enew, dnew, mnew, dmnew, llnew
         if change < 1e-9:

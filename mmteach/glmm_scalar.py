@@ -297,19 +297,27 @@ def _pirls(des: ScalarDesign, dat: _Data, x: np.ndarray, u: np.ndarray,
         lln, Rn, Sn = _level_eval(des, ef, c, un, yfix, yz)
         pdn = un * un - 2.0 * lln
         bad = ~(pdn <= pd + 1e-10 * np.abs(pd))
-        rows = np.flatnonzero(bad.any(axis=1))
-        step = delta
-        # step halving, per level, for the samples that need it (not optim.backtrack: each level's
-        # step is halved on its own while a sample's levels are evaluated together)
-        for _h in range(40):
-            if len(rows) == 0:
-                break
-            step[rows] = np.where(bad[rows], step[rows] / 2, step[rows])
-            un[rows] = ua[rows] + step[rows]
+        # step halving, per level (each level its own line search, from half the step), for
+        # the samples that need it; a sample's levels are evaluated together
+        first_bad = np.flatnonzero(bad.ravel())
+        m = bad.shape[1]
+
+        def try_levels(els: np.ndarray, t: np.ndarray, un: np.ndarray = un, ua: np.ndarray = ua,
+                       delta: np.ndarray = delta, pd: np.ndarray = pd, pdn: np.ndarray = pdn,
+                       Rn: np.ndarray = Rn, Sn: np.ndarray = Sn, ef: np.ndarray = ef, c: np.ndarray = c,
+                       yfix: Any = yfix, yz: Any = yz, first_bad: np.ndarray = first_bad,
+                       m: int = m) -> np.ndarray:
+            r, lv = np.divmod(first_bad[els], m)
+            un[r, lv] = ua[r, lv] + t * delta[r, lv]
+            rows = np.unique(r)
             lr, Rr, Sr = _level_eval(des, ef[rows], c[rows], un[rows], yfix[rows], yz[rows])
             pdn[rows], Rn[rows], Sn[rows] = un[rows] ** 2 - 2.0 * lr, Rr, Sr
-            bad[rows] = ~(pdn[rows] <= pd[rows] + 1e-10 * np.abs(pd[rows]))
-            rows = rows[bad[rows].any(axis=1)]
+            return pdn[r, lv] <= pd[r, lv] + 1e-10 * np.abs(pd[r, lv])
+
+        failed_levels, _ = backtrack(try_levels, np.full(first_bad.size, 0.5), halvings=40)
+        bad = np.zeros_like(bad)
+        bad.ravel()[first_bad[failed_levels]] = True
+        rows = np.flatnonzero(bad.any(axis=1))
         if len(rows):  # no decrease possible at those levels: give up on these samples
             failed[rows] = True
             keepu = bad[rows]
