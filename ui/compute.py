@@ -266,15 +266,9 @@ def background(fn: Callable[..., Any], *args: Any, progress: Callable[[int, int]
 # --------------------------------------------------------------------------------------
 # what the pages call
 # --------------------------------------------------------------------------------------
-def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
-    """``fn(data, *args, **kwargs)`` through the shared cache, keyed by the data and every argument.
-
-    Raises the engine's MMTeachError subclass (ModelError, DataError, ...) with its message
-    when the call fails on purpose (the failure is cached too, so an unfittable setting does
-    not refit on each rerun). Results are shared between sessions: do not modify them.
-    """
+def _cached(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict, in_place: bool) -> Any:
     key = _key(fn, data, args, kwargs)
-    ok, value = RESULTS.get_or_compute(key, lambda: _compute(fn, data, args, kwargs))
+    ok, value = RESULTS.get_or_compute(key, lambda: _compute(fn, data, args, kwargs, in_place=in_place))
     _remember(value, key)
     if not ok:
         cls_name, message = value
@@ -284,17 +278,20 @@ def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) 
     return value
 
 
+def call(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
+    """``fn(data, *args, **kwargs)`` through the shared cache, keyed by the data and every argument.
+
+    Raises the engine's MMTeachError subclass (ModelError, DataError, ...) with its message
+    when the call fails on purpose (the failure is cached too, so an unfittable setting does
+    not refit on each rerun). Results are shared between sessions: do not modify them.
+    """
+    return _cached(fn, data, args, kwargs, in_place=False)
+
+
 def here(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> Any:
-    """Like :func:`call`, computed in the server process: for quick data handling (a subsample,
-    cell counts) that a pool round trip would only slow down, and that must not meet a pool
-    worker's memory limit (pandas' Arrow-backed text reserves address space on first use)."""
-    key = _key(fn, data, args, kwargs)
-    ok, value = RESULTS.get_or_compute(key, lambda: _compute(fn, data, args, kwargs, in_place=True))
-    _remember(value, key)
-    if not ok:
-        cls_name, message = value
-        raise getattr(errors, cls_name, MMTeachError)(message)
-    return value.copy() if isinstance(value, (pd.DataFrame, pd.Series)) else value
+    """Like :func:`call` (same cache, same keys), always computed in the server process: for
+    quick data handling (a subsample, cell counts) that a pool round trip would only slow down."""
+    return _cached(fn, data, args, kwargs, in_place=True)
 
 
 def seconds(fn: Callable[..., Any], data: pd.DataFrame, *args: Any, **kwargs: Any) -> float | None:
