@@ -187,3 +187,20 @@ def test_user_text_in_a_figure_is_never_a_live_link(freq):
     shown = str(fig.to_dict())  # (to_json would hide a "<" as \\u003c)
     assert "<a href" not in shown and "&lt;a href" in shown
     assert "two<br>lines" in str(F.style(go.Figure(layout={"title": {"text": "two<br>lines"}})).to_dict())
+
+
+def test_panel_grids_draw_lightly_in_the_browser(amp):
+    """What the browser redraws on every slider move stays light: the spaghetti plot draws
+    lines only (as the lecture's figure), and a panel grid keeps plotly's automargin (an
+    extra layout pass in the browser) on its titled axes only, where a title meets tick
+    labels; a single pair of axes keeps it whatever its titles."""
+    fig = F.spaghetti_plot(amp, "res", "treatment", "cidx", "midx", y_title="amplitude")
+    assert {t.mode for t in fig.data} == {"lines"}
+    lay = fig.layout.to_plotly_json()
+    axes = {k: v for k, v in lay.items() if k[1:5] == "axis"}
+    titled = {k for k, v in axes.items() if (v.get("title") or {}).get("text")}
+    assert titled and len(axes) > len(titled)  # the left column's y titles, bottom row's x
+    assert all(axes[k]["automargin"] for k in titled)
+    assert not any(axes[k]["automargin"] for k in set(axes) - titled)
+    single = F.style(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    assert single.layout.xaxis.automargin and single.layout.yaxis.automargin

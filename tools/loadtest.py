@@ -518,6 +518,8 @@ class BrowserStudent:
         self.finished_at = 0.0  # perf_counter() when the last one arrived
         self.requested = 0  # rerun requests the page has sent
         self.last_server_s: float | None = None  # action to script_finished of the last change
+        self.requested_at = 0.0  # perf_counter() when the last rerun request was sent
+        self.last_request_s: float | None = None  # action to the rerun request of the last change
         self.errors: list[str] = []
         self.tab: Any = None
 
@@ -540,6 +542,7 @@ class BrowserStudent:
         msg = _parse(BackMsg, payload)
         if msg is not None and msg.WhichOneof("type") == "rerun_script":
             self.requested += 1
+            self.requested_at = time.perf_counter()
 
     async def open(self) -> float:
         ctx = await self.browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -637,6 +640,7 @@ class BrowserStudent:
             return None
         await self._wait_drawn(before, t0)
         self.last_server_s = self.finished_at - t0
+        self.last_request_s = self.requested_at - t0
         return time.perf_counter() - t0
 
     async def close(self) -> None:
@@ -727,6 +731,7 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
     mem = asyncio.create_task(sample_memory(pids, rec, t0, stop))
     pages = [p.strip() for p in args.pages.split(",") if p.strip()]
     server_parts: list[tuple[str, str, float | None]] = []
+    request_parts: list[tuple[str, str, float | None]] = []  # the browser's own delay before asking
     try:
         async with async_playwright() as pw:
             browser = await launch_chromium(pw)
@@ -744,6 +749,7 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
                             if dt is not None:
                                 rec.changes.append(("chromium", page, label, dt))
                                 server_parts.append((page, label, student.last_server_s))
+                                request_parts.append((page, label, student.last_request_s))
                 except Exception as err:  # noqa: BLE001
                     rec.errors.append(f"chromium {page}: {type(err).__name__}: {str(err)[:300]}")
                 finally:
@@ -773,6 +779,13 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
         if dt is not None:
             by_label.setdefault(f"{page}: {label}", []).append(dt)
     out["server_part_median_by_control"] = {k: round(statistics.median(v), 3) for k, v in sorted(by_label.items())}
+    # from the action to the moment the browser sent its rerun request (widgets such as
+    # sliders wait before they send): the part of the change no server can shorten
+    asked: dict[str, list[float]] = {}
+    for page, label, dt in request_parts:
+        if dt is not None:
+            asked.setdefault(f"{page}: {label}", []).append(dt)
+    out["request_delay_median_by_control"] = {k: round(statistics.median(v), 3) for k, v in sorted(asked.items())}
     return out
 
 
