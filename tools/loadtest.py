@@ -223,8 +223,8 @@ class Balancer:
             stop_server(app)
 
 
-def tree_rss_mb(pid: int) -> float:
-    """RSS of a process and all its descendants (MB), from /proc."""
+def _tree(pid: int) -> set[int]:
+    """A process and all its descendants, from /proc."""
     parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -241,8 +241,13 @@ def tree_rss_mb(pid: int) -> float:
         kids = {p for p, pp in parent.items() if pp in tree and p not in tree}
         tree |= kids
         grew = bool(kids)
+    return tree
+
+
+def tree_rss_mb(pid: int) -> float:
+    """RSS of a process and all its descendants (MB), from /proc."""
     total_kb = 0
-    for p in tree:
+    for p in _tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -251,6 +256,46 @@ def tree_rss_mb(pid: int) -> float:
         except OSError:
             continue
     return total_kb / 1024
+
+
+def cpu_s(pids: set[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes, including the children
+    they have already reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / tick
+
+
+class CpuShare:
+    """Who used the machine's cores during a run: the app (its processes, their pool workers
+    and the balancer) and this load generator (its own process with the protocol students,
+    and the Chromium and playwright processes it started). On a 2-core machine the simulated
+    class's browsers compete with the server they measure; the report says how much."""
+
+    def __init__(self, server_pids: list[int]) -> None:
+        self.server_pids = server_pids
+        self.t0 = time.monotonic()
+        self.server0, self.me0 = self._now()
+
+    def _now(self) -> tuple[float, float]:
+        server = set().union(*(_tree(p) for p in self.server_pids)) if self.server_pids else set()
+        return cpu_s(server), cpu_s(_tree(os.getpid()) - server)  # servers this tool started are its children
+
+    def report(self) -> dict[str, Any]:
+        wall = time.monotonic() - self.t0
+        server, me = (now - then for now, then in zip(self._now(), (self.server0, self.me0), strict=True))
+        return {"wall_s": round(wall, 1), "cores": os.cpu_count(),
+                "server_cpu_s": round(server, 1) if self.server_pids else None,
+                "load_generator_cpu_s": round(me, 1),
+                "server_cores_used": round(server / wall, 2) if self.server_pids and wall else None,
+                "load_generator_cores_used": round(me / wall, 2) if wall else None}
 
 
 async def sample_memory(pids: list[int], rec: Record, t0: float, stop: asyncio.Event,
@@ -682,6 +727,7 @@ async def run_class(url: str, pids: list[int], args: argparse.Namespace) -> dict
     """N students (some in Chromium) working on the example pages for ``duration`` s."""
     rec = Record()
     rng = random.Random(args.seed)
+    cpu = CpuShare(pids)
     t0 = time.monotonic()
     end = t0 + args.duration
     stop = asyncio.Event()
@@ -718,7 +764,7 @@ async def run_class(url: str, pids: list[int], args: argparse.Namespace) -> dict
             await pw_cm.__aexit__(None, None, None)
     return rec.report({"mode": "class", "students": args.students, "browsers": args.browsers,
                        "duration_s": args.duration, "think_s": list(think), "pages": pages,
-                       "elapsed_s": round(time.monotonic() - t0, 1)})
+                       "elapsed_s": round(time.monotonic() - t0, 1), "cpu": cpu.report()})
 
 
 async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict[str, Any]:
@@ -726,6 +772,7 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
     from playwright.async_api import async_playwright
 
     rec = Record()
+    cpu = CpuShare(pids)
     t0 = time.monotonic()
     stop = asyncio.Event()
     mem = asyncio.create_task(sample_memory(pids, rec, t0, stop))
@@ -759,7 +806,7 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
         stop.set()
         await mem
     out = rec.report({"mode": "sweep", "repeat": args.repeat, "pages": pages,
-                      "elapsed_s": round(time.monotonic() - t0, 1)})
+                      "elapsed_s": round(time.monotonic() - t0, 1), "cpu": cpu.report()})
     medians = {p: v["change"]["p50"] for p, v in out["by_page"].items() if v["change"]["n"]}
     out["browser_rerun_max"] = max(medians.values()) if medians else None
     out["slowest_page"] = max(medians, key=medians.get) if medians else None
@@ -878,7 +925,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = json.dumps(report, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    short = {k: report.get(k) for k in ("open", "change", "errors", "memory_growth_last_half",
+    short = {k: report.get(k) for k in ("open", "change", "errors", "memory_growth_last_half", "cpu",
                                         "browser_rerun_max", "slowest_page", "machine")}
     print(json.dumps(short, indent=1))
     return report
