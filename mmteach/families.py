@@ -124,7 +124,13 @@ def canonical_loglik(y: np.ndarray, trials: np.ndarray, family: str, eta: np.nda
     [-1.0, -1.0]
     """
     if family == "binomial":
-        return eta @ y - np.logaddexp(0.0, eta) @ trials  # log(1 + e^eta) without overflow
+        # log(1 + e^eta) = max(eta, 0) + log1p(e^-|eta|), without overflow; numpy's
+        # logaddexp(0, eta) gives the same to rounding but is ~5x slower, and this line is
+        # most of the Bayesian GLMM's importance sampling (draws x rows, at every grid point)
+        sp = np.exp(-np.abs(eta))
+        np.log1p(sp, out=sp)
+        sp += np.maximum(eta, 0.0)
+        return eta @ y - sp @ trials
     return eta @ y - np.exp(np.minimum(eta, ETA_MAX_LOG)).sum(axis=-1)
 
 
