@@ -97,7 +97,7 @@ def log_normaliser(y: np.ndarray, trials: np.ndarray, family: str) -> np.ndarray
 
 
 def canonical_mean_weight(y: np.ndarray, trials: np.ndarray, family: str, eta: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray, float]:
+                          ) -> tuple[np.ndarray, np.ndarray, float | np.ndarray]:
     """Expected response, Fisher weight and log-likelihood (without the normaliser) under the
     canonical link (logit for binomial, log for Poisson).
 
@@ -107,7 +107,8 @@ def canonical_mean_weight(y: np.ndarray, trials: np.ndarray, family: str, eta: n
     >>> float(mu[0]), float(w[0]), round(ll, 6)
     (0.5, 0.25, -0.693147)
     """
-    ll = float(canonical_loglik(y, trials, family, eta))
+    ll = canonical_loglik(y, trials, family, eta)
+    ll = float(ll) if np.ndim(ll) == 0 else ll  # one value per row of a stack of eta (B, n)
     if family == "binomial":
         p = expit(eta)
         return trials * p, trials * p * (1 - p), ll
