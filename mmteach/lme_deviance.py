@@ -955,12 +955,32 @@ class Derivatives:
     g_ld: np.ndarray
     g_pw: np.ndarray
     cinv_q: np.ndarray  # (X'V^-1 X)^-1 for the orthonormal Q
-    dcinv_q: np.ndarray | None  # (n_theta, p, p) its derivatives, when asked for
     beta_q: np.ndarray
     ldL2: float
     ldRX2: float
     b1: np.ndarray  # conditional modes b = Lambda u: big factor (l1, k1), the others (q2,)
     b2: np.ndarray
+    # per factor (rows, cols, theta index of T's free elements, F[..., :p], Lambda'F[..., :p]):
+    # what d cinv_q / d theta is made of, kept so that the fit's last gradient also serves
+    # the Satterthwaite df (one gradient fewer) without paying for the Jacobian on the
+    # optimiser's other steps
+    jac_parts: list = field(default_factory=list, repr=False)
+    n_theta: int = 0
+
+    @property
+    def dcinv_q(self) -> np.ndarray:
+        """(n_theta, p, p): d (X'V^-1 X)^-1 / d theta for the orthonormal Q (computed on
+        first use)."""
+        if not hasattr(self, "_dcinv_q"):
+            cinv = self.cinv_q
+            p = cinv.shape[0]
+            out = np.zeros((self.n_theta, p, p))
+            for r, c, ti, Fp, LFp in self.jac_parts:
+                for rr, cc, tt in zip(r, c, ti):
+                    Dm = Fp[:, rr, :].T @ LFp[:, cc, :]
+                    out[tt] += cinv @ (Dm + Dm.T) @ cinv
+            self._dcinv_q = out
+        return self._dcinv_q
 
     def objective(self, n_eff: int) -> float:
         return self.ld + n_eff * (1.0 + LOG_2PI + math.log(self.pwrss / n_eff))
@@ -1126,6 +1146,7 @@ def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = False) -> Derivatives:
     """Criterion parts and their analytic gradients at ``theta`` (see the formulas above).
+    The Jacobian ``dcinv_q`` is computed on first use, or here with ``jacobian=True``.
 
     Raises ``np.linalg.LinAlgError`` where a factor is not positive definite.
     """
@@ -1256,7 +1277,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
-    dcinv = np.zeros((pr.n_theta, p, p)) if jacobian else None
+    jac_parts = []
     parts = [(f1, FF1, LF1, N1)]
     pos = 0
     for f in pr.rest:
@@ -1275,14 +1296,14 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         K_pw = _rmul(Ff, v[:, None])[:, :, 0].T @ _rmul(LFf, v[:, None])[:, :, 0]
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]
-        if jacobian:
-            for rr, cc, tt in zip(r, c, ti):
-                Dm = Ff[:, rr, :p].T @ LFf[:, cc, :p]
-                dcinv[tt] += cinv @ (Dm + Dm.T) @ cinv
+        jac_parts.append((r, c, ti, Ff[:, :, :p], LFf[:, :, :p]))
     bv1 = _rmul(b1, v[:, None])[:, :, 0]  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
     bv2 = b2 @ v if q2 else np.zeros(0)
-    return Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, dcinv, beta_q, float(ldL2),
-                       float(ldRX2), bv1, bv2)
+    D = Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, beta_q, float(ldL2), float(ldRX2), bv1,
+                    bv2, jac_parts, pr.n_theta)
+    if jacobian:
+        D.dcinv_q  # noqa: B018 - computed now, as asked
+    return D
 
 
 @dataclass
@@ -1307,7 +1328,11 @@ def theta_derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool) -> ThetaDer
         return None
     theta = np.asarray(theta, dtype=float)
     try:
-        D0 = derivatives(pr, theta, reml, jacobian=True)
+        last = getattr(pr, "_last_derivatives", None)  # the fit's last gradient, at its optimum
+        if last is not None and last[1] == reml and last[2] is not None and np.array_equal(last[0], theta):
+            D0 = last[2]
+        else:
+            D0 = derivatives(pr, theta, reml)
         m = theta.size
         H_ld = np.empty((m, m))
         H_pw = np.empty((m, m))
