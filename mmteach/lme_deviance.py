@@ -1096,32 +1096,32 @@ class _Coupling:
         return self.mt
 
 
-def _chol_inv(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cholesky factors of a stack of k x k matrices and their inverses; closed forms for
-    k <= 2 (numpy's batched LAPACK calls cost ~1 us per tiny matrix, 10x the arithmetic)."""
+def _chol_inv(A: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """For a stack of k x k positive definite matrices: the sum of their log-determinants,
+    the inverses of their Cholesky factors ``L^-1`` and ``A^-1 = L^-T L^-1``; closed forms
+    for k <= 2 (numpy's batched LAPACK calls cost ~1 us per tiny matrix, 10x the
+    arithmetic, and a stacked product of a transposed view ~50 us on 622 2x2 blocks)."""
     k = A.shape[-1]
     if k == 1:
-        if np.any(A[:, 0, 0] <= 0):
+        if np.any(A <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        L = np.sqrt(A)
-        return L, 1.0 / L
+        Ai = 1.0 / A
+        return float(np.log(A).sum()), np.sqrt(Ai), Ai
     if k == 2:
         a, b, c = A[:, 0, 0], A[:, 1, 0], A[:, 1, 1]
-        if np.any(a <= 0):
+        d = c - b * b / a  # l22^2; a = l11^2
+        if np.any(a <= 0) or np.any(d <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        l11 = np.sqrt(a)
-        l21 = b / l11
-        d = c - l21 * l21
-        if np.any(d <= 0):
-            raise np.linalg.LinAlgError("not positive definite")
-        l22 = np.sqrt(d)
-        L = np.zeros_like(A)
-        Li = np.zeros_like(A)
-        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
-        Li[:, 0, 0], Li[:, 1, 0], Li[:, 1, 1] = 1.0 / l11, -l21 / (l11 * l22), 1.0 / l22
-        return L, Li
+        i11, i22 = 1.0 / np.sqrt(a), 1.0 / np.sqrt(d)
+        i21 = -b * (i11 * i11) * i22  # -l21 / (l11 l22), l21 = b / l11
+        off = i21 * i22  # L^-T L^-1 = [[i11^2 + i21^2, i21 i22], [i21 i22, i22^2]]
+        Li = np.stack([i11, np.zeros_like(a), i21, i22], axis=1).reshape(-1, 2, 2)
+        Ai = np.stack([i11 * i11 + i21 * i21, off, off, i22 * i22], axis=1).reshape(-1, 2, 2)
+        return float(np.log(a * d).sum()), Li, Ai
     L = np.linalg.cholesky(A)
-    return L, np.linalg.inv(L)
+    Li = np.linalg.inv(L)
+    ld = 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
+    return ld, Li, np.swapaxes(Li, 1, 2) @ Li
 
 
 # Products of stacks of tiny matrices (one per level): a matrix shared by all levels goes
@@ -1134,8 +1134,9 @@ def _rmul(X: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 
 def _lmul(T: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``T @ X_l`` for every level l of ``X`` (l, a, b)."""
-    return np.swapaxes(np.tensordot(X, T, axes=(1, 1)), 1, 2)
+    """``T @ X_l`` for every level l of ``X`` (l, a, b); contiguous (stacked products of a
+    transposed view are up to 2x slower)."""
+    return T @ X
 
 
 def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -1157,14 +1158,13 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     T1 = pr._factor_T(theta, f1)
     HT = _rmul(pr.ztz1, T1)  # H11 T1 per level
     TtH = np.swapaxes(HT, 1, 2)  # T1' H11 (H11 symmetric)
-    L1, L1inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))
-    L1invT = np.swapaxes(L1inv, 1, 2)
+    ld, L1inv, A11inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))  # ld = log|A11|
+    L1invT = np.ascontiguousarray(np.swapaxes(L1inv, 1, 2))
     blk = _rmul(L1inv, T1.T)  # L1^-1 T1' per level
     c1 = _bmm(blk, pr.ztxy1)  # (l1, k1, p+1)
     C1 = c1.reshape(q1, -1)
     M = pr.xytxy - C1.T @ C1
-    ld = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
-    A11inv = _bmm(L1invT, L1inv)
+    BY = _rmul(A11inv, T1.T)  # A11^-1 T1' per level
     if q2:
         cp = getattr(pr, "_coupling", None)
         if cp is None:
@@ -1197,7 +1197,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         if dense:
             pass  # Gs above
         elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
-            BB = _bmm(np.swapaxes(blk, 1, 2), blk)  # B_l'B_l
+            BB = _lmul(T1, BY)  # B_l'B_l = T1 A11^-1 T1'
             PBP = (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
             PBP[np.diag_indices(q2)] *= 2.0
             Gs = pr.z2tz2 - PBP
@@ -1252,7 +1252,6 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        BY = _rmul(A11inv, T1.T)
         BE = _bmm(HT, BY) - np.eye(k1)
         if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
             PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
