@@ -1045,7 +1045,7 @@ class _Coupling:
     def _build_pairs(self) -> None:
         # Pairs of entries of one level: P' B P = sum_l P_l' B_l'B_l P_l is, entry by entry, a
         # fixed linear map of the (k1 x k1 per level) weights B_l'B_l: one sparse matrix K
-        # (q2^2 x k1^2 l1) with K[(c1, c2), (x, y, l)] = P_l[x, c1] P_l[y, c2] gives it as
+        # (q2^2 x l1 k1^2) with K[(c1, c2), (l, x, y)] = P_l[x, c1] P_l[y, c2] gives it as
         # K @ w, and the sums over pairs of S^-1 that the gradient needs as K' @ vec(S^-1):
         # two sparse products in C instead of gathers over the pairs in numpy
         k1, l1, q2 = self._kq
@@ -1074,8 +1074,11 @@ class _Coupling:
             ptr1 = np.concatenate([[0], np.cumsum(np.bincount(plev, minlength=l1))])
             indptr = np.concatenate([ptr1[:-1] + j * plev.size for j in range(k1 * k1)]
                                     + [[k1 * k1 * plev.size]])
-            self.KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
-                                    shape=(k1 * k1 * l1, q2 * q2))
+            KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
+                               shape=(k1 * k1 * l1, q2 * q2))
+            if k1 > 1:  # rows level-major, (l, x, y): the per-level k1 x k1 weights as stored
+                KT = KT[(np.arange(k1 * k1)[None, :] * l1 + np.arange(l1)[:, None]).ravel()]
+            self.KT = KT
             self._K = self.KT.T
 
     @property
@@ -1198,7 +1201,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             pass  # Gs above
         elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = _lmul(T1, BY)  # B_l'B_l = T1 A11^-1 T1'
-            PBP = (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
+            PBP = (cp.K @ BB.ravel()).reshape(q2, q2)
             PBP[np.diag_indices(q2)] *= 2.0
             Gs = pr.z2tz2 - PBP
         else:
@@ -1261,9 +1264,9 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
             LSL = Sinv * DD if scalar else lam2 @ Sfull @ lam2.T
-            R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
-            R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
-            N1 = N1 + np.tensordot(_bmm(BY, np.moveaxis(R, 2, 0)), BE, axes=([0, 2], [0, 2]))
+            R = (cp.KT @ LSL.ravel()).reshape(l1, k1, k1)
+            R = R + np.swapaxes(R, 1, 2)  # the upper-triangle pairs are the transposes
+            N1 = N1 + np.tensordot(_bmm(BY, R), BE, axes=([0, 2], [0, 2]))
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
