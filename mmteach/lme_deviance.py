@@ -680,6 +680,7 @@ class LmeProblem:
         n_eff = self.n - self.p if reml else self.n
 
         last: list = [None, np.inf, None]  # the last point evaluated, its value and gradient
+        seen: list[tuple] = []  # every point evaluated: (theta, value, gradient, derivatives)
 
         def fg(t: np.ndarray) -> tuple[float, np.ndarray]:
             D = None
@@ -690,13 +691,40 @@ class LmeProblem:
                 out = np.inf, np.zeros_like(t)
             last[:] = [np.array(t, dtype=float), *out]
             self._last_derivatives = (last[0], reml, D)  # the final solution reuses it
+            seen.append((last[0], *out, D))
             return out
 
+        def pgrad(t: np.ndarray, g: np.ndarray) -> float:
+            free = (t > self.lower + 1e-9) | (g < 0)
+            return float(np.max(np.abs(g[free]))) if free.any() else 0.0
+
+        def settle(xr: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+            """L-BFGS-B's answer, or the point evaluated on the way with the smallest
+            projected gradient among those whose criterion equals the lowest to rounding
+            (1e-12): near the optimum the criterion's last bits are noise, a line search may
+            reject the better point for them and end on a worse one, which then cost a
+            Newton polish (lme_cell_slopes_ca_amplitude: 5 gradients)."""
+            xr = np.maximum(np.asarray(xr, dtype=float), self.lower)
+            fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
+            low = min(v for _, v, _, _ in seen)
+            if not np.isfinite(low):
+                return xr, fr, gr
+            near = [e for e in seen if e[1] <= low + 1e-12 * abs(low)]
+            t, v, g, D = min(near, key=lambda e: pgrad(e[0], e[2]))
+            if pgrad(t, g) < pgrad(xr, gr) and v <= fr + 1e-12 * abs(fr):
+                last[:] = [t, v, g]
+                self._last_derivatives = (t, reml, D)
+                return t.copy(), v, g
+            return xr, fr, gr
+
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
-        opts = {"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20}
+        # gtol: the projected gradient at which the Newton polish below stops too (1e-6);
+        # at 1e-8 L-BFGS-B went on with line searches whose trial points' gradients are
+        # rounding noise (lme_cell_slopes_ca_amplitude: 6 more gradients, one time in two,
+        # depending on the last bits of the arithmetic)
+        opts = {"ftol": 1e-15, "gtol": 1e-6, "maxiter": 1000, "maxcor": 20}
         res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-        x = np.maximum(np.asarray(res.x, dtype=float), self.lower)
-        fx, g = (last[1], last[2]) if np.array_equal(last[0], x) else fg(x)
+        x, fx, g = settle(res.x)
         # A diagonal of T whose column is otherwise 0 enters the criterion squared: at its
         # bound 0 the derivative vanishes, so a projected step that overshoots to 0 ends
         # L-BFGS-B there even when the bound is a saddle ((treatment | midx) by ML went to
@@ -710,8 +738,7 @@ class LmeProblem:
                 if not (fi < fx - 1e-10 or gi[i] < 0):
                     continue
                 res = minimize(fg, xi, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-                xr = np.maximum(np.asarray(res.x, dtype=float), self.lower)
-                fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
+                xr, fr, gr = settle(res.x)
                 if fr < fx - 1e-10:
                     x, fx, g, moved = xr, fr, gr, True
                     break
