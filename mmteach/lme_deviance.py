@@ -988,8 +988,9 @@ class Derivatives:
     ldRX2: float
     b1: np.ndarray  # conditional modes b = Lambda u: big factor (l1, k1), the others (q2,)
     b2: np.ndarray
-    # per factor (rows, cols, theta index of T's free elements, F[..., :p], Lambda'F[..., :p]):
-    # what d cinv_q / d theta is made of, kept so that the fit's last gradient also serves
+    # per factor (rows, cols, theta index of T's free elements, sum_l F_l[:, :p] (x)
+    # Lambda'F_l[:, :p] as (k, p, k, p)): what d cinv_q / d theta is made of, kept so that
+    # the fit's last gradient also serves
     # the Satterthwaite df (one gradient fewer) without paying for the Jacobian on the
     # optimiser's other steps
     jac_parts: list = field(default_factory=list, repr=False)
@@ -1003,9 +1004,9 @@ class Derivatives:
             cinv = self.cinv_q
             p = cinv.shape[0]
             out = np.zeros((self.n_theta, p, p))
-            for r, c, ti, Fp, LFp in self.jac_parts:
+            for r, c, ti, G in self.jac_parts:
                 for rr, cc, tt in zip(r, c, ti):
-                    Dm = Fp[:, rr, :].T @ LFp[:, cc, :]
+                    Dm = G[rr, :, cc, :]  # F[:, rr, :p]' LF[:, cc, :p] summed over levels
                     out[tt] += cinv @ (Dm + Dm.T) @ cinv
             self._dcinv_q = out
         return self._dcinv_q
@@ -1321,14 +1322,19 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
         parts.append((f, FF2[sl].reshape(lf, kf, p + 1), LF2[sl].reshape(lf, kf, p + 1), Nsum))
         pos = sl.stop
-    for j, (_f, Ff, LFf, Nsum) in enumerate(parts):
+    for j, (f, Ff, LFf, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
-        K_rx = np.tensordot(_rmul(Ff[:, :, :p], cinv), LFf[:, :, :p], axes=([0, 2], [0, 2]))
-        K_pw = _rmul(Ff, v[:, None])[:, :, 0].T @ _rmul(LFf, v[:, None])[:, :, 0]
+        # G[a, i, b, j] = sum over levels of F[l, a, i] LF[l, b, j]: one GEMM on the stacked
+        # levels; the log|RX| term contracts its X columns with cinv, pwrss's with v, and the
+        # Jacobian of cinv reads it too
+        kf = f.k
+        G = (Ff.reshape(-1, kf * (p + 1)).T @ LFf.reshape(-1, kf * (p + 1))).reshape(kf, p + 1, kf, p + 1)
+        K_rx = np.einsum("aibj,ij->ab", G[:, :p, :, :p], cinv)
+        K_pw = np.einsum("aibj,i,j->ab", G, v, v)
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]
-        jac_parts.append((r, c, ti, Ff[:, :, :p], LFf[:, :, :p]))
+        jac_parts.append((r, c, ti, G[:, :p, :, :p]))
     bv1 = _rmul(b1, v[:, None])[:, :, 0]  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
     bv2 = b2 @ v if q2 else np.zeros(0)
     D = Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, beta_q, float(ldL2), float(ldRX2), bv1,
