@@ -1222,7 +1222,12 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         else:
             Pm, PmT = cp.P, cp.PT
             # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
-            BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
+            # (a sum over the k1 columns: 3-4x faster than a broadcast product and its sum,
+            # or a stacked matmul, on lme_many_effects' 3,000 entries)
+            Brep = np.repeat(blk, cp.cnt, axis=0)
+            BPv = Brep[:, :, 0] * cp.vec[:, 0, None]
+            for j in range(1, k1):
+                BPv += Brep[:, :, j] * cp.vec[:, j, None]
             BP = cp.matrix(BPv)
             BPt = cp.matrix_t(BPv)
         if dense:
