@@ -1281,7 +1281,6 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     if q2:
         FF1 = FF1 - np.asarray(Pm @ b2).reshape(l1, k1, p + 1)
         FF2 = pr.z2txy - np.asarray(PmT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
-        LF2 = d2[:, None] * FF2 if scalar else lam2.T @ FF2
         # S^-1 filled in above the diagonal, where a product needs it (not on the pair sums
         # with scalar terms, which read the lower triangle: 0.15 ms at q2 = 200)
         Sfull = Sinv + np.tril(Sinv, -1).T if dense or not scalar or cp.K is None else None
@@ -1311,12 +1310,11 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
             Q = Sinv * Gs
             N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
-    LF1 = _lmul(T1.T, FF1)
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     jac_parts = []
-    parts = [(f1, FF1, LF1, N1)]
+    parts = [(f1, FF1, N1)]
     pos = 0
     for f in pr.rest:
         lf, kf = f.n_levels, f.k
@@ -1325,16 +1323,19 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Nsum = N2[sl].sum().reshape(1, 1)
         else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
             Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
-        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), LF2[sl].reshape(lf, kf, p + 1), Nsum))
+        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), Nsum))
         pos = sl.stop
-    for j, (f, Ff, LFf, Nsum) in enumerate(parts):
+    for j, (f, Ff, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
-        # G[a, i, b, j] = sum over levels of F[l, a, i] LF[l, b, j]: one GEMM on the stacked
-        # levels; the log|RX| term contracts its X columns with cinv, pwrss's with v, and the
-        # Jacobian of cinv reads it too
+        # G[a, i, b, j] = sum over levels of F[l, a, i] (T'F)[l, b, j] (T the factor's T):
+        # one GEMM on the stacked levels (F'F), then T; the log|RX| term contracts its X
+        # columns with cinv, pwrss's with v, and the Jacobian of cinv reads it too
         kf = f.k
-        G = (Ff.reshape(-1, kf * (p + 1)).T @ LFf.reshape(-1, kf * (p + 1))).reshape(kf, p + 1, kf, p + 1)
+        Tf = np.zeros((kf, kf))
+        Tf[r, c] = theta[ti]
+        Fm = Ff.reshape(-1, kf * (p + 1))
+        G = np.einsum("aicj,cb->aibj", (Fm.T @ Fm).reshape(kf, p + 1, kf, p + 1), Tf)
         K_rx = np.einsum("aibj,ij->ab", G[:, :p, :, :p], cinv)
         K_pw = np.einsum("aibj,i,j->ab", G, v, v)
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
