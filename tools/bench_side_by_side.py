@@ -4,9 +4,10 @@
 
 Writes the data of each design (``mmteach.bench.scale_data``, fixed seeds) to a temporary
 CSV, runs ``Rscript tools/bench_r.R`` on it (lme4 / lmerTest / glmer, median of the
-repeats after a warm-up), then ``mmteach.bench.run_benchmarks`` on the same design, one
-design at a time so that both sides of a ratio see the same load on a shared machine, and
-prints one JSON object per design:
+repeats after a warm-up), then times the benchmark's own fit (``mmteach.bench.scale_fit``,
+what ``python -m mmteach bench`` times) on the same design with the same warm-up and
+repeats, one design at a time so that both sides of a ratio see the same load on a shared
+machine, and prints one JSON object per design:
 
 * ``mmteach``, ``lme4``, ``ratio_to_lme4``: the benchmark as ``python -m mmteach bench``
   times it (``fit_lme`` with Satterthwaite df, as the app fits) against the bare lme4 fit
@@ -35,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmteach.bench import SCALE_DESIGNS, run_benchmarks, scale_data, scale_fit  # noqa: E402
+from mmteach.bench import SCALE_DESIGNS, scale_data, scale_fit  # noqa: E402
 
 
 def _median_seconds(fn, repeat: int) -> float:
@@ -66,7 +67,7 @@ def main() -> int:
             r = subprocess.run(["Rscript", str(ROOT / "tools/bench_r.R"), tmp, str(args.repeat)],
                                capture_output=True, text=True, check=True)
         rt = json.loads(r.stdout).get(name, {})
-        py = run_benchmarks([name])[name]
+        py = _median_seconds(scale_fit(name), args.repeat)
         lme = SCALE_DESIGNS[name][1] == "gaussian"
         no_df = _median_seconds(scale_fit(name, "z"), args.repeat) if lme else None
         res = scale_fit(name)()
