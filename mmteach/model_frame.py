@@ -191,18 +191,17 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
         cats = [c for c in values.cat.categories if (values == c).any()]
         labels = tuple(format_level(c) for c in cats)
         return _codes(values, cats), labels
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
+        # integer levels (mouse and cell numbers; no missing values in a numpy integer
+        # column): numpy sorts and prints them as R does
+        levels, codes = np.unique(values.to_numpy(), return_inverse=True)
+        return codes.astype(np.intp), tuple(levels.astype(str).tolist())
     # pandas' hash table gives each row the position of its value among the uniques (in
     # order of appearance, as pd.unique); the sorted levels are then a permutation of those
     found = pd.unique(values)
     first, again = pd.factorize(values)
     if len(again) != len(found) or (first.size and first.min() < 0):
         first = None  # missing values: the general look-up below
-    if first is not None and isinstance(found, np.ndarray) and found.dtype.kind in "iu":
-        # integer levels (mouse and cell numbers): numpy sorts and prints them as R does
-        order = np.argsort(found, kind="stable")
-        rank = np.empty(order.size, dtype=np.intp)
-        rank[order] = np.arange(order.size)
-        return rank[first], tuple(found[order].astype(str).tolist())
     # the same elements as iterating over it, in a plain list: iterating over an Arrow
     # string array cost 0.7 us an element
     uniques = list(found) if isinstance(found, np.ndarray) else np.asarray(found, dtype=object).tolist()
