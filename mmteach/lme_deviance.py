@@ -84,9 +84,10 @@ class _Factor:
 def _sparse_z(codes: np.ndarray, n_levels: int, Z: np.ndarray) -> sp.csr_matrix:
     """Sparse model matrix with columns ordered level-major: (level 0 terms, level 1 ...)."""
     n, k = Z.shape
-    rows = np.repeat(np.arange(n), k)
+    # k entries a row, their columns increasing: the CSR arrays directly (no COO sort)
     cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
-    return sp.csr_matrix((Z.ravel(), (rows, cols)), shape=(n, n_levels * k))
+    return sp.csr_matrix((np.asarray(Z, dtype=float).ravel(), cols, np.arange(0, n * k + 1, k)),
+                         shape=(n, n_levels * k))
 
 
 @dataclass
@@ -233,10 +234,10 @@ class LmeProblem:
             Z2 = sp.hstack([_sparse_z(f.codes, f.n_levels, f.Z) for f in self.rest]).tocsc()
             Z1 = _sparse_z(f1.codes, l1, f1.Z).tocsc()
             self.q2 = Z2.shape[1]
-            self.z2tz2 = (Z2.T @ Z2).toarray()
+            self._z2tz2_sp = (Z2.T @ Z2).tocsr()
+            self.z2tz2 = self._z2tz2_sp.toarray()
             self.z2txy = np.asarray(Z2.T @ Xy)
             self._z1tz2_sp = (Z1.T @ Z2).tocsr()
-            self._z2tz2_sp = (Z2.T @ Z2).tocsr()
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
