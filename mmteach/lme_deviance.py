@@ -1191,8 +1191,8 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     HT = _rmul(pr.ztz1, T1)  # H11 T1 per level
     TtH = np.swapaxes(HT, 1, 2)  # T1' H11 (H11 symmetric)
     ld, L1inv, A11inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))  # ld = log|A11|
-    L1invT = np.ascontiguousarray(np.swapaxes(L1inv, 1, 2))
     blk = _rmul(L1inv, T1.T)  # L1^-1 T1' per level
+    blkT = np.ascontiguousarray(np.swapaxes(blk, 1, 2))  # T1 L1^-T: b1 = T1 u1 = blkT (...)
     c1 = _bmm(blk, pr.ztxy1)  # (l1, k1, p+1)
     C1 = c1.reshape(q1, -1)
     M = pr.xytxy - C1.T @ C1
@@ -1260,9 +1260,9 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
         b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
-        u1 = _bmm(L1invT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
+        b1 = _bmm(blkT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
     else:
-        u1 = _bmm(L1invT, c1)
+        b1 = _bmm(blkT, c1)
     M = 0.5 * (M + M.T)
     Lm = np.linalg.cholesky(M)
     RXt = Lm[:p, :p]
@@ -1274,11 +1274,12 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + pr._ldR2
     if reml:
         ld += ldRX2
-    # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]; LF = Lambda' FF
-    b1 = _lmul(T1, u1)
+    # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]
     FF1 = pr.ztxy1 - _bmm(pr.ztz1, b1)
-    # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter)
-    N1 = np.tensordot(A11inv, TtH, axes=([0, 2], [0, 1]))
+    # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter):
+    # sum_l A11^-1 T1'H11 = sum_l BY_l H_l (+ the Schur part below, added to H_l there)
+    Nmid = pr.ztz1
+    N1_schur = 0.0
     if q2:
         FF1 = FF1 - np.asarray(Pm @ b2).reshape(l1, k1, p + 1)
         FF2 = pr.z2txy - np.asarray(PmT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
@@ -1292,25 +1293,26 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
             PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
             YS = _bmm(BY, PL).reshape(q1, q2) @ Sfull
-            N1 = N1 + np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
+            N1_schur = np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
         elif cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
             LSL = Sinv * DD if scalar else lam2 @ Sfull @ lam2.T
             R = (cp.KT @ LSL.ravel()).reshape(l1, k1, k1)
             R = R + np.swapaxes(R, 1, 2)  # the upper-triangle pairs are the transposes
-            N1 = N1 + np.tensordot(_bmm(BY, R), BE, axes=([0, 2], [0, 2]))
+            Nmid = Nmid + _bmm(R, np.swapaxes(BE, 1, 2))  # sum_l BY_l (H_l + R_l BE_l')
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
             Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
             YS = np.asarray(cp.matrix(Yv) @ Sfull).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
-            N1 = N1 + np.einsum("ea,eb->ab", g, Ev)
+            N1_schur = np.einsum("ea,eb->ab", g, Ev)
         if scalar:
             # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
             Q = Sinv * Gs
             N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
+    N1 = np.tensordot(BY, Nmid, axes=([0, 2], [0, 1])) + N1_schur
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
