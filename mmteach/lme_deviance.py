@@ -707,9 +707,10 @@ class LmeProblem:
             Newton polish (lme_cell_slopes_ca_amplitude: 5 gradients)."""
             xr = np.maximum(np.asarray(xr, dtype=float), self.lower)
             fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
-            low = min(v for _, v, _, _ in seen)
-            if not np.isfinite(low):
+            finite = [v for _, v, _, _ in seen if np.isfinite(v)]
+            if not finite:
                 return xr, fr, gr
+            low = min(finite)
             near = [e for e in seen if e[1] <= low + 1e-12 * abs(low)]
             t, v, g, D = min(near, key=lambda e: pgrad(e[0], e[2]))
             if pgrad(t, g) < pgrad(xr, gr) and v <= fr + 1e-12 * abs(fr):
