@@ -990,11 +990,10 @@ class Derivatives:
     ldRX2: float
     b1: np.ndarray  # conditional modes b = Lambda u: big factor (l1, k1), the others (q2,)
     b2: np.ndarray
-    # per factor (rows, cols, theta index of T's free elements, sum_l F_l[:, :p] (x)
-    # Lambda'F_l[:, :p] as (k, p, k, p)): what d cinv_q / d theta is made of, kept so that
-    # the fit's last gradient also serves
-    # the Satterthwaite df (one gradient fewer) without paying for the Jacobian on the
-    # optimiser's other steps
+    # per factor (rows, cols, theta index of T's free elements, sum over levels of
+    # F_l[:, :p] (x) (T'F_l)[:, :p] as (k, p, k, p)): what d cinv_q / d theta is made of,
+    # kept so that the fit's last gradient also serves the Satterthwaite df (one gradient
+    # fewer) without paying for the Jacobian on the optimiser's other steps
     jac_parts: list = field(default_factory=list, repr=False)
     n_theta: int = 0
 
@@ -1008,7 +1007,7 @@ class Derivatives:
             out = np.zeros((self.n_theta, p, p))
             for r, c, ti, G in self.jac_parts:
                 for rr, cc, tt in zip(r, c, ti):
-                    Dm = G[rr, :, cc, :]  # F[:, rr, :p]' LF[:, cc, :p] summed over levels
+                    Dm = G[rr, :, cc, :]  # F[:, rr, :p]' (T'F)[:, cc, :p] over levels
                     out[tt] += cinv @ (Dm + Dm.T) @ cinv
             self._dcinv_q = out
         return self._dcinv_q
