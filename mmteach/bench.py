@@ -162,18 +162,24 @@ def scale_data(name: str) -> pd.DataFrame:
     raise KeyError(name)
 
 
+def scale_fit(name: str, df_method: str = "satterthwaite") -> Callable[[], object]:
+    """The fit of one large design, ready to time (its data made here, untimed).
+
+    ``df_method`` applies to the LME designs (``fit_lme``'s; ``"z"`` is the fit and its
+    tables without the Satterthwaite df, the counterpart of a bare ``lme4::lmer``)."""
+    formula, family = SCALE_DESIGNS[name]
+    d = scale_data(name)
+    if family == "gaussian":
+        from mmteach.lme import fit_lme
+        # 622 cells x 2 effects = 1,244 = the rows: lme4 needs check.nobs.vs.nRE = "ignore"
+        loose = name == "lme_cell_slopes_ca_amplitude"
+        return lambda: fit_lme(d, formula, allow_unidentifiable=loose, df_method=df_method)
+    from mmteach.glmm import fit_glmm
+    return lambda: fit_glmm(d, formula, family=family)
+
+
 def _scale_bench(name: str) -> Callable[[], Callable[[], object]]:
-    def make() -> Callable[[], object]:
-        formula, family = SCALE_DESIGNS[name]
-        d = scale_data(name)
-        if family == "gaussian":
-            from mmteach.lme import fit_lme
-            # 622 cells x 2 effects = 1,244 = the rows: lme4 needs check.nobs.vs.nRE = "ignore"
-            loose = name == "lme_cell_slopes_ca_amplitude"
-            return lambda: fit_lme(d, formula, allow_unidentifiable=loose)
-        from mmteach.glmm import fit_glmm
-        return lambda: fit_glmm(d, formula, family=family)
-    return make
+    return lambda: scale_fit(name)
 
 LOADTEST_ARGS = {
     "sweep": ["--sweep", "--repeat", "3"],

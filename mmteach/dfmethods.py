@@ -48,7 +48,7 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     ``dev = log|L|^2 + pwrss/sigma^2 + n' log(2 pi sigma^2) [+ log|RX|^2]`` with
     ``n' = n - p`` for REML (n for ML). Sigma derivatives are exact; theta ones come from
     the analytic gradients (:func:`mmteach.lme_deviance.theta_derivatives`: the Jacobian
-    exact, the Hessian by central differences of the gradients) where they cover the
+    exact, the Hessian by forward differences of the gradients) where they cover the
     structure, else from Richardson-extrapolated differences of the deviance parts.
 
     Examples
@@ -71,7 +71,7 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     nprime = pr.n - p if reml else pr.n
 
     td = theta_derivatives(pr, theta, reml)
-    if td is not None:  # analytic gradients (lme_deviance): 2 m + 1 of them, no Richardson
+    if td is not None:  # analytic gradients (lme_deviance): m + 1 of them, no Richardson
         C = fit.solution.xtvx_inv
         s2 = sigma * sigma
         hess = np.zeros((m + 1, m + 1))

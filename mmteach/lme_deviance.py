@@ -84,9 +84,10 @@ class _Factor:
 def _sparse_z(codes: np.ndarray, n_levels: int, Z: np.ndarray) -> sp.csr_matrix:
     """Sparse model matrix with columns ordered level-major: (level 0 terms, level 1 ...)."""
     n, k = Z.shape
-    rows = np.repeat(np.arange(n), k)
+    # k entries a row, their columns increasing: the CSR arrays directly (no COO sort)
     cols = (codes[:, None] * k + np.arange(k)[None, :]).ravel()
-    return sp.csr_matrix((Z.ravel(), (rows, cols)), shape=(n, n_levels * k))
+    return sp.csr_matrix((np.asarray(Z, dtype=float).ravel(), cols, np.arange(0, n * k + 1, k)),
+                         shape=(n, n_levels * k))
 
 
 @dataclass
@@ -233,10 +234,10 @@ class LmeProblem:
             Z2 = sp.hstack([_sparse_z(f.codes, f.n_levels, f.Z) for f in self.rest]).tocsc()
             Z1 = _sparse_z(f1.codes, l1, f1.Z).tocsc()
             self.q2 = Z2.shape[1]
-            self.z2tz2 = (Z2.T @ Z2).toarray()
+            self._z2tz2_sp = (Z2.T @ Z2).tocsr()
+            self.z2tz2 = self._z2tz2_sp.toarray()
             self.z2txy = np.asarray(Z2.T @ Xy)
             self._z1tz2_sp = (Z1.T @ Z2).tocsr()
-            self._z2tz2_sp = (Z2.T @ Z2).tocsr()
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
@@ -680,6 +681,7 @@ class LmeProblem:
         n_eff = self.n - self.p if reml else self.n
 
         last: list = [None, np.inf, None]  # the last point evaluated, its value and gradient
+        seen: list[tuple] = []  # every point evaluated: (theta, value, gradient, derivatives)
 
         def fg(t: np.ndarray) -> tuple[float, np.ndarray]:
             D = None
@@ -690,13 +692,41 @@ class LmeProblem:
                 out = np.inf, np.zeros_like(t)
             last[:] = [np.array(t, dtype=float), *out]
             self._last_derivatives = (last[0], reml, D)  # the final solution reuses it
+            seen.append((last[0], *out, D))
             return out
 
+        def pgrad(t: np.ndarray, g: np.ndarray) -> float:
+            free = (t > self.lower + 1e-9) | (g < 0)
+            return float(np.max(np.abs(g[free]))) if free.any() else 0.0
+
+        def settle(xr: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+            """L-BFGS-B's answer, or the point evaluated on the way with the smallest
+            projected gradient among those whose criterion equals the lowest to rounding
+            (1e-12): near the optimum the criterion's last bits are noise, a line search may
+            reject the better point for them and end on a worse one, which then cost a
+            Newton polish (lme_cell_slopes_ca_amplitude: 5 gradients)."""
+            xr = np.maximum(np.asarray(xr, dtype=float), self.lower)
+            fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
+            finite = [v for _, v, _, _ in seen if np.isfinite(v)]
+            if not finite:
+                return xr, fr, gr
+            low = min(finite)
+            near = [e for e in seen if e[1] <= low + 1e-12 * abs(low)]
+            t, v, g, D = min(near, key=lambda e: pgrad(e[0], e[2]))
+            if pgrad(t, g) < pgrad(xr, gr) and v <= fr + 1e-12 * abs(fr):
+                last[:] = [t, v, g]
+                self._last_derivatives = (t, reml, D)
+                return t.copy(), v, g
+            return xr, fr, gr
+
         bounds = [(lo if np.isfinite(lo) else None, None) for lo in self.lower]
-        opts = {"ftol": 1e-15, "gtol": 1e-8, "maxiter": 1000, "maxcor": 20}
+        # gtol: the projected gradient at which the Newton polish below stops too (1e-6);
+        # at 1e-8 L-BFGS-B went on with line searches whose trial points' gradients are
+        # rounding noise (lme_cell_slopes_ca_amplitude: 6 more gradients, one time in two,
+        # depending on the last bits of the arithmetic)
+        opts = {"ftol": 1e-15, "gtol": 1e-6, "maxiter": 1000, "maxcor": 20}
         res = minimize(fg, x0, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-        x = np.maximum(np.asarray(res.x, dtype=float), self.lower)
-        fx, g = (last[1], last[2]) if np.array_equal(last[0], x) else fg(x)
+        x, fx, g = settle(res.x)
         # A diagonal of T whose column is otherwise 0 enters the criterion squared: at its
         # bound 0 the derivative vanishes, so a projected step that overshoots to 0 ends
         # L-BFGS-B there even when the bound is a saddle ((treatment | midx) by ML went to
@@ -710,8 +740,7 @@ class LmeProblem:
                 if not (fi < fx - 1e-10 or gi[i] < 0):
                     continue
                 res = minimize(fg, xi, jac=True, method="L-BFGS-B", bounds=bounds, options=opts)
-                xr = np.maximum(np.asarray(res.x, dtype=float), self.lower)
-                fr, gr = (last[1], last[2]) if np.array_equal(last[0], xr) else fg(xr)
+                xr, fr, gr = settle(res.x)
                 if fr < fx - 1e-10:
                     x, fx, g, moved = xr, fr, gr, True
                     break
@@ -943,7 +972,8 @@ class LmeFit:
 GRAD_MAX_Q2 = 1500  # S^-1 is dense: q2^3
 GRAD_MAX_Q1Q2 = 6_000_000  # Y S^-1 is a dense q1 x q2
 GRAD_MIN_Q = 200  # two variance parameters: the gradient pays from this many random effects
-GRAD_DENSE_P = 40_000  # P = Z1'Z2 dense below this many entries (q1 q2)
+GRAD_DENSE_P = 40_000  # P = Z1'Z2 dense below this many entries (q1 q2) ...
+GRAD_DENSE_FILL = 0.1  # ... when at least this fraction of them is non-zero
 
 
 @dataclass
@@ -955,12 +985,32 @@ class Derivatives:
     g_ld: np.ndarray
     g_pw: np.ndarray
     cinv_q: np.ndarray  # (X'V^-1 X)^-1 for the orthonormal Q
-    dcinv_q: np.ndarray | None  # (n_theta, p, p) its derivatives, when asked for
     beta_q: np.ndarray
     ldL2: float
     ldRX2: float
     b1: np.ndarray  # conditional modes b = Lambda u: big factor (l1, k1), the others (q2,)
     b2: np.ndarray
+    # per factor (rows, cols, theta index of T's free elements, sum over levels of
+    # F_l[:, :p] (x) (T'F_l)[:, :p] as (k, p, k, p)): what d cinv_q / d theta is made of,
+    # kept so that the fit's last gradient also serves the Satterthwaite df (one gradient
+    # fewer) without paying for the Jacobian on the optimiser's other steps
+    jac_parts: list = field(default_factory=list, repr=False)
+    n_theta: int = 0
+
+    @property
+    def dcinv_q(self) -> np.ndarray:
+        """(n_theta, p, p): d (X'V^-1 X)^-1 / d theta for the orthonormal Q (computed on
+        first use)."""
+        if not hasattr(self, "_dcinv_q"):
+            cinv = self.cinv_q
+            p = cinv.shape[0]
+            out = np.zeros((self.n_theta, p, p))
+            for r, c, ti, G in self.jac_parts:
+                for rr, cc, tt in zip(r, c, ti):
+                    Dm = G[rr, :, cc, :]  # F[:, rr, :p]' (T'F)[:, cc, :p] over levels
+                    out[tt] += cinv @ (Dm + Dm.T) @ cinv
+            self._dcinv_q = out
+        return self._dcinv_q
 
     def objective(self, n_eff: int) -> float:
         return self.ld + n_eff * (1.0 + LOG_2PI + math.log(self.pwrss / n_eff))
@@ -1003,6 +1053,10 @@ class _Coupling:
         m = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=(q1, q2))
         self.perm = m.data.astype(np.int64) - 1
         self.m = m
+        # and its transpose (q2 x q1) the same way: a sparse .T per theta cost 0.1 ms
+        mt = m.T.tocsr()  # its data: the positions + 1 of the entries, as m's
+        self.perm_t = mt.data.astype(np.int64) - 1
+        self.mt = mt
         self.P = pr._z1tz2_sp
         self.PT = pr._z1tz2_sp.T.tocsr()
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
@@ -1020,7 +1074,7 @@ class _Coupling:
     def _build_pairs(self) -> None:
         # Pairs of entries of one level: P' B P = sum_l P_l' B_l'B_l P_l is, entry by entry, a
         # fixed linear map of the (k1 x k1 per level) weights B_l'B_l: one sparse matrix K
-        # (q2^2 x k1^2 l1) with K[(c1, c2), (x, y, l)] = P_l[x, c1] P_l[y, c2] gives it as
+        # (q2^2 x l1 k1^2) with K[(c1, c2), (l, x, y)] = P_l[x, c1] P_l[y, c2] gives it as
         # K @ w, and the sums over pairs of S^-1 that the gradient needs as K' @ vec(S^-1):
         # two sparse products in C instead of gathers over the pairs in numpy
         k1, l1, q2 = self._kq
@@ -1028,15 +1082,18 @@ class _Coupling:
         npair = cnt * cnt
         self._K = None
         if int(npair.sum()) * k1 * k1 <= MAX_PAIRS:
-            ptr = np.concatenate([[0], np.cumsum(cnt)])
-            plev = np.repeat(np.arange(l1), npair)
-            within = np.arange(plev.size) - np.repeat(np.cumsum(npair) - npair, npair)
-            e1 = ptr[plev] + within // cnt[plev]
-            e2 = ptr[plev] + within % cnt[plev]
             # both matrices are symmetric: only pairs in the lower triangle (col1 >= col2),
-            # a pair with itself at half weight (see derivatives for the way back)
-            keep = self.col[e1] >= self.col[e2]
-            e1, e2, plev = e1[keep], e2[keep], plev[keep]
+            # a pair with itself at half weight (see derivatives for the way back). A level's
+            # entries are sorted by column, so entry i of a level pairs with its entries
+            # 0..i: made by repeats, as integer division over all pairs cost 35 ms on
+            # lme_crossed_50k
+            ptr = np.concatenate([[0], np.cumsum(cnt)])
+            first = ptr[self.lev]  # the level's first entry, for each entry
+            reps = np.arange(self.lev.size) - first + 1
+            e1 = np.repeat(np.arange(self.lev.size), reps)
+            start = np.cumsum(reps) - reps
+            e2 = np.arange(e1.size) - np.repeat(start - first, reps)
+            plev = self.lev[e1]
             half = np.where(e1 == e2, 0.5, 1.0)
             slot = (self.col[e1] * q2 + self.col[e2]).astype(np.int32)
             # K' in CSR straight from the pairs (grouped by level already: no COO sort,
@@ -1046,8 +1103,11 @@ class _Coupling:
             ptr1 = np.concatenate([[0], np.cumsum(np.bincount(plev, minlength=l1))])
             indptr = np.concatenate([ptr1[:-1] + j * plev.size for j in range(k1 * k1)]
                                     + [[k1 * k1 * plev.size]])
-            self.KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
-                                    shape=(k1 * k1 * l1, q2 * q2))
+            KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
+                               shape=(k1 * k1 * l1, q2 * q2))
+            if k1 > 1:  # rows level-major, (l, x, y): the per-level k1 x k1 weights as stored
+                KT = KT[(np.arange(k1 * k1)[None, :] * l1 + np.arange(l1)[:, None]).ravel()]
+            self.KT = KT
             self._K = self.KT.T
 
     @property
@@ -1062,61 +1122,65 @@ class _Coupling:
         self.m.data[:] = vals.ravel()[self.perm]
         return self.m
 
+    def matrix_t(self, vals: np.ndarray) -> sp.csr_matrix:
+        """The transpose of :meth:`matrix` (q2 x q1, CSR; reused between calls)."""
+        self.mt.data[:] = vals.ravel()[self.perm_t]
+        return self.mt
 
-def _chol_inv(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cholesky factors of a stack of k x k matrices and their inverses; closed forms for
-    k <= 2 (numpy's batched LAPACK calls cost ~1 us per tiny matrix, 10x the arithmetic)."""
+
+def _chol_inv(A: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """For a stack of k x k positive definite matrices: the sum of their log-determinants,
+    the inverses of their Cholesky factors ``L^-1`` and ``A^-1 = L^-T L^-1``; closed forms
+    for k <= 2 (numpy's batched LAPACK calls cost ~1 us per tiny matrix, 10x the
+    arithmetic, and a stacked product of a transposed view ~50 us on 622 2x2 blocks)."""
     k = A.shape[-1]
     if k == 1:
-        if np.any(A[:, 0, 0] <= 0):
+        if np.any(A <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        L = np.sqrt(A)
-        return L, 1.0 / L
+        Ai = 1.0 / A
+        return float(np.log(A).sum()), np.sqrt(Ai), Ai
     if k == 2:
         a, b, c = A[:, 0, 0], A[:, 1, 0], A[:, 1, 1]
-        if np.any(a <= 0):
+        d = c - b * b / a  # l22^2; a = l11^2
+        if np.any(a <= 0) or np.any(d <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        l11 = np.sqrt(a)
-        l21 = b / l11
-        d = c - l21 * l21
-        if np.any(d <= 0):
-            raise np.linalg.LinAlgError("not positive definite")
-        l22 = np.sqrt(d)
-        L = np.zeros_like(A)
-        Li = np.zeros_like(A)
-        L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, l22
-        Li[:, 0, 0], Li[:, 1, 0], Li[:, 1, 1] = 1.0 / l11, -l21 / (l11 * l22), 1.0 / l22
-        return L, Li
+        i11, i22 = 1.0 / np.sqrt(a), 1.0 / np.sqrt(d)
+        i21 = -b * (i11 * i11) * i22  # -l21 / (l11 l22), l21 = b / l11
+        off = i21 * i22  # L^-T L^-1 = [[i11^2 + i21^2, i21 i22], [i21 i22, i22^2]]
+        Li = np.stack([i11, np.zeros_like(a), i21, i22], axis=1).reshape(-1, 2, 2)
+        Ai = np.stack([i11 * i11 + i21 * i21, off, off, i22 * i22], axis=1).reshape(-1, 2, 2)
+        return float(np.log(a * d).sum()), Li, Ai
     L = np.linalg.cholesky(A)
-    return L, np.linalg.inv(L)
+    Li = np.linalg.inv(L)
+    ld = 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
+    return ld, Li, np.swapaxes(Li, 1, 2) @ Li
 
 
-# Products of stacks of tiny matrices (one per level): numpy's stacked matmul loops over the
-# levels (~100 us for 622 2x2 products), so a matrix shared by all levels goes through one
-# GEMM on the stacked rows, and level-by-level products through k broadcast multiplies.
+# Products of stacks of tiny matrices (one per level): a matrix shared by all levels goes
+# through one GEMM on the stacked rows; level-by-level products through numpy's stacked
+# matmul, which since numpy 2 beats k broadcast multiplies for k >= 2 (622 2x2 x 2x3
+# products: 19 us against 36 us) but not for k = 1 (18 us against 9 us).
 def _rmul(X: np.ndarray, T: np.ndarray) -> np.ndarray:
     """``X_l @ T`` for every level l of ``X`` (l, a, b)."""
     return (X.reshape(-1, X.shape[-1]) @ T).reshape(X.shape[0], X.shape[1], T.shape[1])
 
 
 def _lmul(T: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``T @ X_l`` for every level l of ``X`` (l, a, b)."""
-    return np.swapaxes(np.tensordot(X, T, axes=(1, 1)), 1, 2)
+    """``T @ X_l`` for every level l of ``X`` (l, a, b); contiguous (stacked products of a
+    transposed view are up to 2x slower)."""
+    return T @ X
 
 
 def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``A_l @ B_l`` for every level (stacks (l, a, k) and (l, k, b))."""
-    k = A.shape[2]
-    if k > 3:
-        return A @ B
-    out = A[:, :, 0, None] * B[:, None, 0, :]
-    for j in range(1, k):
-        out += A[:, :, j, None] * B[:, None, j, :]
-    return out
+    if A.shape[2] == 1:
+        return A * B  # (l, a, 1) * (l, 1, b)
+    return A @ B
 
 
 def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = False) -> Derivatives:
     """Criterion parts and their analytic gradients at ``theta`` (see the formulas above).
+    The Jacobian ``dcinv_q`` is computed on first use, or here with ``jacobian=True``.
 
     Raises ``np.linalg.LinAlgError`` where a factor is not positive definite.
     """
@@ -1126,14 +1190,13 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     T1 = pr._factor_T(theta, f1)
     HT = _rmul(pr.ztz1, T1)  # H11 T1 per level
     TtH = np.swapaxes(HT, 1, 2)  # T1' H11 (H11 symmetric)
-    L1, L1inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))
-    L1invT = np.swapaxes(L1inv, 1, 2)
+    ld, L1inv, A11inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))  # ld = log|A11|
     blk = _rmul(L1inv, T1.T)  # L1^-1 T1' per level
+    blkT = np.ascontiguousarray(np.swapaxes(blk, 1, 2))  # T1 L1^-T: b1 = T1 u1 = blkT (...)
     c1 = _bmm(blk, pr.ztxy1)  # (l1, k1, p+1)
     C1 = c1.reshape(q1, -1)
     M = pr.xytxy - C1.T @ C1
-    ld = 2.0 * np.log(np.diagonal(L1, axis1=1, axis2=2)).sum()
-    A11inv = _bmm(L1invT, L1inv)
+    BY = _rmul(A11inv, T1.T)  # A11^-1 T1' per level
     if q2:
         cp = getattr(pr, "_coupling", None)
         if cp is None:
@@ -1147,29 +1210,39 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             d2[r2] = theta[i2]
         else:
             lam2 = pr._lambda2(theta)
-        # few random effects outside the big factor (mice beside cells): P dense, as the
-        # scipy.sparse calls' own overhead exceeds the arithmetic
-        dense = q1 * q2 <= GRAD_DENSE_P
+        # few random effects outside the big factor: P dense, as the scipy.sparse calls' own
+        # overhead exceeds the arithmetic; but not when P is mostly zeros, as for cells
+        # nested in mice (one mouse per cell: P's fill is 1 / mice; the pair sums were 15%
+        # faster on lme_cell_slopes_ca_amplitude, 11 mice, and level on 6 mice)
+        dense = q1 * q2 <= GRAD_DENSE_P and cp.P.nnz >= GRAD_DENSE_FILL * q1 * q2
         if dense:
             Pm = cp.dense
             BP = _bmm(blk, Pm.reshape(l1, k1, q2)).reshape(q1, q2)
-            Gs = pr.z2tz2 - BP.T @ BP
+            BPt, PmT = BP.T, Pm.T
+            Gs = pr.z2tz2 - BPt @ BP
         else:
-            Pm = cp.P
+            Pm, PmT = cp.P, cp.PT
             # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
-            BPv = (np.repeat(blk, cp.cnt, axis=0) * cp.vec[:, None, :]).sum(axis=2)
+            # (a sum over the k1 columns: 3-4x faster than a broadcast product and its sum,
+            # or a stacked matmul, on lme_many_effects' 3,000 entries)
+            Brep = np.repeat(blk, cp.cnt, axis=0)
+            BPv = Brep[:, :, 0] * cp.vec[:, 0, None]
+            for j in range(1, k1):
+                BPv += Brep[:, :, j] * cp.vec[:, j, None]
             BP = cp.matrix(BPv)
+            BPt = cp.matrix_t(BPv)
         if dense:
             pass  # Gs above
         elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
-            BB = np.swapaxes(blk, 1, 2) @ blk  # B_l'B_l
-            PBP = (cp.K @ BB.transpose(1, 2, 0).ravel()).reshape(q2, q2)
+            BB = _lmul(T1, BY)  # B_l'B_l = T1 A11^-1 T1'
+            PBP = (cp.K @ BB.ravel()).reshape(q2, q2)
             PBP[np.diag_indices(q2)] *= 2.0
             Gs = pr.z2tz2 - PBP
         else:
-            Gs = pr.z2tz2 - (BP.T @ BP).toarray()
+            Gs = pr.z2tz2 - (BPt @ BP).toarray()
         if scalar:
-            S = d2[:, None] * Gs * d2[None, :]
+            DD = np.multiply.outer(d2, d2)
+            S = Gs * DD
         else:
             Gs = np.tril(Gs) + np.tril(Gs, -1).T  # the pair sums fill the lower triangle only
             LGs = lam2.T @ Gs  # Lambda2' Gs
@@ -1182,14 +1255,14 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         Sinv, info = dpotri(L2, lower=1)
         if info:
             raise np.linalg.LinAlgError("S^-1")
-        rhs2 = pr.z2txy - BP.T @ C1
+        rhs2 = pr.z2txy - BPt @ C1
         rhs2 = d2[:, None] * rhs2 if scalar else lam2.T @ rhs2
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
         b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
-        u1 = _bmm(L1invT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
+        b1 = _bmm(blkT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
     else:
-        u1 = _bmm(L1invT, c1)
+        b1 = _bmm(blkT, c1)
     M = 0.5 * (M + M.T)
     Lm = np.linalg.cholesky(M)
     RXt = Lm[:p, :p]
@@ -1201,49 +1274,50 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + pr._ldR2
     if reml:
         ld += ldRX2
-    # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]; LF = Lambda' FF
-    b1 = _lmul(T1, u1)
+    # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]
     FF1 = pr.ztxy1 - _bmm(pr.ztz1, b1)
-    # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter)
-    N1 = np.tensordot(A11inv, TtH, axes=([0, 2], [0, 1]))
+    # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter):
+    # sum_l A11^-1 T1'H11 = sum_l BY_l H_l (+ the Schur part below, added to H_l there)
+    Nmid = pr.ztz1
+    N1_schur = 0.0
     if q2:
         FF1 = FF1 - np.asarray(Pm @ b2).reshape(l1, k1, p + 1)
-        FF2 = pr.z2txy - np.asarray(Pm.T @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
-        LF2 = d2[:, None] * FF2 if scalar else lam2.T @ FF2
-        Sfull = Sinv + np.tril(Sinv, -1).T
+        FF2 = pr.z2txy - np.asarray(PmT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
+        # S^-1 filled in above the diagonal, where a product needs it (not on the pair sums
+        # with scalar terms, which read the lower triangle: 0.15 ms at q2 = 200)
+        Sfull = Sinv + np.tril(Sinv, -1).T if dense or not scalar or cp.K is None else None
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        BY = _rmul(A11inv, T1.T)
         BE = _bmm(HT, BY) - np.eye(k1)
         if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
             PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
             YS = _bmm(BY, PL).reshape(q1, q2) @ Sfull
-            N1 = N1 + np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
+            N1_schur = np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
         elif cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
-            LSL = d2[:, None] * Sinv * d2[None, :] if scalar else lam2 @ Sfull @ lam2.T
-            R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
-            R = R + np.swapaxes(R, 0, 1)  # the upper-triangle pairs are the transposes
-            N1 = N1 + np.tensordot(_bmm(BY, np.moveaxis(R, 2, 0)), BE, axes=([0, 2], [0, 2]))
+            LSL = Sinv * DD if scalar else lam2 @ Sfull @ lam2.T
+            R = (cp.KT @ LSL.ravel()).reshape(l1, k1, k1)
+            R = R + np.swapaxes(R, 1, 2)  # the upper-triangle pairs are the transposes
+            Nmid = Nmid + _bmm(R, np.swapaxes(BE, 1, 2))  # sum_l BY_l (H_l + R_l BE_l')
         else:
             PL = cp.vec * d2[cp.col][:, None]
             Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
             Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
             YS = np.asarray(cp.matrix(Yv) @ Sfull).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
-            N1 = N1 + np.einsum("ea,eb->ab", g, Ev)
+            N1_schur = np.einsum("ea,eb->ab", g, Ev)
         if scalar:
             # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
             Q = Sinv * Gs
             N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
-    LF1 = _lmul(T1.T, FF1)
+    N1 = np.tensordot(BY, Nmid, axes=([0, 2], [0, 1])) + N1_schur
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
-    dcinv = np.zeros((pr.n_theta, p, p)) if jacobian else None
-    parts = [(f1, FF1, LF1, N1)]
+    jac_parts = []
+    parts = [(f1, FF1, N1)]
     pos = 0
     for f in pr.rest:
         lf, kf = f.n_levels, f.k
@@ -1252,30 +1326,38 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Nsum = N2[sl].sum().reshape(1, 1)
         else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
             Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
-        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), LF2[sl].reshape(lf, kf, p + 1), Nsum))
+        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), Nsum))
         pos = sl.stop
-    for j, (_f, Ff, LFf, Nsum) in enumerate(parts):
+    for j, (f, Ff, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
-        K_rx = np.tensordot(_rmul(Ff[:, :, :p], cinv), LFf[:, :, :p], axes=([0, 2], [0, 2]))
-        K_pw = _rmul(Ff, v[:, None])[:, :, 0].T @ _rmul(LFf, v[:, None])[:, :, 0]
+        # G[a, i, b, j] = sum over levels of F[l, a, i] (T'F)[l, b, j] (T the factor's T):
+        # one GEMM on the stacked levels (F'F), then T; the log|RX| term contracts its X
+        # columns with cinv, pwrss's with v, and the Jacobian of cinv reads it too
+        kf = f.k
+        Tf = np.zeros((kf, kf))
+        Tf[r, c] = theta[ti]
+        Fm = Ff.reshape(-1, kf * (p + 1))
+        G = np.einsum("aicj,cb->aibj", (Fm.T @ Fm).reshape(kf, p + 1, kf, p + 1), Tf)
+        K_rx = np.einsum("aibj,ij->ab", G[:, :p, :, :p], cinv)
+        K_pw = np.einsum("aibj,i,j->ab", G, v, v)
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]
-        if jacobian:
-            for rr, cc, tt in zip(r, c, ti):
-                Dm = Ff[:, rr, :p].T @ LFf[:, cc, :p]
-                dcinv[tt] += cinv @ (Dm + Dm.T) @ cinv
+        jac_parts.append((r, c, ti, G[:, :p, :, :p]))
     bv1 = _rmul(b1, v[:, None])[:, :, 0]  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
     bv2 = b2 @ v if q2 else np.zeros(0)
-    return Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, dcinv, beta_q, float(ldL2),
-                       float(ldRX2), bv1, bv2)
+    D = Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, beta_q, float(ldL2), float(ldRX2), bv1,
+                    bv2, jac_parts, pr.n_theta)
+    if jacobian:
+        D.dcinv_q  # noqa: B018 - computed now, as asked
+    return D
 
 
 @dataclass
 class ThetaDerivatives:
     """What lmerTest's Satterthwaite df need at the optimum, from the analytic gradients:
     ``ld`` = log|A| (+ log|RX|^2 for REML) and ``pwrss`` with their gradients and Hessians
-    (central differences of the gradients), and d (X'V^-1 X)^-1 / d theta (original X)."""
+    (forward differences of the gradients), and d (X'V^-1 X)^-1 / d theta (original X)."""
 
     ld: float
     pwrss: float
@@ -1293,17 +1375,26 @@ def theta_derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool) -> ThetaDer
         return None
     theta = np.asarray(theta, dtype=float)
     try:
-        D0 = derivatives(pr, theta, reml, jacobian=True)
+        last = getattr(pr, "_last_derivatives", None)  # the fit's last gradient, at its optimum
+        if last is not None and last[1] == reml and last[2] is not None and np.array_equal(last[0], theta):
+            D0 = last[2]
+        else:
+            D0 = derivatives(pr, theta, reml)
         m = theta.size
         H_ld = np.empty((m, m))
         H_pw = np.empty((m, m))
         for i in range(m):
-            h = 1e-4 * max(abs(theta[i]), 0.05)  # truncation h^2 vs roundoff eps/h
+            # forward differences of the analytic gradient: m gradients instead of the 2m
+            # of central ones. The gradient carries no truncation error of its own, so the
+            # step can be small: at h = 1e-6 the Hessian is within ~1e-6 (relative) of the
+            # central one (lme_many_effects, lme_cell_slopes_ca_amplitude; roundoff only
+            # showed below 1e-7), far inside the 1e-2 on the df the R comparisons allow
+            h = 1e-6 * max(abs(theta[i]), 0.05)
             e = np.zeros(m)
             e[i] = h
-            Dp, Dm = derivatives(pr, theta + e, reml), derivatives(pr, theta - e, reml)
-            H_ld[i] = (Dp.g_ld - Dm.g_ld) / (2 * h)
-            H_pw[i] = (Dp.g_pw - Dm.g_pw) / (2 * h)
+            Dp = derivatives(pr, theta + e, reml)
+            H_ld[i] = (Dp.g_ld - D0.g_ld) / h
+            H_pw[i] = (Dp.g_pw - D0.g_pw) / h
     except np.linalg.LinAlgError:
         return None
     Ri = pr._Rinv

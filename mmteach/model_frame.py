@@ -139,20 +139,50 @@ def collation_key(text: str) -> tuple:
         if unicodedata.combining(ch) and primary:
             secondary[-1] = secondary[-1] + (ord(ch),)
             continue
-        if ch in _PUNCT_RANK:
-            weight: tuple = (1, _PUNCT_RANK[ch])
-        elif ch.isspace():
-            weight = (0, ord(ch))
-        elif ch.isdecimal():
-            weight = (3, unicodedata.decimal(ch))
-        elif ch.isalpha():
-            weight = (4, ch.casefold())
-        else:
-            weight = (2, ord(ch))  # other symbols: after ASCII punctuation, before digits
+        weight, upper = _char_weight(ch)
         primary.append(weight)
         secondary.append(())
-        tertiary.append(1 if ch.isupper() else 0)
+        tertiary.append(upper)
     return tuple(primary), tuple(secondary), tuple(tertiary), text
+
+
+def _char_weight(ch: str) -> tuple[tuple, int]:
+    """Primary weight and case (1 upper) of one character (no combining mark)."""
+    if ch in _PUNCT_RANK:
+        weight: tuple = (1, _PUNCT_RANK[ch])
+    elif ch.isspace():
+        weight = (0, ord(ch))
+    elif ch.isdecimal():
+        weight = (3, unicodedata.decimal(ch))
+    elif ch.isalpha():
+        weight = (4, ch.casefold())
+    else:
+        weight = (2, ord(ch))  # other symbols: after ASCII punctuation, before digits
+    return weight, 1 if ch.isupper() else 0
+
+
+# Level names are almost always ASCII, and collation_key's per-character work cost 2 us a
+# level (1.2 ms of a 600-level factor's 2.8 ms). For ASCII text its key reduces to two
+# translated strings: each character's primary weight (class, value) mapped to one code
+# point in the same order (class * 256 + value), and its case. Equal primaries mean equal
+# lengths, so the (empty) accents never decide, and the orders agree.
+def _ascii_code(ch: str) -> str:
+    (cls, val), _upper = _char_weight(ch)
+    return chr(cls * 256 + (ord(val) if isinstance(val, str) else val))
+
+
+_ASCII_PRIMARY = {i: _ascii_code(chr(i)) for i in range(128)}
+_ASCII_CASE = {i: str(_char_weight(chr(i))[1]) for i in range(128)}
+
+
+def ascii_collation_key(text: str) -> tuple[str, str, str]:
+    """:func:`collation_key` for ASCII text, ordering ASCII texts the same way, faster.
+
+    >>> words = ["B-1", "mouse2", "Ma", "b_1", "ma", "mouse10", "mA", "a b", "a\tb", "x~"]
+    >>> sorted(words, key=ascii_collation_key) == sorted(words, key=collation_key)
+    True
+    """
+    return text.translate(_ASCII_PRIMARY), text.translate(_ASCII_CASE), text
 
 
 def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -161,18 +191,38 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
         cats = [c for c in values.cat.categories if (values == c).any()]
         labels = tuple(format_level(c) for c in cats)
         return _codes(values, cats), labels
-    uniques = pd.unique(values)
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
+        # integer levels (mouse and cell numbers; no missing values in a numpy integer
+        # column): numpy sorts and prints them as R does
+        levels, codes = np.unique(values.to_numpy(), return_inverse=True)
+        return codes.astype(np.intp), tuple(levels.astype(str).tolist())
+    # pandas' hash table gives each row the position of its value among the uniques (in
+    # order of appearance, as pd.unique); the sorted levels are then a permutation of those
+    found = pd.unique(values)
+    first, again = pd.factorize(values)
+    if len(again) != len(found) or (first.size and first.min() < 0):
+        first = None  # missing values: the general look-up below
+    # the same elements as iterating over it, in a plain list: iterating over an Arrow
+    # string array cost 0.7 us an element
+    uniques = list(found) if isinstance(found, np.ndarray) else np.asarray(found, dtype=object).tolist()
+    pos = range(len(uniques))
     if all(isinstance(u, str) for u in uniques):
-        ordered = sorted(uniques, key=collation_key)
+        key = ascii_collation_key if all(u.isascii() for u in uniques) else collation_key
+        order = sorted(pos, key=lambda i: key(uniques[i]))
     else:
         try:
-            ordered = sorted(uniques)
+            order = sorted(pos, key=uniques.__getitem__)
         except TypeError:  # mixed types: sort by their text
-            ordered = sorted(uniques, key=lambda u: collation_key(str(u)))
+            order = sorted(pos, key=lambda i: collation_key(str(uniques[i])))
+    ordered = [uniques[i] for i in order]
     labels_list = [format_level(u) for u in ordered]
     if len(set(labels_list)) < len(labels_list):  # e.g. 1 and 1.0 in an object column
         labels_list = [str(u) for u in ordered]
-    return _codes(values, ordered), tuple(labels_list)
+    if first is None:
+        return _codes(values, ordered), tuple(labels_list)
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    return rank[first], tuple(labels_list)
 
 
 def _codes(values: pd.Series, ordered: Sequence[object]) -> np.ndarray:
@@ -348,7 +398,8 @@ def build_model(
     """
     if not isinstance(data, pd.DataFrame):
         raise DataError("The data must be a table (a pandas DataFrame).")
-    data = data.rename(columns=str)
+    if not all(isinstance(c, str) for c in data.columns):
+        data = data.rename(columns=str)
     if isinstance(formula, str):
         formula = parse_formula(formula, list(data.columns))
     _check_columns(data, formula.variables(), "column")
@@ -357,9 +408,12 @@ def build_model(
     validate.check_used_names(data, [*used, *factors])
     if len(data) == 0:
         raise DataError("The data have no rows.")
-    complete = data[used].notna().all(axis=1)
+    # column by column: a sub-frame and its row-wise reduction cost 0.4 ms on 1,244 rows
+    complete = np.ones(len(data), dtype=bool)
+    for c in used:
+        complete &= data[c].notna().to_numpy()
     n_dropped = int((~complete).sum())
-    frame = data.loc[complete].reset_index(drop=True)
+    frame = data.loc[complete].reset_index(drop=True) if n_dropped else data.reset_index(drop=True)
     if len(frame) == 0:
         raise DataError(
             "Every row has a missing value in one of the columns "

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 
 from mmteach.errors import DataError
-from mmteach.model_frame import build_model, format_level
+from mmteach.model_frame import (
+    ascii_collation_key,
+    build_model,
+    collation_key,
+    factor_codes,
+    format_level,
+)
 
 
 @pytest.fixture()
@@ -81,3 +87,49 @@ def test_text_response_is_refused(nested: pd.DataFrame) -> None:
 def test_all_rows_missing(nested: pd.DataFrame) -> None:
     with pytest.raises(DataError, match="nothing left to fit"):
         build_model(nested.assign(res=np.nan), "res ~ treatment")
+
+
+def _factor_codes_by_dict(values: pd.Series) -> tuple[list[int], tuple[str, ...]]:
+    """factor_codes the slow way (sorted uniques, a dict per row), to compare with."""
+    uniques = list(pd.unique(values))
+    if all(isinstance(u, str) for u in uniques):
+        ordered = sorted(uniques, key=collation_key)
+    else:
+        try:
+            ordered = sorted(uniques)
+        except TypeError:
+            ordered = sorted(uniques, key=lambda u: collation_key(str(u)))
+    labels = [format_level(u) for u in ordered]
+    if len(set(labels)) < len(labels):
+        labels = [str(u) for u in ordered]
+    lookup = {u: i for i, u in enumerate(ordered)}
+    return [lookup[v] for v in values], tuple(labels)
+
+
+@pytest.mark.parametrize("kind", ["ascii", "arrow", "accents", "int", "uint", "float", "bool", "mixed"])
+def test_factor_codes_match_sorted_levels(kind: str) -> None:
+    rng = np.random.default_rng(7)
+    chars = np.array(list(" _-.,0129aAbBzZ~\t"))
+    words = ["".join(rng.choice(chars, size=rng.integers(1, 5))) for _ in range(60)]
+    values = {
+        "ascii": pd.Series(rng.choice(words, 300), dtype=object),
+        "arrow": pd.Series(rng.choice(words, 300)).astype("string[pyarrow]"),
+        "accents": pd.Series(rng.choice(words + ["é", "e", "É", "ß", "ss"], 300), dtype=object),
+        "int": pd.Series(rng.integers(-50, 50, 300)),
+        "uint": pd.Series(rng.integers(0, 50, 300).astype(np.uint16)),
+        "float": pd.Series(rng.choice([0.5, 1.0, 2.0, -3.25, 1e-20], 300)),
+        "bool": pd.Series(rng.random(300) < 0.3),
+        "mixed": pd.Series(rng.choice(np.array(["a", 1, 2.5, "B"], dtype=object), 300)),
+    }[kind]
+    codes, labels = factor_codes(values)
+    want_codes, want_labels = _factor_codes_by_dict(values)
+    assert labels == want_labels
+    assert codes.tolist() == want_codes
+
+
+def test_ascii_collation_key_orders_as_collation_key() -> None:
+    rng = np.random.default_rng(3)
+    alphabet = [chr(i) for i in range(128)]
+    words = ["".join(rng.choice(alphabet, size=rng.integers(0, 6))) for _ in range(2000)]
+    words += ["a", "A", "a ", "a_", "a-", "a0", "ab", "aB", "Ab", "AB"]
+    assert sorted(words, key=ascii_collation_key) == sorted(words, key=collation_key)

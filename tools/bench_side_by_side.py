@@ -4,10 +4,21 @@
 
 Writes the data of each design (``mmteach.bench.scale_data``, fixed seeds) to a temporary
 CSV, runs ``Rscript tools/bench_r.R`` on it (lme4 / lmerTest / glmer, median of the
-repeats after a warm-up), then ``mmteach.bench.run_benchmarks`` on the same design, one
-design at a time so that both sides of a ratio see the same load on a shared machine, and
-prints one JSON object: seconds per design for each side, the ratio mmteach / lme4 and the
-load average (1 minute) before each design.
+repeats after a warm-up), then times the benchmark's own fit (``mmteach.bench.scale_fit``,
+what ``python -m mmteach bench`` times) on the same design with the same warm-up and
+repeats, one design at a time so that both sides of a ratio see the same load on a shared
+machine, and prints one JSON object per design:
+
+* ``mmteach``, ``lme4``, ``ratio_to_lme4``: the benchmark as ``python -m mmteach bench``
+  times it (``fit_lme`` with Satterthwaite df, as the app fits) against the bare lme4 fit
+  (issue 13's goal: at most a quarter);
+* for the LME designs, the like-for-like pairs: ``mmteach_no_df`` (``fit_lme`` with
+  ``df_method="z"``: the fit and its tables, no df) against ``lme4`` (``ratio_no_df_to_lme4``),
+  and ``mmteach`` against ``lmerTest`` (``lmerTest::lmer`` + ``summary()``, Satterthwaite df:
+  ``ratio_to_lmerTest``);
+* ``loglik_diff`` and ``max_fixef_diff``: mmteach minus R on the same data (a check that
+  both sides fit the same model to the same optimum);
+* ``load_before``: the load average (1 minute) before the design.
 """
 
 from __future__ import annotations
@@ -15,15 +26,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmteach.bench import SCALE_DESIGNS, run_benchmarks, scale_data  # noqa: E402
+from mmteach.bench import SCALE_DESIGNS, scale_data, scale_fit  # noqa: E402
+
+
+def _median_seconds(fn, repeat: int) -> float:
+    """Median wall time of ``fn`` after a warm-up, as ``run_benchmarks`` times."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
 
 
 def main() -> int:
@@ -39,10 +67,21 @@ def main() -> int:
             r = subprocess.run(["Rscript", str(ROOT / "tools/bench_r.R"), tmp, str(args.repeat)],
                                capture_output=True, text=True, check=True)
         rt = json.loads(r.stdout).get(name, {})
-        py = run_benchmarks([name])[name]
+        py = _median_seconds(scale_fit(name), args.repeat)
+        lme = SCALE_DESIGNS[name][1] == "gaussian"
+        no_df = _median_seconds(scale_fit(name, "z"), args.repeat) if lme else None
+        res = scale_fit(name)()
+        fixef = dict(zip(res.tidy()["term"], res.tidy()["estimate"]))
+        diffs = [abs(fixef[k] - v) for k, v in rt.get("fixef", {}).items() if k in fixef]
         out[name] = {"mmteach": round(py, 3), "lme4": rt.get("lme4"),
                      "lmerTest": rt.get("lmerTest"),
-                     "ratio_to_lme4": round(py / rt["lme4"], 3) if rt else None,
+                     "ratio_to_lme4": _ratio(py, rt.get("lme4")),
+                     "mmteach_no_df": round(no_df, 3) if no_df is not None else None,
+                     "ratio_no_df_to_lme4": _ratio(no_df, rt.get("lme4")),
+                     "ratio_to_lmerTest": _ratio(py, rt.get("lmerTest")) if lme else None,
+                     "loglik_diff": (float(f"{res.loglik - rt['loglik']:.3g}")
+                                     if "loglik" in rt else None),
+                     "max_fixef_diff": float(f"{max(diffs):.3g}") if diffs else None,
                      "load_before": round(load, 2)}
     print(json.dumps(out, indent=2))
     return 0
