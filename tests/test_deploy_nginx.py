@@ -7,11 +7,13 @@ rewritten for loopback), then checks that
 - sessions without a cookie spread over both replicas, and every later request of a
   session (page, websocket) reaches the replica that served its first one;
 - a real browser session keeps working across reruns through the balancer, on one replica;
-- ``/_stcore/metrics`` is closed at the balancer (the replicas still answer it).
+- ``/_stcore/metrics`` is closed at the balancer (the replicas still answer it);
+- the load test's capacity mode (``--demand``) reads the servers' CPU per change.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 import time
@@ -35,7 +37,7 @@ def balancer(tmp_path_factory):
     # log path rewritten for loopback: see loadtest.nginx_config); one pool worker each
     lb = loadtest.Balancer(2, tmp, {"MMTEACH_WORKERS": "1"})
     try:
-        yield {"url": lb.url, "replicas": lb.ports, "log": tmp / "access.log"}
+        yield {"url": lb.url, "replicas": lb.ports, "log": tmp / "access.log", "pids": lb.pids}
     finally:
         lb.close()
 
@@ -128,3 +130,16 @@ def test_browser_session_keeps_working_through_the_balancer(balancer):
     assert finished >= 5, "the page open and four reruns each finished"
     served = _routes(balancer["log"])
     assert len(served[route]) == 1, f"one browser session was served by {served[route]}"
+
+
+def test_demand_mode_reads_the_servers_cpu_per_change(balancer):
+    """The load test's capacity mode: a few random changes on one page, each with the CPU it
+    cost the servers (their processes' own clocks, so it cannot be zero for a rerun)."""
+    args = argparse.Namespace(seed=3, pages="frequency", changes=3, think_min=2.0, think_max=6.0)
+    report = asyncio.run(loadtest.run_demand(balancer["url"], balancer["pids"], args))
+    assert report["errors"] == 0, report["error_examples"]
+    page = report["demand_by_page"]["frequency"]
+    assert page["changes"] == 3
+    assert page["server_cpu_s_per_change"]["mean"] > 0
+    assert report["students_per_core_at_full_load"] == pytest.approx(
+        4.0 / report["server_cpu_s_per_change"], rel=0.01)

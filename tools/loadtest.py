@@ -24,6 +24,10 @@ df method, bins, seeds...; never the run buttons of long computations, uploads o
 downloads). Students pick among a few positions per control, as a class following the
 lecture does ("try *balance mice*"), so some of their work is shared through the caches.
 
+``--demand`` measures capacity instead: one protocol student per page makes ``--changes``
+random changes, and the report gives the server's CPU seconds per change (all its processes)
+and so how many students, changing a control every few seconds, a core holds.
+
 ``--sweep`` is the one-student benchmark instead: one Chromium session opens every page and
 changes every control of it ``--repeat`` times; ``browser_rerun_max`` is the slowest page's
 median change.
@@ -839,6 +843,54 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
     return out
 
 
+async def run_demand(url: str, pids: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """What a control change costs the server: one protocol student at a time per page makes
+    ``--changes`` random changes (as the class's students do), and the server's CPU seconds
+    (all its processes, pool workers included) are read before and after each. With the
+    class's pace (a change every ``--think-min``..``--think-max`` s) that says how many
+    students a core holds before changes queue."""
+    if not pids:
+        raise SystemExit("--demand reads the server's CPU time: let the tool start the app (no --url)")
+    rec = Record()
+    rng = random.Random(args.seed)
+    pages = [p.strip() for p in args.pages.split(",") if p.strip()]
+    server = set().union(*(_tree(p) for p in pids))
+    per_page: dict[str, dict[str, Any]] = {}
+    for page in pages:
+        client = ProtocolClient(url, page)
+        cpu: list[float] = []
+        try:
+            await client.connect()
+            rec.opens.append(("protocol", page, await client.rerun()))
+            for _ in range(min(args.changes, MAX_CHANGES_PER_STUDENT)):
+                options = [w for w in client.widgets.values() if changeable(w)]
+                new = _new_value(w := rng.choice(options), rng) if options else None
+                if new is None:
+                    continue
+                before = cpu_s(server)
+                dt = await client.rerun((w.id, *new))
+                server = set().union(*(_tree(p) for p in pids))  # pool workers may be new
+                cpu.append(cpu_s(server) - before)
+                rec.changes.append(("protocol", page, w.label, dt))
+        except Exception as err:  # noqa: BLE001 - a failed change is an error of the report
+            rec.errors.append(f"demand {page}: {type(err).__name__}: {str(err)[:300]}")
+        finally:
+            rec.error_boxes += client.error_boxes
+            await client.close()
+        per_page[page] = {"changes": len(cpu), "server_cpu_s_per_change": summary(cpu)}
+    out = rec.report({"mode": "demand", "pages": pages, "think_s": [args.think_min, args.think_max]})
+    means = [v["server_cpu_s_per_change"]["mean"] for v in per_page.values() if v["changes"]]
+    out["demand_by_page"] = per_page
+    if means:
+        # a class spread evenly over the pages, each student changing a control every
+        # mean-think seconds, keeps a core this busy per student
+        per_change = statistics.fmean(means)
+        think = (args.think_min + args.think_max) / 2
+        out["server_cpu_s_per_change"] = round(per_change, 4)
+        out["students_per_core_at_full_load"] = round(think / per_change, 1)
+    return out
+
+
 async def _first_look(url: str) -> None:
     client = ProtocolClient(url, "overview")
     await client.connect()
@@ -864,6 +916,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--pages", default=",".join(EXAMPLE_PAGES))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sweep", action="store_true", help="one Chromium student, every control")
+    ap.add_argument("--demand", action="store_true",
+                    help="the server's CPU seconds per control change, page by page (one protocol student)")
+    ap.add_argument("--changes", type=int, default=40, help="--demand: random changes per page")
     ap.add_argument("--repeat", type=int, default=3, help="--sweep: changes per control")
     ap.add_argument("--max-controls", type=int, default=60, help="--sweep: controls per page")
     ap.add_argument("--controls", default="",
@@ -876,9 +931,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "server's warm-up of every page) and the class arriving; 0: no first look")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args(argv)
-    if not 0 <= args.browsers <= args.students and not args.sweep:
+    if not 0 <= args.browsers <= args.students and not (args.sweep or args.demand):
         ap.error("--browsers must be between 0 and --students")
-    if args.browsers and not Path(CHROMIUM).exists():
+    if args.browsers and not args.demand and not Path(CHROMIUM).exists():
         ap.error(f"{CHROMIUM} is not installed (apt-get install chromium)")
     info = machine()
     proc = balancer = None
@@ -904,7 +959,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         url, pids = f"http://127.0.0.1:{port}", [proc.pid]
     info["server_start_s"] = round(time.monotonic() - t_start, 2)
     info["replicas"] = args.replicas
-    run: Callable[..., Any] = run_sweep if args.sweep else run_class
+    run: Callable[..., Any] = run_sweep if args.sweep else run_demand if args.demand else run_class
     try:
         if args.settle > 0:
             # the instructor opens the app once after starting it (on every replica); each
@@ -926,6 +981,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         Path(args.json).write_text(text + "\n")
     short = {k: report.get(k) for k in ("open", "change", "errors", "memory_growth_last_half", "cpu",
+                                        "server_cpu_s_per_change", "students_per_core_at_full_load",
                                         "browser_rerun_max", "slowest_page", "machine")}
     print(json.dumps(short, indent=1))
     return report
