@@ -40,11 +40,12 @@ def shrinkage_plot(pp: PoolingResult, term: str | None = None) -> go.Figure:
         raise DataError(f"There is no random term {term!r} to draw.")
     labels = [f"mouse {lv} (n={n})" for lv, n in zip(t["level"], t["n"])]
     fig = go.Figure()
-    for y, (_, r) in zip(labels, t.iterrows()):
-        if np.isfinite(r["own"]):
-            fig.add_annotation(x=r["lme"], y=y, ax=r["own"], ay=y, xref="x", yref="y", axref="x",
-                               ayref="y", showarrow=True, arrowhead=3, arrowsize=1.2, arrowwidth=2,
-                               arrowcolor="#777777", text="")
+    # the arrows in one layout update (add_annotation re-checks every annotation each time)
+    fig.update_layout(annotations=[
+        {"x": lme, "y": y, "ax": own, "ay": y, "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
+         "showarrow": True, "arrowhead": 3, "arrowsize": 1.2, "arrowwidth": 2, "arrowcolor": "#777777",
+         "text": ""}
+        for y, own, lme in zip(labels, t["own"].to_numpy(), t["lme"].to_numpy(), strict=True) if np.isfinite(own)])
     fig.add_trace(go.Scatter(x=t["own"], y=labels, mode="markers", name="own (no pooling)",
                              marker={"color": _OWN, "size": 11, "symbol": "circle-open",
                                      "line": {"width": 2.5}},
