@@ -97,9 +97,8 @@ def _no_links(value: Any) -> Any:
     return value
 
 
-def _defuse_links(fig: go.Figure, lay: dict[str, Any]) -> None:
-    """No live links from user text anywhere in ``fig`` (titles, axes, annotations, traces);
-    ``lay`` is the layout as a dict, edited in place."""
+def _defuse_layout_links(lay: dict[str, Any]) -> None:
+    """No live links from user text in a layout dict (titles, axes, annotations), in place."""
     titled = [lay, lay.get("legend", {}), *(v for k, v in lay.items() if _AXIS_KEY.match(k))]
     for part in titled:
         title = part.get("title")
@@ -110,8 +109,17 @@ def _defuse_links(fig: go.Figure, lay: dict[str, Any]) -> None:
     for ann in lay.get("annotations", ()):
         if ann.get("text"):
             ann["text"] = _no_links(ann["text"])
+
+
+_TEXT_PROPS = ("name", "x", "y", "text", "hovertext")
+
+
+def _defuse_links(fig: go.Figure, lay: dict[str, Any]) -> None:
+    """No live links from user text anywhere in ``fig`` (titles, axes, annotations, traces);
+    ``lay`` is the layout as a dict, edited in place."""
+    _defuse_layout_links(lay)
     for tr in fig.data:
-        for prop in ("name", "x", "y", "text", "hovertext"):
+        for prop in _TEXT_PROPS:
             value = tr[prop] if prop in tr else None
             if value is not None:
                 new = _no_links(value)
@@ -135,6 +143,20 @@ def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
     # the default template goes back as plotly's shared object (the layout setter does that);
     # rebuilt from its dict it would cost ~40 ms
     lay = copy.deepcopy({k: v for k, v in lay.items() if k != "template"})
+    _style_layout(lay, presentation=presentation)
+    if presentation:
+        fig.for_each_trace(_bigger_markers, selector={"type": "scatter"})
+    _defuse_links(fig, lay)
+    fig._validate = False  # plotly's own switch (BaseFigure(_validate=...)), for this swap only
+    try:
+        fig.layout = lay
+    finally:
+        fig._validate = True
+    return fig
+
+
+def _style_layout(lay: dict[str, Any], *, presentation: bool = False) -> None:
+    """The layout part of :func:`style`, on a layout dict (in place)."""
     size = _PRESENTATION_FONT if presentation else _BASE_FONT
     margin = ({"l": 70, "r": 30, "t": 120, "b": 70} if presentation
               else {"l": 60, "r": 20, "t": 70, "b": 50})
@@ -164,15 +186,6 @@ def style(fig: go.Figure, *, presentation: bool = False) -> go.Figure:
         lay[key]["automargin"] = titled or len(axes) <= 2
     for ann in lay.get("annotations", ()):
         ann["font"] = {**ann.get("font", {}), "size": size + 1}
-    if presentation:
-        fig.for_each_trace(_bigger_markers, selector={"type": "scatter"})
-    _defuse_links(fig, lay)
-    fig._validate = False  # plotly's own switch (BaseFigure(_validate=...)), for this swap only
-    try:
-        fig.layout = lay
-    finally:
-        fig._validate = True
-    return fig
 
 
 @functools.lru_cache(maxsize=128)
@@ -202,6 +215,48 @@ def make_subplots(*, rows: int, cols: int, subplot_titles: Sequence[str] | None 
         fig.layout = copy.deepcopy(lay)
     finally:
         fig._validate = True
+    fig.__dict__["_grid_ref"] = grid_ref  # as plotly's make_subplots attaches them
+    fig.__dict__["_grid_str"] = grid_str
+    return fig
+
+
+def grid_figure(traces: Sequence[dict[str, Any]], cells: Sequence[tuple[int, int]], *, rows: int, cols: int,
+                subplot_titles: Sequence[str], layout: Mapping[str, Any],
+                x_titles: Mapping[int, str] | None = None, y_titles: Mapping[int, str] | None = None,
+                **options: Any) -> go.Figure:
+    """A styled figure of subplot panels assembled from plain dicts: ``traces`` (plotly trace
+    dicts) go to ``cells`` ((row, col), from 1), ``x_titles`` name the x axes of a row and
+    ``y_titles`` the y axes of a column, ``layout`` adds top-level layout (title, height).
+
+    The same figure as :func:`make_subplots`, ``add_traces``, ``update_xaxes``/``update_yaxes``
+    and :func:`style` give (the per-mouse figures' tests compare their JSON), built without
+    plotly's per-property checks, which took ~80% of building an 11-panel figure: every
+    slider move that changes the data builds two or three of them in the server's one
+    interpreter lock. The dicts come from this module's own builders, never from user input
+    unchecked (text passes :func:`_no_links` like every figure's).
+    """
+    lay, grid_ref, grid_str = _subplot_grid(
+        rows, cols, tuple(subplot_titles), tuple(sorted(options.items())))
+    lay = copy.deepcopy(lay)
+    for row, title in (x_titles or {}).items():
+        for c in range(cols):
+            lay[grid_ref[row - 1][c][0].layout_keys[0]]["title"] = {"text": title}
+    for col, title in (y_titles or {}).items():
+        for r in range(rows):
+            lay[grid_ref[r][col - 1][0].layout_keys[1]]["title"] = {"text": title}
+    for key, value in layout.items():
+        lay[key] = {"text": value} if key == "title" and isinstance(value, str) else value
+    _style_layout(lay)
+    _defuse_layout_links(lay)
+    data = []
+    for trace, (r, c) in zip(traces, cells, strict=True):
+        trace = {**trace, **grid_ref[r - 1][c - 1][0].trace_kwargs}
+        for prop in _TEXT_PROPS:
+            if trace.get(prop) is not None:
+                trace[prop] = _no_links(trace[prop])
+        data.append(trace)
+    fig = go.Figure({"data": data, "layout": lay}, _validate=False)
+    fig._validate = True  # later edits (presentation mode) are checked as usual
     fig.__dict__["_grid_ref"] = grid_ref  # as plotly's make_subplots attaches them
     fig.__dict__["_grid_str"] = grid_str
     return fig
@@ -268,22 +323,16 @@ def per_mouse_boxplot(
         for g in groups
     ]
     rows, ncols = _grid(len(groups), cols)
-    fig = make_subplots(rows=rows, cols=ncols, subplot_titles=titles, shared_yaxes="all",
-                        vertical_spacing=0.12 if rows > 1 else 0.1)
     traces, cells = [], []
     for gi, sub in enumerate(_split(data, group, groups)):
         for i, (level, part) in enumerate(zip(x_levels, _split(sub, x, x_levels), strict=True)):
-            # numpy values: plotly converts a pandas Series through narwhals, ~0.5 ms a trace
-            traces.append(go.Box(
-                y=part[response].to_numpy(), name=_label(level, labels),
-                marker_color=PALETTE[i % len(PALETTE)], boxpoints="outliers",
-                legendgroup=str(level), showlegend=gi == 0,
-            ))
+            traces.append({"type": "box", "y": part[response].to_numpy(), "name": _label(level, labels),
+                           "marker": {"color": PALETTE[i % len(PALETTE)]}, "boxpoints": "outliers",
+                           "legendgroup": str(level), "showlegend": gi == 0})
             cells.append(_cell(gi, ncols))
-    _add_in_cells(fig, traces, cells)
-    fig.update_yaxes(title_text=y_title or response, col=1)
-    fig.update_layout(height=max(320, 260 * rows), title=f"By {group_name.lower()}")
-    return style(fig)
+    return grid_figure(traces, cells, rows=rows, cols=ncols, subplot_titles=titles, shared_yaxes="all",
+                       vertical_spacing=0.12 if rows > 1 else 0.1, y_titles={1: y_title or response},
+                       layout={"height": max(320, 260 * rows), "title": f"By {group_name.lower()}"})
 
 
 def cell_count_table(counts: pd.DataFrame) -> go.Figure:
@@ -343,18 +392,16 @@ def paired_wide(
 
 def _paired_panels(
     data: pd.DataFrame, response: str, time: str, unit: str, group: str, before: Any, after: Any,
-    *, cols: int, group_name: str, nothing: str, **shared: str,
-) -> tuple[pd.DataFrame, list, go.Figure, int, int]:
-    """The paired rows, their groups and an empty figure of one panel per group (y axes shared):
-    the start of both paired figures. Returns ``(wide, groups, fig, rows, cols)``."""
+    *, cols: int, nothing: str,
+) -> tuple[pd.DataFrame, list, int, int]:
+    """The paired rows, their groups and the grid of one panel per group: the start of both
+    paired figures. Returns ``(wide, groups, rows, cols)``."""
     wide = paired_wide(data, response, time, unit, group, before, after)
     groups = _levels(wide[group])
     if not groups:
         raise DataError(f"No cell has both measurements, so there is nothing {nothing}.")
     rows, ncols = _grid(len(groups), cols)
-    fig = make_subplots(rows=rows, cols=ncols, shared_yaxes="all", **shared,
-                        subplot_titles=[f"{group_name} {g}" for g in groups])
-    return wide, groups, fig, rows, ncols
+    return wide, groups, rows, ncols
 
 
 def _split(data: pd.DataFrame, column: str, levels: Sequence[Any]) -> list[pd.DataFrame]:
@@ -377,8 +424,8 @@ def spaghetti_plot(
     cols: int = 4, group_name: str = "Mouse", y_title: str | None = None,
 ) -> go.Figure:
     """One panel per mouse; one line per cell from its baseline to its 24h value."""
-    wide, groups, fig, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
-                                                    group_name=group_name, nothing="to connect")
+    wide, groups, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
+                                               nothing="to connect")
     traces, cells = [], []
     for gi, (g, sub) in enumerate(zip(groups, _split(wide, group, groups), strict=True)):
         # one trace per mouse, segments separated by None: fast even with 600 cells
@@ -386,14 +433,14 @@ def spaghetti_plot(
         ys = np.column_stack([sub["before"], sub["after"], np.full(len(sub), np.nan)]).ravel()
         # lines only, as in the lecture's figure: a marker per value cost the browser ~0.1 s
         # a redraw of the 1,244 values of Example 3
-        traces.append(go.Scatter(x=xs, y=ys, mode="lines", line={"width": 1},
-                                 opacity=0.5, showlegend=False,
-                                 line_color=PALETTE[gi % len(PALETTE)], name=f"{group_name} {g}"))
+        traces.append({"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+                       "line": {"width": 1, "color": PALETTE[gi % len(PALETTE)]}, "opacity": 0.5,
+                       "showlegend": False, "name": f"{group_name} {g}"})
         cells.append(_cell(gi, ncols))
-    _add_in_cells(fig, traces, cells)
-    fig.update_yaxes(title_text=y_title or response, col=1)
-    fig.update_layout(height=max(300, 240 * rows), title="Each line is one cell")
-    return style(fig)
+    return grid_figure(traces, cells, rows=rows, cols=ncols, shared_yaxes="all",
+                       subplot_titles=[f"{group_name} {g}" for g in groups],
+                       y_titles={1: y_title or response},
+                       layout={"height": max(300, 240 * rows), "title": "Each line is one cell"})
 
 
 def before_after_scatter(
@@ -402,27 +449,27 @@ def before_after_scatter(
     labels: tuple[str, str] = ("baseline", "24h"),
 ) -> go.Figure:
     """Per mouse: 24h against baseline, one dot per cell, with the least-squares line."""
-    wide, groups, fig, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
-                                                    group_name=group_name, nothing="to plot", shared_xaxes="all")
+    wide, groups, rows, ncols = _paired_panels(data, response, time, unit, group, before, after, cols=cols,
+                                               nothing="to plot")
     traces, cells = [], []
     for gi, (g, sub) in enumerate(zip(groups, _split(wide, group, groups), strict=True)):
         cell = _cell(gi, ncols)
-        color = PALETTE[gi % len(PALETTE)]
-        traces.append(go.Scatter(x=sub["before"].to_numpy(), y=sub["after"].to_numpy(), mode="markers",
-                                 marker={"size": 5}, marker_color=color, showlegend=False,
-                                 name=f"{group_name} {g}"))
+        x, y = sub["before"].to_numpy(), sub["after"].to_numpy()
+        traces.append({"type": "scatter", "x": x, "y": y, "mode": "markers",
+                       "marker": {"size": 5, "color": PALETTE[gi % len(PALETTE)]}, "showlegend": False,
+                       "name": f"{group_name} {g}"})
         cells.append(cell)
         if len(sub) >= 2 and sub["before"].nunique() > 1:
-            slope, intercept = np.polyfit(sub["before"], sub["after"], 1)
-            xs = np.array([sub["before"].min(), sub["before"].max()])
-            traces.append(go.Scatter(x=xs, y=intercept + slope * xs, mode="lines", showlegend=False,
-                                     line={"color": "black"}, name=f"fit, slope {slope:.2f}"))
+            slope, intercept = np.polyfit(x, y, 1)
+            xs = np.array([x.min(), x.max()])
+            traces.append({"type": "scatter", "x": xs, "y": intercept + slope * xs, "mode": "lines",
+                           "showlegend": False, "line": {"color": "black"},
+                           "name": f"fit, slope {slope:.2f}"})
             cells.append(cell)
-    _add_in_cells(fig, traces, cells)
-    fig.update_xaxes(title_text=labels[0], row=rows)
-    fig.update_yaxes(title_text=labels[1], col=1)
-    fig.update_layout(height=max(300, 260 * rows), title="Before vs after, one dot per cell")
-    return style(fig)
+    return grid_figure(traces, cells, rows=rows, cols=ncols, shared_yaxes="all", shared_xaxes="all",
+                       subplot_titles=[f"{group_name} {g}" for g in groups],
+                       x_titles={rows: labels[0]}, y_titles={1: labels[1]},
+                       layout={"height": max(300, 260 * rows), "title": "Before vs after, one dot per cell"})
 
 
 def per_group_correlation(

@@ -204,3 +204,35 @@ def test_panel_grids_draw_lightly_in_the_browser(amp):
     assert not any(axes[k]["automargin"] for k in set(axes) - titled)
     single = F.style(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
     assert single.layout.xaxis.automargin and single.layout.yaxis.automargin
+
+
+def test_grid_figure_is_the_figure_plotly_builds():
+    """grid_figure (dicts, no per-property checks) gives the JSON of make_subplots +
+    add_traces + update_xaxes/update_yaxes/update_layout + style, link tags defused too."""
+    import json
+
+    import plotly.io as pio
+
+    titles = ["Mouse 1", 'Mouse <a href="http://x.invalid">2</a>', "Mouse 3"]
+    traces = [{"type": "scatter", "x": np.arange(3.0), "y": np.arange(3.0) ** 2, "mode": "lines",
+               "line": {"color": "#000000", "width": 1}, "name": f"trace {i}", "showlegend": False}
+              for i in range(3)] + [{"type": "box", "y": np.array([1.0, 2.0, 5.0]), "name": "<a>box</a>",
+                                     "marker": {"color": "#E69F00"}, "boxpoints": "outliers"}]
+    cells = [(1, 1), (1, 2), (2, 1), (2, 1)]
+    fast = F.grid_figure(traces, cells, rows=2, cols=2, subplot_titles=titles, shared_yaxes="all",
+                         x_titles={2: "baseline"}, y_titles={1: "amplitude"},
+                         layout={"height": 500, "title": "Each line is one cell"})
+    slow = F.make_subplots(rows=2, cols=2, subplot_titles=titles, shared_yaxes="all")
+    slow.add_traces([go.Scatter(**{k: v for k, v in t.items() if k != "type"}) if t["type"] == "scatter"
+                     else go.Box(**{k: v for k, v in t.items() if k != "type"}) for t in traces],
+                    rows=[r for r, _ in cells], cols=[c for _, c in cells])
+    slow.update_xaxes(title_text="baseline", row=2)
+    slow.update_yaxes(title_text="amplitude", col=1)
+    slow.update_layout(height=500, title="Each line is one cell")
+    slow = F.style(slow)
+
+    def spec(fig):
+        return json.loads(pio.to_json(fig, validate=False, engine="json"))
+
+    assert spec(fast) == spec(slow)
+    assert "<a" not in json.dumps(spec(fast)["layout"]["annotations"])
