@@ -220,6 +220,28 @@ def make_subplots(*, rows: int, cols: int, subplot_titles: Sequence[str] | None 
     return fig
 
 
+def dict_figure(traces: Sequence[dict[str, Any]], layout: Mapping[str, Any]) -> go.Figure:
+    """A styled figure on one pair of axes assembled from plain dicts (plotly trace dicts and
+    a layout dict): the figure ``go.Figure`` + ``add_traces`` + ``update_layout`` +
+    :func:`style` give, without plotly's per-property checks (see :func:`grid_figure`)."""
+    lay = copy.deepcopy(dict(layout))
+    if isinstance(lay.get("title"), str):
+        lay["title"] = {"text": lay["title"]}
+    _style_layout(lay)
+    _defuse_layout_links(lay)
+    fig = go.Figure({"data": [_defused_trace(t) for t in traces], "layout": lay}, _validate=False)
+    fig._validate = True  # later edits (presentation mode) are checked as usual
+    return fig
+
+
+def _defused_trace(trace: Mapping[str, Any]) -> dict[str, Any]:
+    trace = dict(trace)
+    for prop in _TEXT_PROPS:
+        if trace.get(prop) is not None:
+            trace[prop] = _no_links(trace[prop])
+    return trace
+
+
 def grid_figure(traces: Sequence[dict[str, Any]], cells: Sequence[tuple[int, int]], *, rows: int, cols: int,
                 subplot_titles: Sequence[str], layout: Mapping[str, Any],
                 x_titles: Mapping[int, str] | None = None, y_titles: Mapping[int, str] | None = None,
@@ -248,13 +270,8 @@ def grid_figure(traces: Sequence[dict[str, Any]], cells: Sequence[tuple[int, int
         lay[key] = {"text": value} if key == "title" and isinstance(value, str) else value
     _style_layout(lay)
     _defuse_layout_links(lay)
-    data = []
-    for trace, (r, c) in zip(traces, cells, strict=True):
-        trace = {**trace, **grid_ref[r - 1][c - 1][0].trace_kwargs}
-        for prop in _TEXT_PROPS:
-            if trace.get(prop) is not None:
-                trace[prop] = _no_links(trace[prop])
-        data.append(trace)
+    data = [_defused_trace({**trace, **grid_ref[r - 1][c - 1][0].trace_kwargs})
+            for trace, (r, c) in zip(traces, cells, strict=True)]
     fig = go.Figure({"data": data, "layout": lay}, _validate=False)
     fig._validate = True  # later edits (presentation mode) are checked as usual
     fig.__dict__["_grid_ref"] = grid_ref  # as plotly's make_subplots attaches them
@@ -283,15 +300,12 @@ def pooled_boxplot(
 ) -> go.Figure:
     """One box per level of ``x`` with all cells pooled (panel A of the Example 2 figure)."""
     _need(data, response, x)
-    fig = go.Figure()
     levels = _levels(data[x])
-    fig.add_traces([
-        go.Box(y=part[response].to_numpy(), name=_label(level, labels), marker_color=PALETTE[i % len(PALETTE)],
-               boxpoints="outliers", legendgroup=str(level))
-        for i, (level, part) in enumerate(zip(levels, _split(data, x, levels), strict=True))
-    ])
-    fig.update_layout(title=title, yaxis_title=y_title or response, showlegend=False)
-    return style(fig)
+    boxes = [{"type": "box", "y": part[response].to_numpy(), "name": _label(level, labels),
+              "marker": {"color": PALETTE[i % len(PALETTE)]}, "boxpoints": "outliers", "legendgroup": str(level)}
+             for i, (level, part) in enumerate(zip(levels, _split(data, x, levels), strict=True))]
+    return dict_figure(boxes, {"title": title, "yaxis": {"title": {"text": y_title or response}},
+                               "showlegend": False})
 
 
 def per_mouse_boxplot(
@@ -494,18 +508,12 @@ def correlation_boxplot(corr: pd.DataFrame, *, group_name: str = "Mouse") -> go.
     """Boxplot of the per-mouse correlations, every mouse shown as a labelled dot."""
     _need(corr, "group", "correlation")
     ok = corr.dropna(subset=["correlation"])
-    fig = go.Figure(
-        go.Box(
-            y=ok["correlation"], name="per-mouse r", boxpoints="all", jitter=0.4,
-            pointpos=0, text=[f"{group_name} {g} ({n} cells)" for g, n in
-                              zip(ok["group"], ok["n_cells"], strict=True)],
-            hovertemplate="%{text}: r = %{y:.2f}<extra></extra>",
-            marker_color=PALETTE[2],
-        )
-    )
-    fig.update_layout(title="Baseline-24h correlation within each mouse",
-                      yaxis_title="correlation", showlegend=False)
-    return style(fig)
+    box = {"type": "box", "y": ok["correlation"].to_numpy(), "name": "per-mouse r", "boxpoints": "all",
+           "jitter": 0.4, "pointpos": 0,
+           "text": [f"{group_name} {g} ({n} cells)" for g, n in zip(ok["group"], ok["n_cells"], strict=True)],
+           "hovertemplate": "%{text}: r = %{y:.2f}<extra></extra>", "marker": {"color": PALETTE[2]}}
+    return dict_figure([box], {"title": "Baseline-24h correlation within each mouse",
+                               "yaxis": {"title": {"text": "correlation"}}, "showlegend": False})
 
 
 # --- Example 4: binary outcome ------------------------------------------------------------
@@ -574,32 +582,28 @@ def lick_proportion_curves(
 ) -> go.Figure:
     """Binned proportions per mouse (dots sized by trials) with the GLMM's curves."""
     _need(binned, "group", "x_mid", "proportion", "n")
-    fig = go.Figure()
     groups = _levels(binned["group"])
     color = {str(g): PALETTE[i % len(PALETTE)] for i, g in enumerate(groups)}
-    traces = []  # numpy values and one add_traces call: see per_mouse_boxplot
+    traces = []
     for g, sub in zip(groups, _split(binned, "group", groups), strict=True):
-        traces.append(go.Scatter(
-            x=sub["x_mid"].to_numpy(), y=sub["proportion"].to_numpy(), mode="markers",
-            name=f"{group_name} {g}", legendgroup=str(g),
-            marker={"color": color[str(g)], "size": 5 + 2 * np.sqrt(sub["n"].to_numpy())},
-            customdata=sub["n"].to_numpy(), hovertemplate="%{y:.2f} of %{customdata} trials",
-        ))
+        traces.append({
+            "type": "scatter", "x": sub["x_mid"].to_numpy(), "y": sub["proportion"].to_numpy(), "mode": "markers",
+            "name": f"{group_name} {g}", "legendgroup": str(g),
+            "marker": {"color": color[str(g)], "size": 5 + 2 * np.sqrt(sub["n"].to_numpy())},
+            "customdata": sub["n"].to_numpy(), "hovertemplate": "%{y:.2f} of %{customdata} trials"})
     if curves is not None and not curves.empty:
         for name, sub in curves.groupby("curve", sort=False):
             special = name in ("typical mouse", "population average")
-            traces.append(go.Scatter(
-                x=sub["x"].to_numpy(), y=sub["p"].to_numpy(), mode="lines",
-                name=name if special else f"{group_name} {name} (GLMM)",
-                legendgroup=name, showlegend=special,
-                line={"color": "black" if special else color.get(name, "grey"),
-                      "width": 4 if special else 1.5,
-                      "dash": "dash" if name == "typical mouse" else "solid"},
-            ))
-    fig.add_traces(traces)
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, yaxis_range=[-0.02, 1.02],
-                      title="Correct licks by neuronal activity")
-    return style(fig)
+            traces.append({
+                "type": "scatter", "x": sub["x"].to_numpy(), "y": sub["p"].to_numpy(), "mode": "lines",
+                "name": name if special else f"{group_name} {name} (GLMM)",
+                "legendgroup": name, "showlegend": special,
+                "line": {"color": "black" if special else color.get(name, "grey"),
+                         "width": 4 if special else 1.5,
+                         "dash": "dash" if name == "typical mouse" else "solid"}})
+    return dict_figure(traces, {"xaxis": {"title": {"text": x_title}},
+                                "yaxis": {"title": {"text": y_title}, "range": [-0.02, 1.02]},
+                                "title": "Correct licks by neuronal activity"})
 
 
 # --- model summaries ----------------------------------------------------------------------
@@ -636,26 +640,25 @@ def estimate_comparison_plot(
     _need(table, "analysis", "estimate", "conf_low", "conf_high")
     t = table.iloc[::-1]  # first analysis on top
     sig = t["p_value"] < 0.05 if "p_value" in t.columns else pd.Series(False, index=t.index)
-    fig = go.Figure()
+    traces = []
     for flag, name, color, symbol in ((True, "p < 0.05", SIGNIFICANT, "diamond"),
                                       (False, "p ≥ 0.05 (or no p)", NOT_SIGNIFICANT, "circle")):
         part = t[sig.to_numpy() == flag]
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(
-            x=part["estimate"], y=part["analysis"], mode="markers", name=name,
-            marker={"size": 11, "color": color, "symbol": symbol},
-            error_x={"type": "data", "symmetric": False,
-                     "array": (part["conf_high"] - part["estimate"]).to_numpy(),
-                     "arrayminus": (part["estimate"] - part["conf_low"]).to_numpy()},
-            hovertemplate="%{y}: %{x:.4g}<extra></extra>",
-        ))
-    # keep the analyses in table order whichever trace draws them
-    fig.update_yaxes(categoryorder="array", categoryarray=list(t["analysis"]))
-    fig.update_layout(showlegend=True, legend={"orientation": "h", "yanchor": "bottom", "y": 1.0,
-                                               "xanchor": "right", "x": 1.0})
-    fig.add_vline(x=null_value, line_dash="dash", line_color="grey")
-    fig.update_yaxes(automargin=True)
-    fig.update_layout(title=f"{term_label}: the same effect, different analyses".strip(": "),
-                      xaxis_title=x_title, height=max(260, 80 + 45 * len(t)))
-    return style(fig)
+        est = part["estimate"].to_numpy()
+        traces.append({
+            "type": "scatter", "x": est, "y": part["analysis"].to_numpy(), "mode": "markers", "name": name,
+            "marker": {"size": 11, "color": color, "symbol": symbol},
+            "error_x": {"type": "data", "symmetric": False, "array": part["conf_high"].to_numpy() - est,
+                        "arrayminus": est - part["conf_low"].to_numpy()},
+            "hovertemplate": "%{y}: %{x:.4g}<extra></extra>"})
+    return dict_figure(traces, {
+        # keep the analyses in table order whichever trace draws them
+        "yaxis": {"categoryorder": "array", "categoryarray": list(t["analysis"]), "automargin": True},
+        "showlegend": True,
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        "shapes": [{"line": {"color": "grey", "dash": "dash"}, "type": "line", "x0": null_value,
+                    "x1": null_value, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain"}],
+        "title": f"{term_label}: the same effect, different analyses".strip(": "),
+        "xaxis": {"title": {"text": x_title}}, "height": max(260, 80 + 45 * len(t))})

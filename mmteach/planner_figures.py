@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from scipy import stats
 
 from mmteach.errors import DataError
-from mmteach.figures import style
+from mmteach.figures import dict_figure, style
 from mmteach.pooling import PoolingResult
 from mmteach.power import METHODS, CostPlan
 from mmteach.profile import SDProfile
@@ -39,36 +39,31 @@ def shrinkage_plot(pp: PoolingResult, term: str | None = None) -> go.Figure:
     if t.empty:
         raise DataError(f"There is no random term {term!r} to draw.")
     labels = [f"mouse {lv} (n={n})" for lv, n in zip(t["level"], t["n"])]
-    fig = go.Figure()
-    # the arrows in one layout update (add_annotation re-checks every annotation each time)
-    fig.update_layout(annotations=[
-        {"x": lme, "y": y, "ax": own, "ay": y, "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
-         "showarrow": True, "arrowhead": 3, "arrowsize": 1.2, "arrowwidth": 2, "arrowcolor": "#777777",
-         "text": ""}
-        for y, own, lme in zip(labels, t["own"].to_numpy(), t["lme"].to_numpy(), strict=True) if np.isfinite(own)])
-    fig.add_trace(go.Scatter(x=t["own"], y=labels, mode="markers", name="own (no pooling)",
-                             marker={"color": _OWN, "size": 11, "symbol": "circle-open",
-                                     "line": {"width": 2.5}},
-                             hovertemplate="%{y}: own %{x:.3g}<extra></extra>"))
-    fig.add_trace(go.Scatter(
-        x=t["lme"], y=labels, mode="markers", name="LME (partial pooling)",
-        marker={"color": _LME, "size": 11},
-        error_x={"type": "data", "array": 1.96 * t["cond_sd"], "color": _LME, "thickness": 1},
-        customdata=np.stack([t["weight"], t["cond_sd"]], -1),
-        hovertemplate="%{y}: LME %{x:.3g} (weight %{customdata[0]:.2f}, cond. SD %{customdata[1]:.2g})"
-                      "<extra></extra>"))
+    arrows = [{"arrowcolor": "#777777", "arrowhead": 3, "arrowsize": 1.2, "arrowwidth": 2, "ax": own, "axref": "x",
+               "ay": y, "ayref": "y", "showarrow": True, "text": "", "x": lme, "xref": "x", "y": y, "yref": "y"}
+              for y, own, lme in zip(labels, t["own"].to_numpy(), t["lme"].to_numpy(), strict=True)
+              if np.isfinite(own)]
+    traces = [
+        {"type": "scatter", "x": t["own"].to_numpy(), "y": labels, "mode": "markers", "name": "own (no pooling)",
+         "marker": {"color": _OWN, "size": 11, "symbol": "circle-open", "line": {"width": 2.5}},
+         "hovertemplate": "%{y}: own %{x:.3g}<extra></extra>"},
+        {"type": "scatter", "x": t["lme"].to_numpy(), "y": labels, "mode": "markers",
+         "name": "LME (partial pooling)", "marker": {"color": _LME, "size": 11},
+         "error_x": {"type": "data", "array": 1.96 * t["cond_sd"].to_numpy(), "color": _LME, "thickness": 1},
+         "customdata": np.stack([t["weight"], t["cond_sd"]], -1),
+         "hovertemplate": "%{y}: LME %{x:.3g} (weight %{customdata[0]:.2f}, cond. SD %{customdata[1]:.2g})"
+                          "<extra></extra>"}]
     pooled = float(t["pooled"].iloc[0])
     pop = float(t["population"].iloc[0])
     for x, color, dash, name in ((pooled, _POOLED, "dash", "pooled LM (complete)"),
                                  (pop, _POP, "dot", "LME population")):
-        fig.add_trace(go.Scatter(x=[x, x], y=[labels[0], labels[-1]], mode="lines", name=name,
-                                 line={"color": color, "dash": dash, "width": 2.5}, hoverinfo="skip"))
+        traces.append({"type": "scatter", "x": [x, x], "y": [labels[0], labels[-1]], "mode": "lines", "name": name,
+                       "line": {"color": color, "dash": dash, "width": 2.5}, "hoverinfo": "skip"})
     what = "intercept" if term == "(Intercept)" else term
     # no x-axis title (the title names the axis) so the legend below can never cover it
-    fig.update_layout(title=f"Each mouse's {what}: own → LME",
-                      height=max(420, 160 + 34 * len(t)),
-                      legend={"orientation": "h", "y": -0.08, "x": 0, "yanchor": "top"})
-    return style(fig)
+    return dict_figure(traces, {"annotations": arrows, "title": f"Each mouse's {what}: own → LME",
+                                "height": max(420, 160 + 34 * len(t)),
+                                "legend": {"orientation": "h", "y": -0.08, "x": 0, "yanchor": "top"}})
 
 
 def _ellipse(center: np.ndarray, cov: np.ndarray, level: float, n: int = 100) -> np.ndarray:
