@@ -236,3 +236,28 @@ def test_grid_figure_is_the_figure_plotly_builds():
 
     assert spec(fast) == spec(slow)
     assert "<a" not in json.dumps(spec(fast)["layout"]["annotations"])
+
+
+def test_dict_figure_is_the_figure_plotly_builds():
+    """dict_figure gives the JSON of go.Figure + add_traces + update_layout + style."""
+    import json
+
+    import plotly.io as pio
+
+    traces = [{"type": "scatter", "x": np.array([1.0, 2.0]), "y": ["a", 'mouse <a href="x">b</a>'],
+               "mode": "markers", "name": "own", "marker": {"size": 11, "color": "#000000"}},
+              {"type": "box", "y": np.array([0.1, 0.5, 0.9]), "name": "r", "boxpoints": "all"}]
+    layout = {"title": "Each mouse", "yaxis": {"title": {"text": "correlation"}}, "height": 420,
+              "shapes": [{"type": "line", "x0": 0, "x1": 0, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain"}]}
+    fast = F.dict_figure(traces, layout)
+    slow = go.Figure()
+    slow.add_traces([go.Scatter(**{k: v for k, v in traces[0].items() if k != "type"}),
+                     go.Box(**{k: v for k, v in traces[1].items() if k != "type"})])
+    slow.update_layout(**layout)
+    slow = F.style(slow)
+
+    def spec(fig):
+        return json.loads(pio.to_json(fig, validate=False, engine="json"))
+
+    assert spec(fast) == spec(slow)
+    assert "<a" not in json.dumps(spec(fast)["data"])
