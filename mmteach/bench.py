@@ -106,6 +106,10 @@ def _registry() -> list[Benchmark]:
                              repeat=1, reports=True))
     entries.append(Benchmark("class40_open_p95", lambda: lambda: _loadtest("class40")["open"]["p95"],
                              repeat=1, reports=True))
+    # what one control change costs the server (CPU s, all its processes), the example pages'
+    # mean: with a change every ~4 s a core holds 4 / this many students
+    entries.append(Benchmark("server_cpu_per_change", lambda: lambda: _loadtest("demand")["server_cpu_s_per_change"],
+                             repeat=1, reports=True))
 
     return entries
 
@@ -184,6 +188,7 @@ def _scale_bench(name: str) -> Callable[[], Callable[[], object]]:
 LOADTEST_ARGS = {
     "sweep": ["--sweep", "--repeat", "3"],
     "class40": ["--students", "40", "--browsers", "4", "--duration", "180"],
+    "demand": ["--demand", "--changes", "40"],
 }
 _LOADTEST_REPORTS: dict[str, dict] = {}
 
