@@ -85,13 +85,27 @@ def fit_mouse_means(data: pd.DataFrame, response: str, condition: str, group: st
     )
 
 
+def _counts(data: pd.DataFrame, group: str, condition: str) -> np.ndarray:
+    """Rows per mouse and condition: ``pd.crosstab(data[group], data[condition])``'s values
+    (rows with a missing label left out), from two factorizations and one bincount instead
+    of crosstab's pivot (~6 ms, twice in every data state's sentence)."""
+    g, _ = pd.factorize(data[group], sort=True)
+    c, levels = pd.factorize(data[condition], sort=True)
+    ok = (g >= 0) & (c >= 0)
+    if not ok.all():  # crosstab keeps only the levels of complete rows
+        g, _ = pd.factorize(data[group][ok], sort=True)
+        c, levels = pd.factorize(data[condition][ok], sort=True)
+    n_c = len(levels)
+    return np.bincount(g * n_c + c, minlength=(g.max(initial=-1) + 1) * n_c).reshape(-1, n_c)
+
+
 def is_balanced(data: pd.DataFrame, condition: str, group: str) -> bool:
     """Every mouse has the same number of cells under every condition it is seen in (and, within
     mice, is seen under every condition)."""
-    counts = pd.crosstab(data[group], data[condition])
+    counts = _counts(data, group, condition)
     if _within(data, condition, group):
-        return bool((counts.to_numpy() == counts.to_numpy()[0, 0]).all())
-    nz = counts.to_numpy()[counts.to_numpy() > 0]
+        return bool((counts == counts[0, 0]).all())
+    nz = counts[counts > 0]
     return bool(nz.size and (nz == nz[0]).all())
 
 
@@ -104,8 +118,8 @@ def mouse_means_sentence(means_fit: FitResult, lme_fit: FitResult | None, data: 
     except (KeyError, ValueError):
         return f"The mouse means give no {label} estimate (that condition has no means)."
     balanced = is_balanced(data, condition, group)
-    counts = pd.crosstab(data[group], data[condition])
-    lo, hi = int(counts.to_numpy()[counts.to_numpy() > 0].min()), int(counts.to_numpy().max())
+    counts = _counts(data, group, condition)
+    lo, hi = int(counts[counts > 0].min()), int(counts.max())
     head = (f"The mouse means estimate {label} as {mm.estimate:.3g} (SE {mm.std_error:.3g}, "
             f"p {mm.p_value:.2g}).")
     if lme_fit is None:
