@@ -140,7 +140,7 @@ def mouse_means_sentence(means_fit: FitResult, lme_fit: FitResult | None, data: 
                "; the SEs agree only when the LME also lets the condition effect vary between "
                "mice (the means analysis uses the mouse-by-condition spread as its error).")
     else:
-        empty = int((counts.to_numpy() == 0).sum()) if _within(data, condition, group) else 0
+        empty = int((counts == 0).sum()) if _within(data, condition, group) else 0
         gaps = (f"; {empty} of {counts.size} mouse-condition combinations have no cells, so those "
                 "mice compare only the conditions they have" if empty else "")
         cells = "cell" if lo == 1 else "cells"
