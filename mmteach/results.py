@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 TIDY_COLUMNS = (
     "term",
@@ -153,8 +153,10 @@ def coef_rows(
         stat = np.where(se > 0, beta / np.where(se > 0, se, 1.0), math.nan)
     z = np.isinf(dfs)
     finite_df = np.where(z, 1.0, dfs)
-    p = np.where(z, 2 * stats.norm.sf(np.abs(stat)), 2 * stats.t.sf(np.abs(stat), finite_df))
-    crit = np.where(z, stats.norm.ppf(0.975), stats.t.ppf(0.975, finite_df))
+    # scipy.special's functions, which scipy.stats' t and normal call (the same numbers to the
+    # bit), without the distribution objects' argument checks: 20 us instead of 0.3 ms a table
+    p = np.where(z, 2 * special.ndtr(-np.abs(stat)), 2 * special.stdtr(finite_df, -np.abs(stat)))
+    crit = np.where(z, special.ndtri(0.975), special.stdtrit(finite_df, 0.975))
     return tuple(
         Coef(str(name), float(b), float(s), float(d), float(st), float(pv), float(b - c * s), float(b + c * s))
         for name, b, s, d, st, pv, c in zip(names, beta, se, dfs, stat, p, crit)
