@@ -400,6 +400,11 @@ def build_model(
         raise DataError("The data must be a table (a pandas DataFrame).")
     if not all(isinstance(c, str) for c in data.columns):
         data = data.rename(columns=str)
+    if data.attrs:
+        # pandas deep-copies a frame's attrs (the data sets' source notes) into every column
+        # it hands out: ~20 column reads here made that 0.4 ms of a 1.5 ms build
+        data = data.copy(deep=False)
+        data.attrs = {}
     if isinstance(formula, str):
         formula = parse_formula(formula, list(data.columns))
     _check_columns(data, formula.variables(), "column")
