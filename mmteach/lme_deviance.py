@@ -231,13 +231,29 @@ class LmeProblem:
         self.xytxy = Xy.T @ Xy
         self.q1 = l1 * k1
         if self.rest:
-            Z2 = sp.hstack([_sparse_z(f.codes, f.n_levels, f.Z) for f in self.rest]).tocsc()
-            Z1 = _sparse_z(f1.codes, l1, f1.Z).tocsc()
-            self.q2 = Z2.shape[1]
-            self._z2tz2_sp = (Z2.T @ Z2).tocsr()
-            self.z2tz2 = self._z2tz2_sp.toarray()
-            self.z2txy = np.asarray(Z2.T @ Xy)
-            self._z1tz2_sp = (Z1.T @ Z2).tocsr()
+            # Z2'Z2, Z2'[X y] and Z1'Z2 straight from the codes: in each row a factor's k
+            # entries sit in the columns level * k + j, so every cross-product is a sum over
+            # rows of products of entries, one bincount or COO sum (building the sparse Z's and
+            # multiplying them cost 0.4 ms of a 14 ms cell-slope fit)
+            cols, vals, start = [], [], 0
+            for f in self.rest:
+                cols.append(start + f.codes[:, None] * f.k + np.arange(f.k)[None, :])
+                vals.append(f.Z)
+                start += f.n_levels * f.k
+            c2, v2 = np.hstack(cols), np.hstack(vals)  # (n, columns of the other terms)
+            q2 = self.q2 = start
+            pairs = (c2[:, :, None] * q2 + c2[:, None, :]).ravel()
+            self.z2tz2 = np.bincount(pairs, weights=(v2[:, :, None] * v2[:, None, :]).ravel(),
+                                     minlength=q2 * q2).reshape(q2, q2)
+            self.z2txy = sum(_group_sum(c2[:, j], v2[:, j, None] * Xy, q2) for j in range(c2.shape[1]))
+            c1 = f1.codes[:, None] * k1 + np.arange(k1)[None, :]
+            shape = (self.n, k1, c2.shape[1])
+            P = sp.csr_matrix(((f1.Z[:, :, None] * v2[:, None, :]).ravel(),
+                               (np.broadcast_to(c1[:, :, None], shape).ravel(),
+                                np.broadcast_to(c2[:, None, :], shape).ravel())),
+                              shape=(l1 * k1, q2))  # duplicates summed
+            P.eliminate_zeros()  # as the sparse product leaves them out (0/1 slope columns)
+            self._z1tz2_sp = P
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
@@ -285,7 +301,7 @@ class LmeProblem:
         e2 = np.repeat(ptr[:-1], npair) + within % np.repeat(cnt, npair)
         outer = (vec[e1][:, :, None] * vec[e2][:, None, :]).reshape(plev.size, k1 * k1)
         self._p_pairs = (ecol[e1] * q2 + ecol[e2], outer, plev)
-        self._z2tz2_dense = self._z2tz2_sp.toarray()
+        self._z2tz2_dense = self.z2tz2
         self._lam2_diagonal = all(f.k == 1 for f in self.rest)
 
     @property
