@@ -416,7 +416,12 @@ def build_model(
     # column by column: a sub-frame and its row-wise reduction cost 0.4 ms on 1,244 rows
     complete = np.ones(len(data), dtype=bool)
     for c in used:
-        complete &= data[c].notna().to_numpy()
+        # on the numpy array: Series.notna cost 50 us a column
+        arr = data[c].to_numpy()
+        if arr.dtype.kind == "f":
+            complete &= ~np.isnan(arr)
+        elif arr.dtype.kind not in "iub":  # numpy integers and booleans hold no missing value
+            complete &= pd.notna(arr)
     n_dropped = int((~complete).sum())
     frame = data.loc[complete].reset_index(drop=True) if n_dropped else data.reset_index(drop=True)
     if len(frame) == 0:
