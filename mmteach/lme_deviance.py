@@ -1079,7 +1079,7 @@ class _Coupling:
         self.mt = mt
         self.vec_t = np.ascontiguousarray(self.vec.T)  # (k1, E)
         self.P = pr._z1tz2_sp
-        self.PT = pr._z1tz2_sp.T.tocsr()
+        self.PT = pr._z1tz2_sp.T  # a CSC view: its products are as fast as a converted CSR
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
         k1, l1 = pr.f1.k, pr.f1.n_levels
         self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
