@@ -195,7 +195,7 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
         # integer levels (mouse and cell numbers; no missing values in a numpy integer
         # column): numpy sorts and prints them as R does
         levels, codes = np.unique(values.to_numpy(), return_inverse=True)
-        return codes.astype(np.intp), tuple(levels.astype(str).tolist())
+        return codes.astype(np.intp), tuple(map(str, levels.tolist()))  # as astype(str), 1.5x faster
     # pandas' hash table gives each row the position of its value among the uniques (in
     # order of appearance, as pd.unique); the sorted levels are then a permutation of those
     found = pd.unique(values)
@@ -249,9 +249,14 @@ class ColumnCoder:
         self.data = data
         self.factor_names = factor_names
         self._cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._numeric: dict[str, bool] = {}  # asked several times a column (pandas' type checks)
 
     def is_factor(self, v: Variable) -> bool:
-        return v.as_factor or v.name in self.factor_names or not _is_numeric(self.data[v.name])
+        if v.as_factor or v.name in self.factor_names:
+            return True
+        if v.name not in self._numeric:
+            self._numeric[v.name] = _is_numeric(self.data[v.name])
+        return not self._numeric[v.name]
 
     def codes(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
         if name not in self._cache:
@@ -423,7 +428,11 @@ def build_model(
         elif arr.dtype.kind not in "iub":  # numpy integers and booleans hold no missing value
             complete &= pd.notna(arr)
     n_dropped = int((~complete).sum())
-    frame = data.loc[complete].reset_index(drop=True) if n_dropped else data.reset_index(drop=True)
+    if n_dropped:  # take and a fresh RangeIndex: 0.14 ms where .loc and reset_index took 0.2
+        frame = data.take(np.flatnonzero(complete))
+        frame.index = pd.RangeIndex(len(frame))
+    else:
+        frame = data.reset_index(drop=True)
     if len(frame) == 0:
         raise DataError(
             "Every row has a missing value in one of the columns "
