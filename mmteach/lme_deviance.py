@@ -1293,7 +1293,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = _lmul(T1, BY)  # B_l'B_l = T1 A11^-1 T1'
             PBP = (cp.K @ BB.ravel()).reshape(q2, q2)
-            PBP[np.diag_indices(q2)] *= 2.0
+            PBP.flat[::q2 + 1] *= 2.0  # the diagonal (a strided view: no index arrays)
             Gs = pr.z2tz2 - PBP
         else:
             Gs = pr.z2tz2 - (BPt @ BP).toarray()
@@ -1304,7 +1304,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Gs = np.tril(Gs) + np.tril(Gs, -1).T  # the pair sums fill the lower triangle only
             LGs = lam2.T @ Gs  # Lambda2' Gs
             S = LGs @ lam2
-        S[np.diag_indices(q2)] += 1.0
+        S.flat[::q2 + 1] += 1.0
         L2 = np.linalg.cholesky(S)
         ld += 2.0 * np.log(np.diag(L2)).sum()
         # S^-1 (lower triangle; L2's zeros above) is needed below anyway: the two triangular
