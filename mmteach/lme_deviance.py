@@ -1119,8 +1119,8 @@ class _Coupling:
             slot = (self.col[e1] * q2 + self.col[e2]).astype(np.int32)
             # K' in CSR straight from the pairs (grouped by level already: no COO sort,
             # which cost 0.2 s on lme_crossed_50k's 1.25M pairs); K is its CSC transpose
-            data = np.concatenate([half * self.vec[e1][:, x] * self.vec[e2][:, y]
-                                   for x in range(k1) for y in range(k1)])
+            v1, v2 = self.vec[e1] * half[:, None], self.vec[e2]  # one gather a side (0.1 ms)
+            data = np.concatenate([v1[:, x] * v2[:, y] for x in range(k1) for y in range(k1)])
             ptr1 = np.concatenate([[0], np.cumsum(np.bincount(plev, minlength=l1))])
             indptr = np.concatenate([ptr1[:-1] + j * plev.size for j in range(k1 * k1)]
                                     + [[k1 * k1 * plev.size]])
