@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 from scipy.linalg.blas import dsymm
-from scipy.linalg.lapack import dpotri
+from scipy.linalg.lapack import dpotrf, dpotri, dtrtri
 from scipy.optimize import minimize
 
 from mmteach.errors import ModelError
@@ -231,13 +231,29 @@ class LmeProblem:
         self.xytxy = Xy.T @ Xy
         self.q1 = l1 * k1
         if self.rest:
-            Z2 = sp.hstack([_sparse_z(f.codes, f.n_levels, f.Z) for f in self.rest]).tocsc()
-            Z1 = _sparse_z(f1.codes, l1, f1.Z).tocsc()
-            self.q2 = Z2.shape[1]
-            self._z2tz2_sp = (Z2.T @ Z2).tocsr()
-            self.z2tz2 = self._z2tz2_sp.toarray()
-            self.z2txy = np.asarray(Z2.T @ Xy)
-            self._z1tz2_sp = (Z1.T @ Z2).tocsr()
+            # Z2'Z2, Z2'[X y] and Z1'Z2 straight from the codes: in each row a factor's k
+            # entries sit in the columns level * k + j, so every cross-product is a sum over
+            # rows of products of entries, one bincount or COO sum (building the sparse Z's and
+            # multiplying them cost 0.4 ms of a 14 ms cell-slope fit)
+            cols, vals, start = [], [], 0
+            for f in self.rest:
+                cols.append(start + f.codes[:, None] * f.k + np.arange(f.k)[None, :])
+                vals.append(f.Z)
+                start += f.n_levels * f.k
+            c2, v2 = np.hstack(cols), np.hstack(vals)  # (n, columns of the other terms)
+            q2 = self.q2 = start
+            pairs = (c2[:, :, None] * q2 + c2[:, None, :]).ravel()
+            self.z2tz2 = np.bincount(pairs, weights=(v2[:, :, None] * v2[:, None, :]).ravel(),
+                                     minlength=q2 * q2).reshape(q2, q2)
+            self.z2txy = sum(_group_sum(c2[:, j], v2[:, j, None] * Xy, q2) for j in range(c2.shape[1]))
+            c1 = f1.codes[:, None] * k1 + np.arange(k1)[None, :]
+            shape = (self.n, k1, c2.shape[1])
+            P = sp.csr_matrix(((f1.Z[:, :, None] * v2[:, None, :]).ravel(),
+                               (np.broadcast_to(c1[:, :, None], shape).ravel(),
+                                np.broadcast_to(c2[:, None, :], shape).ravel())),
+                              shape=(l1 * k1, q2))  # duplicates summed
+            P.eliminate_zeros()  # as the sparse product leaves them out (0/1 slope columns)
+            self._z1tz2_sp = P
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
@@ -285,7 +301,7 @@ class LmeProblem:
         e2 = np.repeat(ptr[:-1], npair) + within % np.repeat(cnt, npair)
         outer = (vec[e1][:, :, None] * vec[e2][:, None, :]).reshape(plev.size, k1 * k1)
         self._p_pairs = (ecol[e1] * q2 + ecol[e2], outer, plev)
-        self._z2tz2_dense = self._z2tz2_sp.toarray()
+        self._z2tz2_dense = self.z2tz2
         self._lam2_diagonal = all(f.k == 1 for f in self.rest)
 
     @property
@@ -1051,14 +1067,19 @@ class _Coupling:
         cols = np.repeat(self.col, k1)
         # a CSR matrix with these entries whose data are overwritten per theta
         m = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=(q1, q2))
-        self.perm = m.data.astype(np.int64) - 1
+        # the values come level-last, (k1, E) (see derivatives): position e k1 + a -> a E + e
+        n_e = uk.size
+        perm = m.data.astype(np.int64) - 1
+        self.perm = (perm % k1) * n_e + perm // k1
         self.m = m
         # and its transpose (q2 x q1) the same way: a sparse .T per theta cost 0.1 ms
         mt = m.T.tocsr()  # its data: the positions + 1 of the entries, as m's
-        self.perm_t = mt.data.astype(np.int64) - 1
+        perm_t = mt.data.astype(np.int64) - 1
+        self.perm_t = (perm_t % k1) * n_e + perm_t // k1
         self.mt = mt
+        self.vec_t = np.ascontiguousarray(self.vec.T)  # (k1, E)
         self.P = pr._z1tz2_sp
-        self.PT = pr._z1tz2_sp.T.tocsr()
+        self.PT = pr._z1tz2_sp.T  # a CSC view: its products are as fast as a converted CSR
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
         k1, l1 = pr.f1.k, pr.f1.n_levels
         self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
@@ -1098,15 +1119,14 @@ class _Coupling:
             slot = (self.col[e1] * q2 + self.col[e2]).astype(np.int32)
             # K' in CSR straight from the pairs (grouped by level already: no COO sort,
             # which cost 0.2 s on lme_crossed_50k's 1.25M pairs); K is its CSC transpose
-            data = np.concatenate([half * self.vec[e1][:, x] * self.vec[e2][:, y]
-                                   for x in range(k1) for y in range(k1)])
+            v1, v2 = self.vec[e1] * half[:, None], self.vec[e2]  # one gather a side (0.1 ms)
+            data = np.concatenate([v1[:, x] * v2[:, y] for x in range(k1) for y in range(k1)])
             ptr1 = np.concatenate([[0], np.cumsum(np.bincount(plev, minlength=l1))])
             indptr = np.concatenate([ptr1[:-1] + j * plev.size for j in range(k1 * k1)]
                                     + [[k1 * k1 * plev.size]])
             KT = sp.csr_matrix((data, np.tile(slot, k1 * k1), indptr),
                                shape=(k1 * k1 * l1, q2 * q2))
-            if k1 > 1:  # rows level-major, (l, x, y): the per-level k1 x k1 weights as stored
-                KT = KT[(np.arange(k1 * k1)[None, :] * l1 + np.arange(l1)[:, None]).ravel()]
+            # rows (x, y, l): the per-level k1 x k1 weights level-last, as derivatives keeps them
             self.KT = KT
             self._K = self.KT.T
 
@@ -1118,7 +1138,7 @@ class _Coupling:
         return self._dense
 
     def matrix(self, vals: np.ndarray) -> sp.csr_matrix:
-        """The q1 x q2 CSR matrix with entries ``vals`` (E, k1) (reused between calls)."""
+        """The q1 x q2 CSR matrix with entries ``vals`` (k1, E) (reused between calls)."""
         self.m.data[:] = vals.ravel()[self.perm]
         return self.m
 
@@ -1129,53 +1149,92 @@ class _Coupling:
 
 
 def _chol_inv(A: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """For a stack of k x k positive definite matrices: the sum of their log-determinants,
-    the inverses of their Cholesky factors ``L^-1`` and ``A^-1 = L^-T L^-1``; closed forms
-    for k <= 2 (numpy's batched LAPACK calls cost ~1 us per tiny matrix, 10x the
-    arithmetic, and a stacked product of a transposed view ~50 us on 622 2x2 blocks)."""
-    k = A.shape[-1]
+    """For a level-last stack ``(k, k, l)`` of positive definite matrices: the sum of their
+    log-determinants, the inverses of their Cholesky factors ``L^-1`` and
+    ``A^-1 = L^-T L^-1`` (level-last too); closed forms for k <= 2 (numpy's batched LAPACK
+    calls cost ~1 us per tiny matrix, 10x the arithmetic). Here A = T'HT + I >= I, so only
+    overflow or NaN in theta can break it: a log-determinant that is not finite tells (one
+    check instead of a reduction per diagonal element, each ~2-4 us on 622 levels)."""
+    k = A.shape[0]
     if k == 1:
-        if np.any(A <= 0):
+        ld = float(np.log(A).sum())
+        if not math.isfinite(ld):
             raise np.linalg.LinAlgError("not positive definite")
         Ai = 1.0 / A
-        return float(np.log(A).sum()), np.sqrt(Ai), Ai
+        return ld, np.sqrt(Ai), Ai
     if k == 2:
-        a, b, c = A[:, 0, 0], A[:, 1, 0], A[:, 1, 1]
-        d = c - b * b / a  # l22^2; a = l11^2
-        if np.any(a <= 0) or np.any(d <= 0):
+        a, b, c = A[0, 0], A[1, 0], A[1, 1]
+        i11 = 1.0 / np.sqrt(a)  # 1 / l11
+        r = b * (i11 * i11)  # l21 / l11, l21 = b / l11
+        i22 = 1.0 / np.sqrt(c - b * r)  # 1 / l22, l22^2 = c - l21^2
+        i21 = -r * i22  # -l21 / (l11 l22)
+        ld = -2.0 * float(np.log(i11 * i22).sum())
+        if not math.isfinite(ld):
             raise np.linalg.LinAlgError("not positive definite")
-        i11, i22 = 1.0 / np.sqrt(a), 1.0 / np.sqrt(d)
-        i21 = -b * (i11 * i11) * i22  # -l21 / (l11 l22), l21 = b / l11
-        off = i21 * i22  # L^-T L^-1 = [[i11^2 + i21^2, i21 i22], [i21 i22, i22^2]]
-        Li = np.stack([i11, np.zeros_like(a), i21, i22], axis=1).reshape(-1, 2, 2)
-        Ai = np.stack([i11 * i11 + i21 * i21, off, off, i22 * i22], axis=1).reshape(-1, 2, 2)
-        return float(np.log(a * d).sum()), Li, Ai
-    L = np.linalg.cholesky(A)
+        # filled row by row: cheaper than np.stack (L^-T L^-1 = [[i11^2 + i21^2, i21 i22], [., i22^2]])
+        Li = np.empty((2, 2, a.size))
+        Li[0, 0], Li[0, 1], Li[1, 0], Li[1, 1] = i11, 0.0, i21, i22
+        Ai = np.empty((2, 2, a.size))
+        Ai[0, 0], Ai[1, 1] = i11 * i11 + i21 * i21, i22 * i22
+        Ai[0, 1] = Ai[1, 0] = i21 * i22
+        return ld, Li, Ai
+    L = np.linalg.cholesky(np.moveaxis(A, 2, 0))
     Li = np.linalg.inv(L)
     ld = 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
-    return ld, Li, np.swapaxes(Li, 1, 2) @ Li
+    Ai = np.swapaxes(Li, 1, 2) @ Li
+    return ld, np.ascontiguousarray(np.moveaxis(Li, 0, 2)), np.ascontiguousarray(np.moveaxis(Ai, 0, 2))
 
 
-# Products of stacks of tiny matrices (one per level): a matrix shared by all levels goes
-# through one GEMM on the stacked rows; level-by-level products through numpy's stacked
-# matmul, which since numpy 2 beats k broadcast multiplies for k >= 2 (622 2x2 x 2x3
-# products: 19 us against 36 us) but not for k = 1 (18 us against 9 us).
-def _rmul(X: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """``X_l @ T`` for every level l of ``X`` (l, a, b)."""
-    return (X.reshape(-1, X.shape[-1]) @ T).reshape(X.shape[0], X.shape[1], T.shape[1])
+# Products of stacks of tiny matrices, one per level, kept level-LAST, (a, b, l): the
+# per-level loops then run over the contiguous last axis (einsum on 622 2x2 x 2x3 products:
+# 5-9 us, against 19-36 us for numpy's stacked matmul on level-first (l, a, b) stacks,
+# which pays a call per tiny matrix); a matrix shared by all levels on the left is one GEMM.
+def _chol(A: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factor of a small dense matrix: LAPACK's dpotrf without numpy's
+    wrapper (1-1.5 us against 7-8 us for np.linalg.cholesky at 3 x 3 and 11 x 11)."""
+    L, info = dpotrf(A, lower=1)
+    if info:
+        raise np.linalg.LinAlgError("not positive definite")
+    return L
+
+
+def _mm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A_l @ B_l`` for every level l (stacks (a, k, l) and (k, b, l))."""
+    return np.einsum("akl,kbl->abl", A, B)
 
 
 def _lmul(T: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``T @ X_l`` for every level l of ``X`` (l, a, b); contiguous (stacked products of a
-    transposed view are up to 2x slower)."""
-    return T @ X
+    """``T @ X_l`` for every level l of ``X`` (k, b, l): one GEMM on (k, b l)."""
+    k, b, n = X.shape
+    return (T @ X.reshape(k, b * n)).reshape(T.shape[0], b, n)
 
 
-def _bmm(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A_l @ B_l`` for every level (stacks (l, a, k) and (l, k, b))."""
+def _rmul(X: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``X_l @ T`` for every level l of ``X`` (a, k, l)."""
+    return np.einsum("akl,kb->abl", X, T)
+
+
+def _lsum(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``sum_l A_l' B_l`` for stacks (k, a, l) and (k, b, l)."""
+    return np.einsum("kal,kbl->ab", A, B)  # 3x lighter than tensordot's copies here
+
+
+def _bmm_lf(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A_l @ B_l`` on level-first stacks (l, a, k) and (l, k, b), for wide b (the dense
+    coupling's q2 columns): numpy's stacked matmul, or a broadcast product for k = 1."""
     if A.shape[2] == 1:
-        return A * B  # (l, a, 1) * (l, 1, b)
+        return A * B
     return A @ B
+
+
+def _level_first(X: np.ndarray) -> np.ndarray:
+    """A level-last stack (a, b, l) as the (l a) x b matrix of the random-effects order."""
+    return X.transpose(2, 0, 1).reshape(-1, X.shape[1])
+
+
+def _level_last(X: np.ndarray, l1: int, k1: int) -> np.ndarray:
+    """The inverse of :func:`_level_first`: rows (l a) of X as a (k1, cols, l1) view."""
+    return X.reshape(l1, k1, -1).transpose(1, 2, 0)
 
 
 def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = False) -> Derivatives:
@@ -1187,20 +1246,25 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     theta = np.asarray(theta, dtype=float)
     f1, p = pr.f1, pr.p
     l1, k1, q1, q2 = f1.n_levels, f1.k, pr.q1, pr.q2
+    ll = getattr(pr, "_ll", None)
+    if ll is None:  # Z1'Z1 and Z1'[X y] per level, level-last (see _mm)
+        ll = pr._ll = (np.ascontiguousarray(pr.ztz1.transpose(1, 2, 0)),
+                       np.ascontiguousarray(pr.ztxy1.transpose(1, 2, 0)))
+    H1, F1xy = ll
+    eye = np.eye(k1)[:, :, None]
     T1 = pr._factor_T(theta, f1)
-    HT = _rmul(pr.ztz1, T1)  # H11 T1 per level
-    TtH = np.swapaxes(HT, 1, 2)  # T1' H11 (H11 symmetric)
-    ld, L1inv, A11inv = _chol_inv(_rmul(TtH, T1) + np.eye(k1))  # ld = log|A11|
+    HT = _rmul(H1, T1)  # H11 T1 per level
+    ld, L1inv, A11inv = _chol_inv(_lmul(T1.T, HT) + eye)  # ld = log|A11|
     blk = _rmul(L1inv, T1.T)  # L1^-1 T1' per level
-    blkT = np.ascontiguousarray(np.swapaxes(blk, 1, 2))  # T1 L1^-T: b1 = T1 u1 = blkT (...)
-    c1 = _bmm(blk, pr.ztxy1)  # (l1, k1, p+1)
-    C1 = c1.reshape(q1, -1)
-    M = pr.xytxy - C1.T @ C1
+    blkT = blk.transpose(1, 0, 2)  # T1 L1^-T: b1 = T1 u1 = blkT (...)
+    c1 = _mm(blk, F1xy)  # (k1, p+1, l1)
+    M = pr.xytxy - _lsum(c1, c1)
     BY = _rmul(A11inv, T1.T)  # A11^-1 T1' per level
     if q2:
         cp = getattr(pr, "_coupling", None)
         if cp is None:
             cp = pr._coupling = _Coupling(pr)
+        C1 = _level_first(c1)
         # Lambda2: a diagonal (scalar terms, kept as a vector) or block diagonal (dense:
         # q2 is small where the other factors have slopes, e.g. mice in cell-slope models)
         scalar = all(f.k == 1 for f in pr.rest)
@@ -1216,8 +1280,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         # faster on lme_cell_slopes_ca_amplitude, 11 mice, and level on 6 mice)
         dense = q1 * q2 <= GRAD_DENSE_P and cp.P.nnz >= GRAD_DENSE_FILL * q1 * q2
         if dense:
+            # q2 wide: numpy's stacked matmul on level-first views (one BLAS-sized product
+            # per level), the products below on the (q1, q2) matrix
             Pm = cp.dense
-            BP = _bmm(blk, Pm.reshape(l1, k1, q2)).reshape(q1, q2)
+            BP = _bmm_lf(blk.transpose(2, 0, 1), Pm.reshape(l1, k1, q2)).reshape(q1, q2)
             BPt, PmT = BP.T, Pm.T
             Gs = pr.z2tz2 - BPt @ BP
         else:
@@ -1225,10 +1291,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
             # (a sum over the k1 columns: 3-4x faster than a broadcast product and its sum,
             # or a stacked matmul, on lme_many_effects' 3,000 entries)
-            Brep = np.repeat(blk, cp.cnt, axis=0)
-            BPv = Brep[:, :, 0] * cp.vec[:, 0, None]
+            Brep = np.repeat(blk, cp.cnt, axis=2)  # (k1, k1, E)
+            BPv = Brep[:, 0] * cp.vec_t[0]
             for j in range(1, k1):
-                BPv += Brep[:, :, j] * cp.vec[:, j, None]
+                BPv += Brep[:, j] * cp.vec_t[j]
             BP = cp.matrix(BPv)
             BPt = cp.matrix_t(BPv)
         if dense:
@@ -1236,7 +1302,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
             BB = _lmul(T1, BY)  # B_l'B_l = T1 A11^-1 T1'
             PBP = (cp.K @ BB.ravel()).reshape(q2, q2)
-            PBP[np.diag_indices(q2)] *= 2.0
+            PBP.flat[::q2 + 1] *= 2.0  # the diagonal (a strided view: no index arrays)
             Gs = pr.z2tz2 - PBP
         else:
             Gs = pr.z2tz2 - (BPt @ BP).toarray()
@@ -1247,8 +1313,8 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Gs = np.tril(Gs) + np.tril(Gs, -1).T  # the pair sums fill the lower triangle only
             LGs = lam2.T @ Gs  # Lambda2' Gs
             S = LGs @ lam2
-        S[np.diag_indices(q2)] += 1.0
-        L2 = np.linalg.cholesky(S)
+        S.flat[::q2 + 1] += 1.0
+        L2 = _chol(S)
         ld += 2.0 * np.log(np.diag(L2)).sum()
         # S^-1 (lower triangle; L2's zeros above) is needed below anyway: the two triangular
         # solves for the right-hand sides become one symmetric product
@@ -1260,13 +1326,15 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
         b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
-        b1 = _bmm(blkT, c1 - np.asarray(BP @ b2).reshape(l1, k1, p + 1))
+        b1 = _mm(blkT, c1 - _level_last(np.asarray(BP @ b2), l1, k1))
     else:
-        b1 = _bmm(blkT, c1)
+        b1 = _mm(blkT, c1)
     M = 0.5 * (M + M.T)
-    Lm = np.linalg.cholesky(M)
+    Lm = _chol(M)
     RXt = Lm[:p, :p]
-    Rinv = np.linalg.inv(RXt)  # p x p: numpy's call is 5x lighter than scipy's solve_triangular
+    Rinv, info = dtrtri(RXt, lower=1)  # p x p: LAPACK's own call, 10x lighter than numpy's inv
+    if info:
+        raise np.linalg.LinAlgError("RX")
     cinv = Rinv.T @ Rinv
     beta_q = cinv @ M[:p, p]
     pwrss = float(Lm[p, p] ** 2)
@@ -1275,49 +1343,52 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     if reml:
         ld += ldRX2
     # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]
-    FF1 = pr.ztxy1 - _bmm(pr.ztz1, b1)
+    FF1 = F1xy - _mm(H1, b1)
     # diagonal blocks of N = A^-1 Lambda' H, summed over levels (only the sums enter):
     # sum_l A11^-1 T1'H11 = sum_l BY_l H_l (+ the Schur part below, added to H_l there)
-    Nmid = pr.ztz1
+    Nmid = H1
     N1_schur = 0.0
     if q2:
-        FF1 = FF1 - np.asarray(Pm @ b2).reshape(l1, k1, p + 1)
-        FF2 = pr.z2txy - np.asarray(PmT @ b1.reshape(q1, -1)) - pr.z2tz2 @ b2
+        FF1 = FF1 - _level_last(np.asarray(Pm @ b2), l1, k1)
+        FF2 = pr.z2txy - np.asarray(PmT @ _level_first(b1)) - pr.z2tz2 @ b2
         # S^-1 filled in above the diagonal, where a product needs it (not on the pair sums
         # with scalar terms, which read the lower triangle: 0.15 ms at q2 = 200)
         Sfull = Sinv + np.tril(Sinv, -1).T if dense or not scalar or cp.K is None else None
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
-        BE = _bmm(HT, BY) - np.eye(k1)
+        BE = _mm(HT, BY) - eye
         if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
+            # q2 wide: level-first views, as for BP above
             PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
-            YS = _bmm(BY, PL).reshape(q1, q2) @ Sfull
-            N1_schur = np.tensordot(YS.reshape(l1, k1, q2), _bmm(BE, PL), axes=([0, 2], [0, 2]))
+            YS = _bmm_lf(BY.transpose(2, 0, 1), PL).reshape(q1, q2) @ Sfull
+            N1_schur = np.tensordot(YS.reshape(l1, k1, q2), _bmm_lf(BE.transpose(2, 0, 1), PL),
+                                    axes=([0, 2], [0, 2]))
         elif cp.K is not None:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
             # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
             LSL = Sinv * DD if scalar else lam2 @ Sfull @ lam2.T
-            R = (cp.KT @ LSL.ravel()).reshape(l1, k1, k1)
-            R = R + np.swapaxes(R, 1, 2)  # the upper-triangle pairs are the transposes
-            Nmid = Nmid + _bmm(R, np.swapaxes(BE, 1, 2))  # sum_l BY_l (H_l + R_l BE_l')
+            R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
+            R = R + R.transpose(1, 0, 2)  # the upper-triangle pairs are the transposes
+            Nmid = Nmid + _mm(R, BE.transpose(1, 0, 2))  # sum_l BY_l (H_l + R_l BE_l')
         else:
-            PL = cp.vec * d2[cp.col][:, None]
-            Yv = np.einsum("eab,eb->ea", BY[cp.lev], PL)
-            Ev = np.einsum("eab,eb->ea", BE[cp.lev], PL)
+            PL = cp.vec_t * d2[cp.col]  # (k1, E)
+            Yv = np.einsum("abe,be->ae", BY[:, :, cp.lev], PL)
+            Ev = np.einsum("abe,be->ae", BE[:, :, cp.lev], PL)
             YS = np.asarray(cp.matrix(Yv) @ Sfull).reshape(l1, k1, q2)
             g = YS[cp.lev, :, cp.col]  # (E, k1): (Y S^-1)[(l, a), col of entry]
-            N1_schur = np.einsum("ea,eb->ab", g, Ev)
+            N1_schur = g.T @ Ev.T
         if scalar:
             # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
             Q = Sinv * Gs
             N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
-    N1 = np.tensordot(BY, Nmid, axes=([0, 2], [0, 1])) + N1_schur
+    N1 = np.einsum("akl,kbl->ab", BY, Nmid) + N1_schur
     v = np.append(-beta_q, 1.0)
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     jac_parts = []
-    parts = [(f1, FF1, N1)]
+    # per factor: its F as a (levels, k (p+1)) matrix, and the sum over levels of N
+    parts = [(f1, FF1.reshape(k1 * (p + 1), l1).T, N1)]
     pos = 0
     for f in pr.rest:
         lf, kf = f.n_levels, f.k
@@ -1326,9 +1397,9 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Nsum = N2[sl].sum().reshape(1, 1)
         else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
             Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
-        parts.append((f, FF2[sl].reshape(lf, kf, p + 1), Nsum))
+        parts.append((f, FF2[sl].reshape(lf, kf * (p + 1)), Nsum))
         pos = sl.stop
-    for j, (f, Ff, Nsum) in enumerate(parts):
+    for j, (f, Fm, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
         K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
         # G[a, i, b, j] = sum over levels of F[l, a, i] (T'F)[l, b, j] (T the factor's T):
@@ -1337,14 +1408,13 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         kf = f.k
         Tf = np.zeros((kf, kf))
         Tf[r, c] = theta[ti]
-        Fm = Ff.reshape(-1, kf * (p + 1))
         G = np.einsum("aicj,cb->aibj", (Fm.T @ Fm).reshape(kf, p + 1, kf, p + 1), Tf)
         K_rx = np.einsum("aibj,ij->ab", G[:, :p, :, :p], cinv)
         K_pw = np.einsum("aibj,i,j->ab", G, v, v)
         g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
         g_pw[ti] += -2.0 * K_pw[r, c]
         jac_parts.append((r, c, ti, G[:, :p, :, :p]))
-    bv1 = _rmul(b1, v[:, None])[:, :, 0]  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta)
+    bv1 = (v @ b1).T  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta), (l1, k1)
     bv2 = b2 @ v if q2 else np.zeros(0)
     D = Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, beta_q, float(ldL2), float(ldRX2), bv1,
                     bv2, jac_parts, pr.n_theta)

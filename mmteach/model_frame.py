@@ -195,7 +195,7 @@ def factor_codes(values: pd.Series) -> tuple[np.ndarray, tuple[str, ...]]:
         # integer levels (mouse and cell numbers; no missing values in a numpy integer
         # column): numpy sorts and prints them as R does
         levels, codes = np.unique(values.to_numpy(), return_inverse=True)
-        return codes.astype(np.intp), tuple(levels.astype(str).tolist())
+        return codes.astype(np.intp), tuple(map(str, levels.tolist()))  # as astype(str), 1.5x faster
     # pandas' hash table gives each row the position of its value among the uniques (in
     # order of appearance, as pd.unique); the sorted levels are then a permutation of those
     found = pd.unique(values)
@@ -249,9 +249,14 @@ class ColumnCoder:
         self.data = data
         self.factor_names = factor_names
         self._cache: dict[str, tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._numeric: dict[str, bool] = {}  # asked several times a column (pandas' type checks)
 
     def is_factor(self, v: Variable) -> bool:
-        return v.as_factor or v.name in self.factor_names or not _is_numeric(self.data[v.name])
+        if v.as_factor or v.name in self.factor_names:
+            return True
+        if v.name not in self._numeric:
+            self._numeric[v.name] = _is_numeric(self.data[v.name])
+        return not self._numeric[v.name]
 
     def codes(self, name: str) -> tuple[np.ndarray, tuple[str, ...]]:
         if name not in self._cache:
@@ -400,6 +405,11 @@ def build_model(
         raise DataError("The data must be a table (a pandas DataFrame).")
     if not all(isinstance(c, str) for c in data.columns):
         data = data.rename(columns=str)
+    if data.attrs:
+        # pandas deep-copies a frame's attrs (the data sets' source notes) into every column
+        # it hands out: ~20 column reads here made that 0.4 ms of a 1.5 ms build
+        data = data.copy(deep=False)
+        data.attrs = {}
     if isinstance(formula, str):
         formula = parse_formula(formula, list(data.columns))
     _check_columns(data, formula.variables(), "column")
@@ -411,9 +421,18 @@ def build_model(
     # column by column: a sub-frame and its row-wise reduction cost 0.4 ms on 1,244 rows
     complete = np.ones(len(data), dtype=bool)
     for c in used:
-        complete &= data[c].notna().to_numpy()
+        # on the numpy array: Series.notna cost 50 us a column
+        arr = data[c].to_numpy()
+        if arr.dtype.kind == "f":
+            complete &= ~np.isnan(arr)
+        elif arr.dtype.kind not in "iub":  # numpy integers and booleans hold no missing value
+            complete &= pd.notna(arr)
     n_dropped = int((~complete).sum())
-    frame = data.loc[complete].reset_index(drop=True) if n_dropped else data.reset_index(drop=True)
+    if n_dropped:  # take and a fresh RangeIndex: 0.14 ms where .loc and reset_index took 0.2
+        frame = data.take(np.flatnonzero(complete))
+        frame.index = pd.RangeIndex(len(frame))
+    else:
+        frame = data.reset_index(drop=True)
     if len(frame) == 0:
         raise DataError(
             "Every row has a missing value in one of the columns "
