@@ -452,13 +452,6 @@ def _split(data: pd.DataFrame, column: str, levels: Sequence[Any]) -> list[pd.Da
     return [parts.get(level, data.iloc[:0]) for level in levels]
 
 
-def _add_in_cells(fig: go.Figure, traces: list[Any], cells: list[tuple[int, int]]) -> None:
-    """Add traces to subplot cells in one call (plotly re-checks the whole trace list on every
-    ``add_trace``: one call per trace grew quadratically with the panels)."""
-    if traces:
-        fig.add_traces(traces, rows=[r for r, _ in cells], cols=[c for _, c in cells])
-
-
 def spaghetti_plot(
     data: pd.DataFrame, response: str, time: str, unit: str, group: str,
     *, before: Any = 1, after: Any = 2, labels: tuple[str, str] = ("baseline", "24h"),
