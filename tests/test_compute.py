@@ -35,7 +35,11 @@ def test_identical_concurrent_requests_computed_once():
 
     def slow():
         runs.append(1)
-        time.sleep(0.3)
+        # finish only once the five other threads are waiting on this computation (a fixed
+        # sleep let a slow CI machine start some threads after it ended: cache hits, not shares)
+        deadline = time.monotonic() + 20
+        while cache.stats()["shared"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
         return "fit", 1
 
     out = []

@@ -142,4 +142,4 @@ def test_demand_mode_reads_the_servers_cpu_per_change(balancer):
     assert page["changes"] == 3
     assert page["server_cpu_s_per_change"]["mean"] > 0
     assert report["students_per_core_at_full_load"] == pytest.approx(
-        4.0 / report["server_cpu_s_per_change"], rel=0.01)
+        4.0 / report["server_cpu_s_per_change"], rel=0.01, abs=0.051)  # reported to 0.1
