@@ -107,9 +107,10 @@ if fits:
     lme = fits.get(lme_label)
     if lme is not None:
         display.fit_messages(lme)
-        with st.expander("LME variance components"):
-            display.show_table(lme.variance_components(), name="variance components",
-                          key="freq_varcomp", hide_index=True)
+        with display.lazy_expander("LME variance components", key="freq.varcomp") as shown:
+            if shown:
+                display.show_table(lme.variance_components(), name="variance components",
+                                   key="freq_varcomp", hide_index=True)
     term = st.radio("Forest plot of", list(TERMS.values()), key=ps.key("term"),
                     horizontal=True)
     ps.sync()
@@ -125,5 +126,5 @@ if fits:
                     lead="Notice:", box="info")
     narrate.say(compute.derived(N.frequency_reading, sub, long, fixed="Mouse as fixed effect", mixed=lme_label,
                                 missing=missing, **story), lead="Read the table:")
-    display.code_expander(code)
+    display.code_expander(code, key=ps.page)
 sources.data_download(sub, "ca_frequency_shown")

@@ -71,16 +71,18 @@ pooling_formula = "res ~ treatment + " + ("(1 + treatment | midx)" if "treatment
 compute.prefetch(lrt_ladder, sub, *ladder_args, factors=FACTORS, unidentifiable_ok=EX.unidentifiable())
 compute.prefetch(fit_lme, sub, formula(structure), factors=FACTORS, reml=reml, df_method=ps["df"],
                  **({"allow_unidentifiable": True} if ps["anyway"] else {}))
-compute.prefetch(fit_lme, sub, pooling_formula, factors=FACTORS, reml=reml)
+if pooling_view.is_open("amp"):
+    compute.prefetch(fit_lme, sub, pooling_formula, factors=FACTORS, reml=reml)
 
 corr = compute.here(F.per_group_correlation, sub, "res", "treatment", "cidx", "midx")
 narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="treatment", unit="cidx",
                             group="midx"),
             lead="Notice:", box="info")
-with st.expander("Cells per mouse", expanded=False):
-    display.show_table(compute.here(cell_counts, sub, "midx", "treatment", unit="cidx")
-                  .rename(columns={"1": "baseline", "2": "24h"}),
-                  name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
+with display.lazy_expander("Cells per mouse", key="amp.counts") as shown:
+    if shown:
+        display.show_table(compute.here(cell_counts, sub, "midx", "treatment", unit="cidx")
+                           .rename(columns={"1": "baseline", "2": "24h"}),
+                           name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
 display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx",
                              y_title="integrated amplitude"))
 display.show_fig(compute.fig(F.before_after_scatter, sub, "res", "treatment", "cidx", "midx", cols=6))
@@ -133,5 +135,5 @@ ladder_view.show(
     "numbers), which cannot pin down four parameters (cell intercept and slope variances, their "
     "covariance and the residual variance). nlme fits the model anyway: its log-likelihood, and so the "
     "test, is well defined; only the split of the variances is arbitrary.")
-display.code_expander(code)
+display.code_expander(code, key=ps.page)
 sources.data_download(sub, "ca_amplitude_shown")

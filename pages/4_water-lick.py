@@ -135,10 +135,11 @@ if fits:
                                 sd=mouse_sd, why_no_glmm=why_no_glmm), lead="Read the table:")
 if glmm is not None:
     display.fit_messages(glmm)
-    with st.expander("GLMM variance components and random effects"):
-        display.show_table(glmm.variance_components(), name="variance components",
-                      key="lick_varcomp", hide_index=True)
-        display.show_table(glmm.ranef(), name="random effects", key="lick_ranef", hide_index=True)
+    with display.lazy_expander("GLMM variance components and random effects", key="lick.varcomp") as shown:
+        if shown:
+            display.show_table(glmm.variance_components(), name="variance components",
+                               key="lick_varcomp", hide_index=True)
+            display.show_table(glmm.ranef(), name="random effects", key="lick_ranef", hide_index=True)
 
 st.subheader("Is dF/F needed? Likelihood-ratio test, Bayes factor, parametric bootstrap")
 lrt = term_test_view.lrt(sub, glmm_formula, reduced, code=code, one_mouse=one_mouse)
@@ -148,5 +149,5 @@ term_test_view.bootstrap(ps, sub, glmm_formula, reduced, nboot=NBOOT, timed=lrt 
                          disabled=bool(one_mouse), lrt_p=lrt.p_value if lrt is not None else None,
                          data_key=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"])),
                          key="lick_boot_run")
-display.code_expander(code)
+display.code_expander(code, key=ps.page)
 sources.data_download(sub, "water_lick_shown")

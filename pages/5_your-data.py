@@ -139,11 +139,12 @@ if fits:
     mixed = next((v for k, v in fits.items() if k.startswith(("LME", "GLMM"))), None)
     if mixed is not None:
         display.fit_messages(mixed)
-        with st.expander("Variance components and random effects"):
-            display.show_table(mixed.variance_components(), name="variance components",
-                          key="yours_varcomp", hide_index=True)
-            if not display.skipped("caterpillar", n_groups, len(used), unit=f"{group} levels",
-                                   label="The figure of every random effect", plural=False):
-                display.show_fig(compute.derived(F.caterpillar_plot, mixed.ranef(), group_name=group))
-    display.code_expander(code)
+        with display.lazy_expander("Variance components and random effects", key="yours.varcomp") as shown:
+            if shown:
+                display.show_table(mixed.variance_components(), name="variance components",
+                                   key="yours_varcomp", hide_index=True)
+                if not display.skipped("caterpillar", n_groups, len(used), unit=f"{group} levels",
+                                       label="The figure of every random effect", plural=False):
+                    display.show_fig(compute.derived(F.caterpillar_plot, mixed.ranef(), group_name=group))
+    display.code_expander(code, key=ps.page)
 sources.data_download(used, "your_data_shown")

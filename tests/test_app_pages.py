@@ -22,6 +22,7 @@ from mmteach.formula import parse_formula
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
 from mmteach.narrative import p_text
 from mmteach.subsample import subsample_per_group
+from ui import display
 
 FREQ = "pages/2_frequency.py"
 AMP = "pages/3_amplitude.py"
@@ -35,12 +36,26 @@ ONE_MOUSE = ("With one mouse there is no mouse-to-mouse variation to estimate: a
 FREQ_TERMS = {"treatment_idx2": "48h", "treatment_idx3": "72h", "treatment_idx4": "1wk"}
 
 
-def open_page(page: str, **query: str) -> AppTest:
+def open_page(page: str, *, open_sections: bool = True, **query: str) -> AppTest:
+    """``page`` as a student opens it (``query``: its URL parameters), with every lazy expander
+    then opened (``open_sections``), so that tests read what a student sees on opening them."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=900)
     at.query_params.update(query)
     at.run()
     at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
+    return open_all(at) if open_sections else at
+
+
+def open_all(at: AppTest) -> AppTest:
+    """Open every closed lazy expander (ui.display.lazy_expander) on the page and rerun."""
+    closed = [k for k in at.session_state.keys()
+              if str(k).startswith(display.LAZY_PREFIX) and not at.session_state[k]]
+    if closed:
+        for k in closed:
+            at.session_state[k] = True
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
     return at
 
 
@@ -243,7 +258,7 @@ def test_freq_url_state(freq):
 
 
 def test_freq_bad_url_values_are_ignored_with_a_warning():
-    at = open_page(FREQ, estimation="maximum", n1="abc")
+    at = open_page(FREQ, open_sections=False, estimation="maximum", n1="abc")
     assert at.radio(key="freq.estimation").value == "ML"
     assert any("estimation" in w.value and "n1" in w.value for w in at.warning)
     assert not errors(at)
@@ -642,3 +657,22 @@ def test_malformed_original_file_gets_the_readers_message(text, filename):
         read_example2(text)
     assert any(str(err.value) in e for e in errors(at)), errors(at)
     assert any(RECONSTRUCTION in c.value for c in at.caption)  # the page keeps the built-in data
+
+
+@pytest.mark.parametrize("page", [FREQ, AMP, LICK])
+def test_closed_sections_are_built_only_when_opened(page):
+    """A closed lazy expander (code, partial pooling, variance components) sends nothing: the
+    page's rerun and its redraw in the browser skip it; opening it shows it in full."""
+    at = open_page(page, open_sections=False)
+    labels = [e.label for e in at.expander]
+    assert "Show the R and mmteach code of each fit" in labels
+    assert not at.code
+    lazy_tables = {FREQ: ("variance", "shrinkage weight"), AMP: ("% of cells", "shrinkage weight"),
+                   LICK: ("variance",)}[page]  # amplitude shows its variance components openly
+
+    def tables_shown() -> set[str]:
+        return {c for d in at.dataframe for c in lazy_tables if c in d.value.columns}
+
+    assert not tables_shown()
+    open_all(at)
+    assert at.code and tables_shown() == set(lazy_tables)

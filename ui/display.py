@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -312,9 +313,38 @@ def too_few_groups(n_groups: int, unit: str = "mouse") -> str | None:
             f"model needs at least two mice; compare the per-{unit} fit instead.")
 
 
-def code_expander(fits: Mapping[str, Any]) -> None:
-    """An expander with the R call (and the mmteach call) of each fit shown."""
-    with st.expander("Show the R and mmteach code of each fit"):
+LAZY_PREFIX = "open."  # the session-state key of every lazy expander starts so (tests open them all)
+
+
+@contextmanager
+def lazy_expander(label: str, *, key: str, expanded: bool = False) -> Iterator[bool]:
+    """An expander whose content is computed and sent only while it is open: yields whether it is.
+
+    Streamlit runs and sends a closed expander's content on every rerun: on the amplitude page
+    the closed code, cell-count and partial-pooling sections (and the pooling fit behind them)
+    cost a cached rerun a quarter of its server CPU (AppTest, 60 ms closed against 78-96 ms
+    open). Opening one reruns the page; nothing in a lazy expander may be a widget whose
+    value must outlive its closing.
+
+    >>> with lazy_expander("Variance components", key="freq.varcomp") as is_open:  # doctest: +SKIP
+    ...     if is_open:
+    ...         show_table(...)
+    """
+    box = st.expander(label, expanded=expanded, key=LAZY_PREFIX + key, on_change="rerun")
+    with box:
+        yield bool(box.open)
+
+
+def is_open(key: str) -> bool:
+    """Whether the lazy expander ``key`` is open (before it is drawn: e.g. to prefetch its fits)."""
+    return bool(st.session_state.get(LAZY_PREFIX + key, False))
+
+
+def code_expander(fits: Mapping[str, Any], *, key: str) -> None:
+    """An expander with the R call (and the mmteach call) of each fit shown (built only when open)."""
+    with lazy_expander("Show the R and mmteach code of each fit", key=f"{key}.code") as shown:
+        if not shown:
+            return
         for name, (r_code, py_code) in fits.items():
             st.markdown(f"**{name}**")
             if r_code:

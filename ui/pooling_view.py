@@ -78,24 +78,38 @@ def show(fits: dict[str, Any], data: pd.DataFrame, *, condition: str, group: str
     if display.skipped("partial_pooling", int(data[group].nunique()), len(data),
                        label="The partial-pooling view", plural=False, unit=f"{group} levels"):
         return
-    with st.expander("Partial pooling: how the LME pulls each mouse towards the population"):
-        try:
-            if pooling_formula:
-                label = f"{pooling_formula} (the mouse term alone, so each mouse has one weight)"
-                lme = compute.call(fit_lme, data, pooling_formula, factors=tuple(factors), reml=reml)
-            pp = compute.derived(partial_pooling, lme)
-        except MMTeachError as err:
-            st.caption(str(err))
-            return
-        display.show_fig(compute.derived(PF.shrinkage_plot, pp), key=f"{key}_shrink")
-        if len(pp.terms) > 1:
-            display.show_fig(compute.derived(PF.shrinkage_plane, pp), key=f"{key}_plane")
-        st.markdown(pp.sentence())
-        tab = pp.table[["level", "term", "n", "own", "lme", "pooled", "weight", "cond_sd"]].rename(columns={
-            "level": group, "n": "cells", "own": "own (no pooling)", "lme": "LME (partial pooling)",
-            "pooled": "pooled LM", "weight": "shrinkage weight", "cond_sd": "conditional SD"})
-        display.show_table(tab, name="partial pooling", key=f"{key}_pooling", hide_index=True,
-                           formats={c: "{:.3g}" for c in tab.columns[3:]})
-        st.caption(f"Fit: {label}. Weight = σb² / (σb² + σ² / n) for a random intercept; conditional "
-                   "SD as lme4's ranef(fit, condVar = TRUE).")
-        st.code(pp.r_code(), language="r")
+    with display.lazy_expander("Partial pooling: how the LME pulls each mouse towards the population",
+                               key=f"{key}.pooling") as shown:
+        if shown:
+            _pooling(lme, label, data, group=group, factors=factors, reml=reml, key=key,
+                     pooling_formula=pooling_formula)
+
+
+def is_open(key: str) -> bool:
+    """Whether the partial-pooling section of page ``key`` is open (its fit is needed)."""
+    return display.is_open(f"{key}.pooling")
+
+
+def _pooling(lme: Any, label: str, data: pd.DataFrame, *, group: str, factors: Sequence[str], reml: bool,
+             key: str, pooling_formula: str | None) -> None:
+    """The partial-pooling section: shrinkage figures, sentence, table and R code."""
+    try:
+        if pooling_formula:
+            label = f"{pooling_formula} (the mouse term alone, so each mouse has one weight)"
+            lme = compute.call(fit_lme, data, pooling_formula, factors=tuple(factors), reml=reml)
+        pp = compute.derived(partial_pooling, lme)
+    except MMTeachError as err:
+        st.caption(str(err))
+        return
+    display.show_fig(compute.derived(PF.shrinkage_plot, pp), key=f"{key}_shrink")
+    if len(pp.terms) > 1:
+        display.show_fig(compute.derived(PF.shrinkage_plane, pp), key=f"{key}_plane")
+    st.markdown(pp.sentence())
+    tab = pp.table[["level", "term", "n", "own", "lme", "pooled", "weight", "cond_sd"]].rename(columns={
+        "level": group, "n": "cells", "own": "own (no pooling)", "lme": "LME (partial pooling)",
+        "pooled": "pooled LM", "weight": "shrinkage weight", "cond_sd": "conditional SD"})
+    display.show_table(tab, name="partial pooling", key=f"{key}_pooling", hide_index=True,
+                       formats={c: "{:.3g}" for c in tab.columns[3:]})
+    st.caption(f"Fit: {label}. Weight = σb² / (σb² + σ² / n) for a random intercept; conditional "
+               "SD as lme4's ranef(fit, condVar = TRUE).")
+    st.code(pp.r_code(), language="r")
