@@ -384,7 +384,7 @@ def pirls_general(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np.nd
             gu = sd.at(a, r) - u
             if with_beta:
                 # Schur complement of the u block: beta's equations after eliminating u
-                hub = np.column_stack([sd.at(a, w * X[:, c]) for c in range(X.shape[1])])
+                hub = sd.at(a, w[:, None] * X)
                 G = sd.chol.solve(hub)
                 S = X.T @ (X * w[:, None]) - hub.T @ G
                 x0 = sd.chol.solve(gu)
@@ -528,7 +528,7 @@ def laplace_gradient(spec: GlmmSpec, resp: Response, theta: np.ndarray, beta: np
     E[:, spec.n_theta:] = spec.X
     dF -= sd.at(a, w[:, None] * E)
     du = sd.chol.solve(dF)
-    deta = E + np.column_stack([sd.times(a, du[:, j]) for j in range(m)])
+    deta = E + sd.times(a, du)
     g = -2.0 * (r @ E) + direct + (wp * h) @ deta
     return (g, du) if with_du else g
 
