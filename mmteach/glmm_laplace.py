@@ -575,9 +575,11 @@ class _GeneralObjective:
         self.stage = 1
         self.nt = spec.n_theta
         self.M: np.ndarray | None = None  # beta = M gamma: stage 2 searches over gamma
+        self._last: tuple | None = None  # the last PIRLS: (x, deviance, modes, beta)
 
     def one(self, x: np.ndarray, keep: bool = False) -> float:
         x = np.asarray(x, dtype=float)
+        self._last = None
         if not np.all(np.isfinite(x)) or np.any(np.abs(x[: self.nt]) > THETA_MAX):
             return math.inf
         th = x[: self.nt]
@@ -586,11 +588,25 @@ class _GeneralObjective:
             be = self.M @ be
         dev, u, be_new = pirls_general(self.spec, self.resp, th, be, self.u,
                                        with_beta=self.stage == 1)
-        if keep and np.isfinite(dev):
+        self._last = (x, dev, u, be_new)
+        if keep:
+            self._keep(dev, u, be_new)
+        return dev
+
+    def _keep(self, dev: float, u: np.ndarray, beta: np.ndarray) -> None:
+        if np.isfinite(dev):
             self.u = u
             if self.stage == 1:
-                self.beta = be_new
-        return dev
+                self.beta = beta
+
+    def accept(self, x: np.ndarray) -> float:
+        """:meth:`one` with ``keep=True``, from the last evaluation when that was at ``x``
+        (a line search's accepted point: PIRLS would repeat itself from the same start)."""
+        last = self._last
+        if last is not None and np.array_equal(last[0], x):
+            self._keep(*last[1:])
+            return last[1]
+        return self.one(x, keep=True)
 
     def __call__(self, par: np.ndarray, keep: bool = False,
                  rows: np.ndarray | None = None) -> np.ndarray:
@@ -636,7 +652,7 @@ def _guarded_newton(obj: _GeneralObjective, x0: np.ndarray, *, maxit: int = 100,
         t, xn, fn = float(t_last[0]), trial["xn"], trial["fn"]
         radius = min(2 * radius, 10.0) if t == 1.0 and nrm >= radius else max(t * min(nrm, radius), 1e-3)
         gain = fx - fn
-        x, fx = xn, obj.one(xn, keep=True)
+        x, fx = xn, obj.accept(xn)
         if posdef[0] and gain < 1e-10 * (1 + abs(fx)) and t * min(nrm, radius) < 1e-5:
             return x, fx, True, it
     return x, fx, False, maxit

@@ -49,6 +49,7 @@ class PatternCholesky:
         self._template = sp.csc_matrix(template)
         self._symbolic = self._analyze()
         self._dense: np.ndarray | None = None
+        self._values: np.ndarray | None = None  # the values of the matrix factored last
 
     def _analyze(self):  # noqa: ANN202 - a CHOLMOD Factor, or None on the dense path
         return (analyze(self._template, mode="simplicial", ordering_method="amd")
@@ -58,14 +59,19 @@ class PatternCholesky:
         # A CHOLMOD factor cannot be pickled, and fitted results travel between processes
         # (the app's process pool) and into caches: ship the pattern, redo the (cheap)
         # symbolic analysis on arrival; a numeric factor must be recomputed by factor().
-        return {**self.__dict__, "_symbolic": None, "_dense": None}
+        return {**self.__dict__, "_symbolic": None, "_dense": None, "_values": None}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._symbolic = self._analyze()
 
     def factor(self, A: sp.spmatrix) -> None:
-        """Numeric factorisation of ``A`` (same pattern as the template)."""
+        """Numeric factorisation of ``A`` (same pattern as the template); nothing to do when
+        ``A`` is the matrix factored last (a GLMM's gradient refactors PIRLS's last matrix)."""
+        vals = A.data if sp.issparse(A) else np.asarray(A)
+        if self._values is not None and np.array_equal(vals, self._values):
+            return
+        self._values = None
         try:
             if self.sparse:
                 self._symbolic.cholesky_inplace(A if sp.isspmatrix_csc(A) else sp.csc_matrix(A))
@@ -74,6 +80,7 @@ class PatternCholesky:
                 self._dense = sla.cholesky(M, lower=True, check_finite=True)
         except (CholmodNotPositiveDefiniteError, np.linalg.LinAlgError, ValueError) as e:
             raise NotPositiveDefinite(str(e)) from None
+        self._values = vals.copy()
 
     def logdet(self) -> float:
         if self.sparse:
