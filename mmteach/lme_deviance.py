@@ -1083,6 +1083,13 @@ class _Coupling:
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
         k1, l1 = pr.f1.k, pr.f1.n_levels
         self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
+        self.one_per_level = bool(np.all(self.cnt == 1))  # nested in the others: no repeats
+        self.scalar = all(f.k == 1 for f in pr.rest)
+        # few random effects outside the big factor: P dense, as the scipy.sparse calls' own
+        # overhead exceeds the arithmetic; but not when P is mostly zeros, as for cells
+        # nested in mice (one mouse per cell: P's fill is 1 / mice; the pair sums were 15%
+        # faster on lme_cell_slopes_ca_amplitude, 11 mice, and level on 6 mice)
+        self.use_dense = q1 * q2 <= GRAD_DENSE_P and self.P.nnz >= GRAD_DENSE_FILL * q1 * q2
         self._kq = (k1, l1, q2)
 
     @property
@@ -1164,19 +1171,26 @@ def _chol_inv(A: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         return ld, np.sqrt(Ai), Ai
     if k == 2:
         a, b, c = A[0, 0], A[1, 0], A[1, 1]
-        i11 = 1.0 / np.sqrt(a)  # 1 / l11
-        r = b * (i11 * i11)  # l21 / l11, l21 = b / l11
-        i22 = 1.0 / np.sqrt(c - b * r)  # 1 / l22, l22^2 = c - l21^2
-        i21 = -r * i22  # -l21 / (l11 l22)
-        ld = -2.0 * float(np.log(i11 * i22).sum())
+        ia = 1.0 / a  # 1 / l11^2
+        r = b * ia  # l21 / l11, l21 = b / l11
+        d = c - b * r  # l22^2 = c - l21^2
+        ld = float(np.log(a * d).sum())  # log|A| = log(l11^2 l22^2)
         if not math.isfinite(ld):
             raise np.linalg.LinAlgError("not positive definite")
-        # filled row by row: cheaper than np.stack (L^-T L^-1 = [[i11^2 + i21^2, i21 i22], [., i22^2]])
+        # filled row by row: cheaper than np.stack (L^-1 = [[1/l11, 0], [-r/l22, 1/l22]],
+        # L^-T L^-1 = [[1/l11^2 + r^2/l22^2, -r/l22^2], [., 1/l22^2]])
         Li = np.empty((2, 2, a.size))
-        Li[0, 0], Li[0, 1], Li[1, 0], Li[1, 1] = i11, 0.0, i21, i22
         Ai = np.empty((2, 2, a.size))
-        Ai[0, 0], Ai[1, 1] = i11 * i11 + i21 * i21, i22 * i22
-        Ai[0, 1] = Ai[1, 0] = i21 * i22
+        np.divide(1.0, d, out=Ai[1, 1])
+        np.sqrt(ia, out=Li[0, 0])
+        np.sqrt(Ai[1, 1], out=Li[1, 1])
+        Li[0, 1] = 0.0
+        np.multiply(Li[1, 1], r, out=Li[1, 0])
+        np.negative(Li[1, 0], out=Li[1, 0])
+        np.multiply(Ai[1, 1], r, out=Ai[0, 1])
+        np.negative(Ai[0, 1], out=Ai[0, 1])
+        Ai[1, 0] = Ai[0, 1]
+        Ai[0, 0] = ia - r * Ai[0, 1]
         return ld, Li, Ai
     L = np.linalg.cholesky(np.moveaxis(A, 2, 0))
     Li = np.linalg.inv(L)
@@ -1249,9 +1263,8 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     ll = getattr(pr, "_ll", None)
     if ll is None:  # Z1'Z1 and Z1'[X y] per level, level-last (see _mm)
         ll = pr._ll = (np.ascontiguousarray(pr.ztz1.transpose(1, 2, 0)),
-                       np.ascontiguousarray(pr.ztxy1.transpose(1, 2, 0)))
-    H1, F1xy = ll
-    eye = np.eye(k1)[:, :, None]
+                       np.ascontiguousarray(pr.ztxy1.transpose(1, 2, 0)), np.eye(k1)[:, :, None])
+    H1, F1xy, eye = ll
     T1 = pr._factor_T(theta, f1)
     HT = _rmul(H1, T1)  # H11 T1 per level
     ld, L1inv, A11inv = _chol_inv(_lmul(T1.T, HT) + eye)  # ld = log|A11|
@@ -1267,18 +1280,13 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         C1 = _level_first(c1)
         # Lambda2: a diagonal (scalar terms, kept as a vector) or block diagonal (dense:
         # q2 is small where the other factors have slopes, e.g. mice in cell-slope models)
-        scalar = all(f.k == 1 for f in pr.rest)
+        scalar, dense = cp.scalar, cp.use_dense
         if scalar:
             r2, _c2i, i2 = pr._lam2_index
             d2 = np.zeros(q2)
             d2[r2] = theta[i2]
         else:
             lam2 = pr._lambda2(theta)
-        # few random effects outside the big factor: P dense, as the scipy.sparse calls' own
-        # overhead exceeds the arithmetic; but not when P is mostly zeros, as for cells
-        # nested in mice (one mouse per cell: P's fill is 1 / mice; the pair sums were 15%
-        # faster on lme_cell_slopes_ca_amplitude, 11 mice, and level on 6 mice)
-        dense = q1 * q2 <= GRAD_DENSE_P and cp.P.nnz >= GRAD_DENSE_FILL * q1 * q2
         if dense:
             # q2 wide: numpy's stacked matmul on level-first views (one BLAS-sized product
             # per level), the products below on the (q1, q2) matrix
@@ -1291,7 +1299,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
             # (a sum over the k1 columns: 3-4x faster than a broadcast product and its sum,
             # or a stacked matmul, on lme_many_effects' 3,000 entries)
-            Brep = np.repeat(blk, cp.cnt, axis=2)  # (k1, k1, E)
+            Brep = blk if cp.one_per_level else np.repeat(blk, cp.cnt, axis=2)  # (k1, k1, E)
             BPv = Brep[:, 0] * cp.vec_t[0]
             for j in range(1, k1):
                 BPv += Brep[:, j] * cp.vec_t[j]
@@ -1315,7 +1323,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             S = LGs @ lam2
         S.flat[::q2 + 1] += 1.0
         L2 = _chol(S)
-        ld += 2.0 * np.log(np.diag(L2)).sum()
+        ld += 2.0 * np.log(L2.diagonal()).sum()
         # S^-1 (lower triangle; L2's zeros above) is needed below anyway: the two triangular
         # solves for the right-hand sides become one symmetric product
         Sinv, info = dpotri(L2, lower=1)
@@ -1339,7 +1347,7 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     beta_q = cinv @ M[:p, p]
     pwrss = float(Lm[p, p] ** 2)
     ldL2 = ld
-    ldRX2 = 2.0 * np.log(np.diag(RXt)).sum() + pr._ldR2
+    ldRX2 = 2.0 * np.log(RXt.diagonal()).sum() + pr._ldR2
     if reml:
         ld += ldRX2
     # FF = Z'V^-1 [X y] = Z'[X y] - H Lambda A^-1 Lambda' Z'[X y]
@@ -1381,9 +1389,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         if scalar:
             # diag(S^-1 Lambda2 Gs) from the lower triangles (both symmetric; Sinv is 0 above)
             Q = Sinv * Gs
-            N2 = Q @ d2 + Q.T @ d2 - np.diag(Q) * d2
+            N2 = Q @ d2 + Q.T @ d2 - Q.diagonal() * d2
     N1 = np.einsum("akl,kbl->ab", BY, Nmid) + N1_schur
-    v = np.append(-beta_q, 1.0)
+    v = np.empty(p + 1)
+    v[:p], v[p] = -beta_q, 1.0
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     jac_parts = []
