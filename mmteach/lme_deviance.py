@@ -246,14 +246,17 @@ class LmeProblem:
             self.z2tz2 = np.bincount(pairs, weights=(v2[:, :, None] * v2[:, None, :]).ravel(),
                                      minlength=q2 * q2).reshape(q2, q2)
             self.z2txy = sum(_group_sum(c2[:, j], v2[:, j, None] * Xy, q2) for j in range(c2.shape[1]))
-            c1 = f1.codes[:, None] * k1 + np.arange(k1)[None, :]
-            shape = (self.n, k1, c2.shape[1])
-            P = sp.csr_matrix(((f1.Z[:, :, None] * v2[:, None, :]).ravel(),
-                               (np.broadcast_to(c1[:, :, None], shape).ravel(),
-                                np.broadcast_to(c2[:, None, :], shape).ravel())),
-                              shape=(l1 * k1, q2))  # duplicates summed
-            P.eliminate_zeros()  # as the sparse product leaves them out (0/1 slope columns)
-            self._z1tz2_sp = P
+            # P = Z1'Z2 by its entries: one per (level of the big factor, column of the
+            # others) meeting in some row, holding the sums of the level's k1 columns times
+            # that column (made from the codes: a sparse COO -> CSR -> COO round trip cost
+            # 0.3 ms of a cell-slope fit, whose gradient needs the entries only)
+            uk, inv = np.unique((f1.codes[:, None] * q2 + c2).ravel(), return_inverse=True)
+            prod = f1.Z[:, :, None] * v2[:, None, :]  # (n, k1, columns of the others)
+            vec = np.column_stack([np.bincount(inv, weights=prod[:, a].ravel(), minlength=uk.size)
+                                   for a in range(k1)])
+            keep = np.any(vec != 0.0, axis=1)  # as the sparse product leaves out zeros (0/1 slopes)
+            uk = uk[keep]
+            self._p_entries = (uk // q2, uk % q2, vec[keep])
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
@@ -303,6 +306,18 @@ class LmeProblem:
         self._p_pairs = (ecol[e1] * q2 + ecol[e2], outer, plev)
         self._z2tz2_dense = self.z2tz2
         self._lam2_diagonal = all(f.k == 1 for f in self.rest)
+
+    @property
+    def _z1tz2_sp(self) -> sp.csr_matrix:
+        """P = Z1'Z2 as a sparse q1 x q2 matrix, from its entries (built on first use)."""
+        if not hasattr(self, "_p_csr"):
+            lev, col, vec = self._p_entries
+            k1 = self.f1.k
+            rows = (lev[:, None] * k1 + np.arange(k1)[None, :]).ravel()
+            P = sp.csr_matrix((vec.ravel(), (rows, np.repeat(col, k1))), shape=(self.q1, self.q2))
+            P.eliminate_zeros()  # a slope column's zeros, as the sparse product leaves them out
+            self._p_csr = P
+        return self._p_csr
 
     @property
     def z1tz2(self) -> np.ndarray:
@@ -1057,15 +1072,8 @@ class _Coupling:
 
     def __init__(self, pr: LmeProblem) -> None:
         k1, q1, q2 = pr.f1.k, pr.q1, pr.q2
-        P = pr._z1tz2_sp.tocoo()
-        lev, a = np.divmod(P.row, k1)
-        uk, inv = np.unique(lev.astype(np.int64) * q2 + P.col, return_inverse=True)
-        self.vec = np.zeros((uk.size, k1))
-        np.add.at(self.vec, (inv, a), P.data)
-        self.lev, self.col = uk // q2, uk % q2
+        self.lev, self.col, self.vec = pr._p_entries  # sorted by level, then column
         self.vec_t = np.ascontiguousarray(self.vec.T)  # (k1, E)
-        self.P = pr._z1tz2_sp
-        self.PT = pr._z1tz2_sp.T  # a CSC view: its products are as fast as a converted CSR
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
         l1 = pr.f1.n_levels
         self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
@@ -1079,12 +1087,14 @@ class _Coupling:
             self.ind[self.col, np.arange(l1)] = 1.0
             self.vv = self.vec_t[:, None, :] * self.vec_t[None, :, :]  # (k1, k1, l1)
         else:
+            self.P = pr._z1tz2_sp
+            self.PT = self.P.T  # a CSC view: its products are as fast as a converted CSR
             rows = (self.lev[:, None] * k1 + np.arange(k1)[None, :]).ravel()
             cols = np.repeat(self.col, k1)
             # a CSR matrix with these entries whose data are overwritten per theta
             m = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=(q1, q2))
             # the values come level-last, (k1, E) (see derivatives): position e k1 + a -> a E + e
-            n_e = uk.size
+            n_e = self.lev.size
             perm = m.data.astype(np.int64) - 1
             self.perm = (perm % k1) * n_e + perm // k1
             self.m = m
@@ -1097,8 +1107,8 @@ class _Coupling:
         # few random effects outside the big factor: P dense, as the scipy.sparse calls' own
         # overhead exceeds the arithmetic; but not when P is mostly zeros, nor for nested
         # levels (their gathers beat the dense products on 6 mice and 11)
-        self.use_dense = (q1 * q2 <= GRAD_DENSE_P and self.P.nnz >= GRAD_DENSE_FILL * q1 * q2
-                          and not self.nested)
+        self.use_dense = (not self.nested and q1 * q2 <= GRAD_DENSE_P
+                          and self.P.nnz >= GRAD_DENSE_FILL * q1 * q2)
         self._kq = (k1, l1, q2)
 
     @property
@@ -1442,8 +1452,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     jac_parts = []
-    # per factor: its F as a (levels, k (p+1)) matrix, and the sum over levels of N
-    parts = [(f1, FF1.reshape(k1 * (p + 1), l1).T, N1)]
+    # per factor: F'F over its levels ((k (p+1)) square; FF1 is level-last, so its rows are
+    # contiguous) and the sum over levels of N
+    F1t = FF1.reshape(k1 * (p + 1), l1)
+    parts = [(f1, F1t @ F1t.T, N1)]
     pos = 0
     for f in pr.rest:
         lf, kf = f.n_levels, f.k
@@ -1452,23 +1464,28 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Nsum = N2[sl].sum().reshape(1, 1)
         else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
             Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
-        parts.append((f, FF2[sl].reshape(lf, kf * (p + 1)), Nsum))
+        Fm = FF2[sl].reshape(lf, kf * (p + 1))
+        parts.append((f, Fm.T @ Fm, Nsum))
         pos = sl.stop
-    for j, (f, Fm, Nsum) in enumerate(parts):
+    for j, (f, FtF, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
-        K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
         # G[a, i, b, j] = sum over levels of F[l, a, i] (T'F)[l, b, j] (T the factor's T):
-        # one GEMM on the stacked levels (F'F), then T; the log|RX| term contracts its X
-        # columns with cinv, pwrss's with v, and the Jacobian of cinv reads it too
+        # F'F, then T; the log|RX| term contracts its X columns with cinv, pwrss's with v,
+        # and the Jacobian of cinv reads it too
         kf = f.k
-        Tf = np.zeros((kf, kf))
-        Tf[r, c] = theta[ti]
-        G = np.einsum("aicj,cb->aibj", (Fm.T @ Fm).reshape(kf, p + 1, kf, p + 1), Tf)
-        K_rx = np.einsum("aibj,ij->ab", G[:, :p, :, :p], cinv)
+        if j == 0:
+            Tf = T1
+        else:
+            Tf = np.zeros((kf, kf))
+            Tf[r, c] = theta[ti]
+        G = np.einsum("aicj,cb->aibj", FtF.reshape(kf, p + 1, kf, p + 1), Tf)
+        Gx = G[:, :p, :, :p]
         K_pw = np.einsum("aibj,i,j->ab", G, v, v)
-        g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
-        g_pw[ti] += -2.0 * K_pw[r, c]
-        jac_parts.append((r, c, ti, G[:, :p, :, :p]))
+        # K_ld = Nsum' ([r, c] = sum_l N[l, c, r])
+        K_ld = Nsum.T - np.einsum("aibj,ij->ab", Gx, cinv) if reml else Nsum.T
+        g_ld[ti] += 2.0 * K_ld[r, c]
+        g_pw[ti] -= 2.0 * K_pw[r, c]
+        jac_parts.append((r, c, ti, Gx))
     bv1 = (v @ b1).T  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta), (l1, k1)
     bv2 = b2 @ v if q2 else np.zeros(0)
     D = Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, beta_q, float(ldL2), float(ldRX2), bv1,
