@@ -246,14 +246,17 @@ class LmeProblem:
             self.z2tz2 = np.bincount(pairs, weights=(v2[:, :, None] * v2[:, None, :]).ravel(),
                                      minlength=q2 * q2).reshape(q2, q2)
             self.z2txy = sum(_group_sum(c2[:, j], v2[:, j, None] * Xy, q2) for j in range(c2.shape[1]))
-            c1 = f1.codes[:, None] * k1 + np.arange(k1)[None, :]
-            shape = (self.n, k1, c2.shape[1])
-            P = sp.csr_matrix(((f1.Z[:, :, None] * v2[:, None, :]).ravel(),
-                               (np.broadcast_to(c1[:, :, None], shape).ravel(),
-                                np.broadcast_to(c2[:, None, :], shape).ravel())),
-                              shape=(l1 * k1, q2))  # duplicates summed
-            P.eliminate_zeros()  # as the sparse product leaves them out (0/1 slope columns)
-            self._z1tz2_sp = P
+            # P = Z1'Z2 by its entries: one per (level of the big factor, column of the
+            # others) meeting in some row, holding the sums of the level's k1 columns times
+            # that column (made from the codes: a sparse COO -> CSR -> COO round trip cost
+            # 0.3 ms of a cell-slope fit, whose gradient needs the entries only)
+            uk, inv = np.unique((f1.codes[:, None] * q2 + c2).ravel(), return_inverse=True)
+            prod = f1.Z[:, :, None] * v2[:, None, :]  # (n, k1, columns of the others)
+            vec = np.column_stack([np.bincount(inv, weights=prod[:, a].ravel(), minlength=uk.size)
+                                   for a in range(k1)])
+            keep = np.any(vec != 0.0, axis=1)  # as the sparse product leaves out zeros (0/1 slopes)
+            uk = uk[keep]
+            self._p_entries = (uk // q2, uk % q2, vec[keep])
         else:
             self.q2 = 0
         # sparse W for the Schur complement once the dense q1 x q2 products get large
@@ -303,6 +306,18 @@ class LmeProblem:
         self._p_pairs = (ecol[e1] * q2 + ecol[e2], outer, plev)
         self._z2tz2_dense = self.z2tz2
         self._lam2_diagonal = all(f.k == 1 for f in self.rest)
+
+    @property
+    def _z1tz2_sp(self) -> sp.csr_matrix:
+        """P = Z1'Z2 as a sparse q1 x q2 matrix, from its entries (built on first use)."""
+        if not hasattr(self, "_p_csr"):
+            lev, col, vec = self._p_entries
+            k1 = self.f1.k
+            rows = (lev[:, None] * k1 + np.arange(k1)[None, :]).ravel()
+            P = sp.csr_matrix((vec.ravel(), (rows, np.repeat(col, k1))), shape=(self.q1, self.q2))
+            P.eliminate_zeros()  # a slope column's zeros, as the sparse product leaves them out
+            self._p_csr = P
+        return self._p_csr
 
     @property
     def z1tz2(self) -> np.ndarray:
@@ -1057,40 +1072,49 @@ class _Coupling:
 
     def __init__(self, pr: LmeProblem) -> None:
         k1, q1, q2 = pr.f1.k, pr.q1, pr.q2
-        P = pr._z1tz2_sp.tocoo()
-        lev, a = np.divmod(P.row, k1)
-        uk, inv = np.unique(lev.astype(np.int64) * q2 + P.col, return_inverse=True)
-        self.vec = np.zeros((uk.size, k1))
-        np.add.at(self.vec, (inv, a), P.data)
-        self.lev, self.col = uk // q2, uk % q2
-        rows = (self.lev[:, None] * k1 + np.arange(k1)[None, :]).ravel()
-        cols = np.repeat(self.col, k1)
-        # a CSR matrix with these entries whose data are overwritten per theta
-        m = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=(q1, q2))
-        # the values come level-last, (k1, E) (see derivatives): position e k1 + a -> a E + e
-        n_e = uk.size
-        perm = m.data.astype(np.int64) - 1
-        self.perm = (perm % k1) * n_e + perm // k1
-        self.m = m
-        # and its transpose (q2 x q1) the same way: a sparse .T per theta cost 0.1 ms
-        mt = m.T.tocsr()  # its data: the positions + 1 of the entries, as m's
-        perm_t = mt.data.astype(np.int64) - 1
-        self.perm_t = (perm_t % k1) * n_e + perm_t // k1
-        self.mt = mt
+        self.lev, self.col, self.vec = pr._p_entries  # sorted by level, then column
         self.vec_t = np.ascontiguousarray(self.vec.T)  # (k1, E)
-        self.P = pr._z1tz2_sp
-        self.PT = pr._z1tz2_sp.T  # a CSC view: its products are as fast as a converted CSR
         self.t_index = [pr._t_index(f) for f in pr.rest]  # by position: survives pickling
-        k1, l1 = pr.f1.k, pr.f1.n_levels
+        l1 = pr.f1.n_levels
         self.cnt = np.bincount(self.lev, minlength=l1)  # entries per level (self.lev is sorted)
-        self.one_per_level = bool(np.all(self.cnt == 1))  # nested in the others: no repeats
+        # each level meets one column of the others (cells nested in mice, scalar terms):
+        # entry e is level e, and every product with P is a gather or, summed by column, a
+        # product with the q2 x l1 indicator of the columns (sparse products cost 15-20 us of
+        # scipy's own overhead each, 6 a gradient)
+        self.nested = bool(np.all(self.cnt == 1))
+        if self.nested:
+            self.ind = np.zeros((q2, l1))
+            self.ind[self.col, np.arange(l1)] = 1.0
+            self.vv = self.vec_t[:, None, :] * self.vec_t[None, :, :]  # (k1, k1, l1)
+        else:
+            self.P = pr._z1tz2_sp
+            self.PT = self.P.T  # a CSC view: its products are as fast as a converted CSR
+            rows = (self.lev[:, None] * k1 + np.arange(k1)[None, :]).ravel()
+            cols = np.repeat(self.col, k1)
+            # a CSR matrix with these entries whose data are overwritten per theta
+            m = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=(q1, q2))
+            # the values come level-last, (k1, E) (see derivatives): position e k1 + a -> a E + e
+            n_e = self.lev.size
+            perm = m.data.astype(np.int64) - 1
+            self.perm = (perm % k1) * n_e + perm // k1
+            self.m = m
+            # and its transpose (q2 x q1) the same way: a sparse .T per theta cost 0.1 ms
+            mt = m.T.tocsr()  # its data: the positions + 1 of the entries, as m's
+            perm_t = mt.data.astype(np.int64) - 1
+            self.perm_t = (perm_t % k1) * n_e + perm_t // k1
+            self.mt = mt
         self.scalar = all(f.k == 1 for f in pr.rest)
         # few random effects outside the big factor: P dense, as the scipy.sparse calls' own
-        # overhead exceeds the arithmetic; but not when P is mostly zeros, as for cells
-        # nested in mice (one mouse per cell: P's fill is 1 / mice; the pair sums were 15%
-        # faster on lme_cell_slopes_ca_amplitude, 11 mice, and level on 6 mice)
-        self.use_dense = q1 * q2 <= GRAD_DENSE_P and self.P.nnz >= GRAD_DENSE_FILL * q1 * q2
+        # overhead exceeds the arithmetic; but not when P is mostly zeros, nor for nested
+        # levels (their gathers beat the dense products on 6 mice and 11)
+        self.use_dense = (not self.nested and q1 * q2 <= GRAD_DENSE_P
+                          and self.P.nnz >= GRAD_DENSE_FILL * q1 * q2)
         self._kq = (k1, l1, q2)
+
+    @property
+    def pairs(self) -> bool:
+        """Whether sums over pairs of a level's entries are cheap (nested, or K is stored)."""
+        return self.nested or self.K is not None
 
     @property
     def K(self) -> sp.csc_matrix | None:
@@ -1143,6 +1167,45 @@ class _Coupling:
         if not hasattr(self, "_dense"):
             self._dense = self.P.toarray()
         return self._dense
+
+    def mul(self, x: np.ndarray, vals: np.ndarray | None = None) -> np.ndarray:
+        """``P x`` for x (q2, c), or with ``vals`` (k1, E) the product of the matrix with
+        those entries in P's places; level-last (k1, c, l1)."""
+        v = self.vec_t if vals is None else vals
+        if self.nested:
+            return v[:, None, :] * x.T.take(self.col, axis=1)  # take: 4x faster than x[col].T
+        k1, l1, _ = self._kq
+        m = self.P if vals is None else self.matrix(vals)
+        return _level_last(np.asarray(m @ x), l1, k1)
+
+    def tmul(self, X: np.ndarray, vals: np.ndarray | None = None) -> np.ndarray:
+        """``P' X`` for a level-last X (k1, c, l1) (or the matrix of ``vals``'s): (q2, c)."""
+        if self.nested:
+            v = self.vec_t if vals is None else vals
+            return self.ind @ np.einsum("al,acl->lc", v, X)
+        m = self.PT if vals is None else self.matrix_t(vals)
+        return np.asarray(m @ _level_first(X))
+
+    def gram(self, vals: np.ndarray, T1: np.ndarray, BY: np.ndarray) -> np.ndarray:
+        """``(B P)'(B P)`` for the entries ``vals`` of ``B P`` (B = diag_l(B_l), B_l'B_l =
+        T1 BY_l); exact in the lower triangle (the pair sums fill only that)."""
+        q2 = self._kq[2]
+        if self.nested:  # one column a level: diagonal, the levels' squared norms by column
+            return np.diag(self.ind @ np.einsum("al,al->l", vals, vals))
+        if self.K is not None:  # the diagonal's pairs carry half weight
+            out = (self.K @ _lmul(T1, BY).ravel()).reshape(q2, q2)
+            out.flat[::q2 + 1] *= 2.0  # a strided view: no index arrays
+            return out
+        return (self.matrix_t(vals) @ self.matrix(vals)).toarray()
+
+    def pair_weights(self, LSL: np.ndarray) -> np.ndarray:
+        """``R_l = sum over pairs (c, d) of level l's entries of LSL[c, d] P_l[:, c]
+        P_l[:, d]'`` for a symmetric LSL (q2 x q2, lower triangle read), (k1, k1, l1)."""
+        if self.nested:
+            return self.vv * LSL.diagonal()[self.col]
+        k1, l1, _ = self._kq
+        R = (self.KT @ LSL.ravel()).reshape(k1, k1, l1)
+        return R + R.transpose(1, 0, 2)  # the upper-triangle pairs are the transposes
 
     def matrix(self, vals: np.ndarray) -> sp.csr_matrix:
         """The q1 x q2 CSR matrix with entries ``vals`` (k1, E) (reused between calls)."""
@@ -1277,7 +1340,6 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         cp = getattr(pr, "_coupling", None)
         if cp is None:
             cp = pr._coupling = _Coupling(pr)
-        C1 = _level_first(c1)
         # Lambda2: a diagonal (scalar terms, kept as a vector) or block diagonal (dense:
         # q2 is small where the other factors have slopes, e.g. mice in cell-slope models)
         scalar, dense = cp.scalar, cp.use_dense
@@ -1292,28 +1354,18 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             # per level), the products below on the (q1, q2) matrix
             Pm = cp.dense
             BP = _bmm_lf(blk.transpose(2, 0, 1), Pm.reshape(l1, k1, q2)).reshape(q1, q2)
-            BPt, PmT = BP.T, Pm.T
-            Gs = pr.z2tz2 - BPt @ BP
+            Gs = pr.z2tz2 - BP.T @ BP
+            rhs2 = pr.z2txy - BP.T @ _level_first(c1)
         else:
-            Pm, PmT = cp.P, cp.PT
             # L1^-1 Lambda1' P on P's entries (grouped by level: a repeat, not a gather)
             # (a sum over the k1 columns: 3-4x faster than a broadcast product and its sum,
             # or a stacked matmul, on lme_many_effects' 3,000 entries)
-            Brep = blk if cp.one_per_level else np.repeat(blk, cp.cnt, axis=2)  # (k1, k1, E)
+            Brep = blk if cp.nested else np.repeat(blk, cp.cnt, axis=2)  # (k1, k1, E)
             BPv = Brep[:, 0] * cp.vec_t[0]
             for j in range(1, k1):
                 BPv += Brep[:, j] * cp.vec_t[j]
-            BP = cp.matrix(BPv)
-            BPt = cp.matrix_t(BPv)
-        if dense:
-            pass  # Gs above
-        elif cp.K is not None:  # lower triangle of Gs only (its diagonal from half weights)
-            BB = _lmul(T1, BY)  # B_l'B_l = T1 A11^-1 T1'
-            PBP = (cp.K @ BB.ravel()).reshape(q2, q2)
-            PBP.flat[::q2 + 1] *= 2.0  # the diagonal (a strided view: no index arrays)
-            Gs = pr.z2tz2 - PBP
-        else:
-            Gs = pr.z2tz2 - (BPt @ BP).toarray()
+            Gs = pr.z2tz2 - cp.gram(BPv, T1, BY)
+            rhs2 = pr.z2txy - cp.tmul(c1, BPv)
         if scalar:
             DD = np.multiply.outer(d2, d2)
             S = Gs * DD
@@ -1329,12 +1381,12 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
         Sinv, info = dpotri(L2, lower=1)
         if info:
             raise np.linalg.LinAlgError("S^-1")
-        rhs2 = pr.z2txy - BPt @ C1
         rhs2 = d2[:, None] * rhs2 if scalar else lam2.T @ rhs2
         u2 = dsymm(1.0, Sinv, rhs2, lower=1)  # S^-1 rhs2
         M = M - rhs2.T @ u2
         b2 = d2[:, None] * u2 if scalar else lam2 @ u2  # Lambda2 u2
-        b1 = _mm(blkT, c1 - _level_last(np.asarray(BP @ b2), l1, k1))
+        BPb2 = _level_last(BP @ b2, l1, k1) if dense else cp.mul(b2, BPv)
+        b1 = _mm(blkT, c1 - BPb2)
     else:
         b1 = _mm(blkT, c1)
     M = 0.5 * (M + M.T)
@@ -1357,27 +1409,31 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     Nmid = H1
     N1_schur = 0.0
     if q2:
-        FF1 = FF1 - _level_last(np.asarray(Pm @ b2), l1, k1)
-        FF2 = pr.z2txy - np.asarray(PmT @ _level_first(b1)) - pr.z2tz2 @ b2
+        if dense:
+            FF1 = FF1 - _level_last(Pm @ b2, l1, k1)
+            FF2 = pr.z2txy - Pm.T @ _level_first(b1) - pr.z2tz2 @ b2
+        else:
+            FF1 = FF1 - cp.mul(b2)
+            FF2 = pr.z2txy - cp.tmul(b1) - pr.z2tz2 @ b2
         # S^-1 filled in above the diagonal, where a product needs it (not on the pair sums
         # with scalar terms, which read the lower triangle: 0.15 ms at q2 = 200)
-        Sfull = Sinv + np.tril(Sinv, -1).T if dense or not scalar or cp.K is None else None
+        Sfull = Sinv + np.tril(Sinv, -1).T if dense or not scalar or not cp.pairs else None
         # A^-1 = [[A11^-1 + Y S^-1 Y', -Y S^-1], [., S^-1]] with Y = A11^-1 A12; N11's
         # blocks are A11^-1 T1'H11 + Y S^-1 E' with E = (H11 T1 A11^-1 T1' - I) P Lambda2,
         # N22 = S^-1 Lambda2 Gs; Y and E are block-row scalings of P Lambda2
         BE = _mm(HT, BY) - eye
-        if dense or (cp.K is None and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
+        if dense or (not cp.pairs and not scalar):  # P Lambda2 dense (q1 x q2 is bounded)
             # q2 wide: level-first views, as for BP above
-            PL = (Pm * d2[None, :] if scalar else np.asarray(Pm @ lam2)).reshape(l1, k1, q2)
+            Pd = cp.dense if dense else cp.P
+            PL = (Pd * d2[None, :] if scalar else np.asarray(Pd @ lam2)).reshape(l1, k1, q2)
             YS = _bmm_lf(BY.transpose(2, 0, 1), PL).reshape(q1, q2) @ Sfull
             N1_schur = np.tensordot(YS.reshape(l1, k1, q2), _bmm_lf(BE.transpose(2, 0, 1), PL),
                                     axes=([0, 2], [0, 2]))
-        elif cp.K is not None:
+        elif cp.pairs:
             # sum over levels of Y_l S^-1 E_l' = sum_l BY_l R_l BE_l' with R_l the pair sums
-            # (K' reads the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
+            # (they read the lower triangle of the symmetric Lambda2 S^-1 Lambda2')
             LSL = Sinv * DD if scalar else lam2 @ Sfull @ lam2.T
-            R = (cp.KT @ LSL.ravel()).reshape(k1, k1, l1)
-            R = R + R.transpose(1, 0, 2)  # the upper-triangle pairs are the transposes
+            R = cp.pair_weights(LSL)
             Nmid = Nmid + _mm(R, BE.transpose(1, 0, 2))  # sum_l BY_l (H_l + R_l BE_l')
         else:
             PL = cp.vec_t * d2[cp.col]  # (k1, E)
@@ -1396,8 +1452,10 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
     g_ld = np.zeros(pr.n_theta)
     g_pw = np.zeros(pr.n_theta)
     jac_parts = []
-    # per factor: its F as a (levels, k (p+1)) matrix, and the sum over levels of N
-    parts = [(f1, FF1.reshape(k1 * (p + 1), l1).T, N1)]
+    # per factor: F'F over its levels ((k (p+1)) square; FF1 is level-last, so its rows are
+    # contiguous) and the sum over levels of N
+    F1t = FF1.reshape(k1 * (p + 1), l1)
+    parts = [(f1, F1t @ F1t.T, N1)]
     pos = 0
     for f in pr.rest:
         lf, kf = f.n_levels, f.k
@@ -1406,23 +1464,28 @@ def derivatives(pr: LmeProblem, theta: np.ndarray, reml: bool, jacobian: bool = 
             Nsum = N2[sl].sum().reshape(1, 1)
         else:  # sum of the diagonal k x k blocks of S^-1 Lambda2' Gs
             Nsum = np.einsum("lai,ilb->ab", Sfull[sl].reshape(lf, kf, q2), LGs[:, sl].reshape(q2, lf, kf))
-        parts.append((f, FF2[sl].reshape(lf, kf * (p + 1)), Nsum))
+        Fm = FF2[sl].reshape(lf, kf * (p + 1))
+        parts.append((f, Fm.T @ Fm, Nsum))
         pos = sl.stop
-    for j, (f, Fm, Nsum) in enumerate(parts):
+    for j, (f, FtF, Nsum) in enumerate(parts):
         r, c, ti = pr._f1_index if j == 0 else cp.t_index[j - 1]
-        K_ld = Nsum.T  # [r, c] = sum_l N[l, c, r]
         # G[a, i, b, j] = sum over levels of F[l, a, i] (T'F)[l, b, j] (T the factor's T):
-        # one GEMM on the stacked levels (F'F), then T; the log|RX| term contracts its X
-        # columns with cinv, pwrss's with v, and the Jacobian of cinv reads it too
+        # F'F, then T; the log|RX| term contracts its X columns with cinv, pwrss's with v,
+        # and the Jacobian of cinv reads it too
         kf = f.k
-        Tf = np.zeros((kf, kf))
-        Tf[r, c] = theta[ti]
-        G = np.einsum("aicj,cb->aibj", (Fm.T @ Fm).reshape(kf, p + 1, kf, p + 1), Tf)
-        K_rx = np.einsum("aibj,ij->ab", G[:, :p, :, :p], cinv)
+        if j == 0:
+            Tf = T1
+        else:
+            Tf = np.zeros((kf, kf))
+            Tf[r, c] = theta[ti]
+        G = np.einsum("aicj,cb->aibj", FtF.reshape(kf, p + 1, kf, p + 1), Tf)
+        Gx = G[:, :p, :, :p]
         K_pw = np.einsum("aibj,i,j->ab", G, v, v)
-        g_ld[ti] += 2.0 * K_ld[r, c] - (2.0 * K_rx[r, c] if reml else 0.0)
-        g_pw[ti] += -2.0 * K_pw[r, c]
-        jac_parts.append((r, c, ti, G[:, :p, :, :p]))
+        # K_ld = Nsum' ([r, c] = sum_l N[l, c, r])
+        K_ld = Nsum.T - np.einsum("aibj,ij->ab", Gx, cinv) if reml else Nsum.T
+        g_ld[ti] += 2.0 * K_ld[r, c]
+        g_pw[ti] -= 2.0 * K_pw[r, c]
+        jac_parts.append((r, c, ti, Gx))
     bv1 = (v @ b1).T  # modes of the fit: Lambda A^-1 Lambda'Z'(y - X beta), (l1, k1)
     bv2 = b2 @ v if q2 else np.zeros(0)
     D = Derivatives(float(ld), pwrss, g_ld, g_pw, cinv, beta_q, float(ldL2), float(ldRX2), bv1,
