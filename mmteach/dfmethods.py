@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mmteach.lme_deviance import LmeFit, LmeProblem, theta_derivatives
+from mmteach.lme_deviance import LmeFit, LmeProblem
+from mmteach.lme_gradient import theta_derivatives
 from mmteach.optim import richardson_derivatives
 
 
@@ -47,7 +48,7 @@ def satterthwaite_info(fit: LmeFit) -> SatterthwaiteInfo:
     squares solution and sigma is free, so
     ``dev = log|L|^2 + pwrss/sigma^2 + n' log(2 pi sigma^2) [+ log|RX|^2]`` with
     ``n' = n - p`` for REML (n for ML). Sigma derivatives are exact; theta ones come from
-    the analytic gradients (:func:`mmteach.lme_deviance.theta_derivatives`: the Jacobian
+    the analytic gradients (:func:`mmteach.lme_gradient.theta_derivatives`: the Jacobian
     exact, the Hessian by forward differences of the gradients) where they cover the
     structure, else from Richardson-extrapolated differences of the deviance parts.
 

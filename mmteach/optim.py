@@ -2,7 +2,7 @@
 
 Every mixed model here is fitted by minimising a smooth deviance over a few parameters
 (``theta``, and ``beta`` for GLMMs). Where an analytic gradient exists
-(:func:`mmteach.lme_deviance.derivatives`, :func:`mmteach.glmm_laplace.laplace_gradient`)
+(:func:`mmteach.lme_gradient.derivatives`, :func:`mmteach.glmm_laplace.laplace_gradient`)
 the fits use scipy's L-BFGS-B on it; everywhere else the same two tools serve:
 
 * finite-difference gradients and Hessians: :func:`fd_derivatives` (central, batched; lme4's

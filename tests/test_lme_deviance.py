@@ -1,4 +1,4 @@
-"""Analytic derivatives of the profiled (RE)ML criterion (mmteach.lme_deviance.derivatives)
+"""Analytic derivatives of the profiled (RE)ML criterion (mmteach.lme_gradient.derivatives)
 against finite differences of the criterion itself, and the Satterthwaite information they
 give against the Richardson-extrapolated path (which the R-agreement tests check against
 lmerTest)."""
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mmteach import dfmethods
-from mmteach.lme_deviance import Block, LmeProblem, _grad_supported, derivatives
+from mmteach.lme_deviance import Block, LmeProblem
+from mmteach.lme_gradient import _grad_supported, derivatives
 
 
 def _problem(kind: str, seed: int = 4) -> LmeProblem:
@@ -87,10 +88,10 @@ def test_gradient_without_the_pair_matrix(kind: str, monkeypatch: pytest.MonkeyP
     """Beyond MAX_PAIRS the gradient takes (Y S^-1) from a sparse-dense product: same numbers."""
     theta = None
     out = []
-    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_P", 0)  # the sparse coupling paths
+    monkeypatch.setattr("mmteach.lme_gradient.GRAD_DENSE_P", 0)  # the sparse coupling paths
     for limit in (None, 0):
         if limit is not None:
-            monkeypatch.setattr("mmteach.lme_deviance.MAX_PAIRS", limit)
+            monkeypatch.setattr("mmteach.lme_gradient.MAX_PAIRS", limit)
         pr = _problem(kind)
         theta = pr.start_theta() * 0.6 if theta is None else theta
         out.append(derivatives(pr, theta, True).gradient(pr.n - pr.p))
@@ -147,9 +148,9 @@ def test_dense_and_sparse_coupling_agree(kind: str, reml: bool, monkeypatch: pyt
     and Jacobian (the finite-difference test above runs the dense path on these sizes)."""
     pr = _problem(kind)
     theta = pr.start_theta() * 0.7 + 0.05
-    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_FILL", 0.0)  # dense however sparse P is
+    monkeypatch.setattr("mmteach.lme_gradient.GRAD_DENSE_FILL", 0.0)  # dense however sparse P is
     a = derivatives(pr, theta, reml, jacobian=True)
-    monkeypatch.setattr("mmteach.lme_deviance.GRAD_DENSE_P", 0)
+    monkeypatch.setattr("mmteach.lme_gradient.GRAD_DENSE_P", 0)
     b = derivatives(pr, theta, reml, jacobian=True)
     n_eff = pr.n - pr.p if reml else pr.n
     assert b.objective(n_eff) == pytest.approx(a.objective(n_eff), rel=1e-12)
