@@ -1,13 +1,15 @@
 """Time mmteach and lme4/glmer on the same large designs, in one run (issue 13).
 
-    .venv/bin/python tools/bench_side_by_side.py [--repeat 3] [NAME ...]
+    .venv/bin/python tools/bench_side_by_side.py [--repeat 3] [--rounds 1] [NAME ...]
 
 Writes the data of each design (``mmteach.bench.scale_data``, fixed seeds) to a temporary
 CSV, runs ``Rscript tools/bench_r.R`` on it (lme4 / lmerTest / glmer, median of the
 repeats after a warm-up), then times the benchmark's own fit (``mmteach.bench.scale_fit``,
 what ``python -m mmteach bench`` times) on the same design with the same warm-up and
 repeats, one design at a time so that both sides of a ratio see the same load on a shared
-machine, and prints one JSON object per design:
+machine; with ``--rounds N`` it alternates the two sides N times per design and reports
+medians and the median of the rounds' ratios (``ratio_to_lme4_by_round`` lists them). It
+prints one JSON object per design:
 
 * ``mmteach``, ``lme4``, ``ratio_to_lme4``: the benchmark as ``python -m mmteach bench``
   times it (``fit_lme`` with Satterthwaite df, as the app fits) against the bare lme4 fit
@@ -58,27 +60,44 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", default=list(SCALE_DESIGNS))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate the R and the mmteach timing this many times per design")
     args = ap.parse_args()
     out = {}
     for name in args.names:
         load = os.getloadavg()[0]
+        lme = SCALE_DESIGNS[name][1] == "gaussian"
+        rounds = []
         with tempfile.TemporaryDirectory() as tmp:
             scale_data(name).to_csv(Path(tmp) / f"{name}.csv", index=False)
-            r = subprocess.run(["Rscript", str(ROOT / "tools/bench_r.R"), tmp, str(args.repeat)],
-                               capture_output=True, text=True, check=True)
-        rt = json.loads(r.stdout).get(name, {})
-        py = _median_seconds(scale_fit(name), args.repeat)
-        lme = SCALE_DESIGNS[name][1] == "gaussian"
-        no_df = _median_seconds(scale_fit(name, "z"), args.repeat) if lme else None
+            # R, then mmteach, then R again...: this virtual machine's speed drifts by up to a
+            # half over minutes, so each ratio is taken from one round's neighbouring timings
+            for _ in range(args.rounds):
+                r = subprocess.run(["Rscript", str(ROOT / "tools/bench_r.R"), tmp, str(args.repeat)],
+                                   capture_output=True, text=True, check=True)
+                rt = json.loads(r.stdout).get(name, {})
+                py = _median_seconds(scale_fit(name), args.repeat)
+                no_df = _median_seconds(scale_fit(name, "z"), args.repeat) if lme else None
+                rounds.append((rt, py, no_df))
+        rt = rounds[-1][0]
+
+        def med(values: list) -> float | None:
+            values = [v for v in values if v is not None]
+            return statistics.median(values) if values else None
+
+        py, no_df = med([x[1] for x in rounds]), med([x[2] for x in rounds])
+        lme4, lmertest = med([x[0].get("lme4") for x in rounds]), med([x[0].get("lmerTest") for x in rounds])
+        ratios = [_ratio(x[1], x[0].get("lme4")) for x in rounds]
         res = scale_fit(name)()
         fixef = dict(zip(res.tidy()["term"], res.tidy()["estimate"]))
         diffs = [abs(fixef[k] - v) for k, v in rt.get("fixef", {}).items() if k in fixef]
-        out[name] = {"mmteach": round(py, 3), "lme4": rt.get("lme4"),
-                     "lmerTest": rt.get("lmerTest"),
-                     "ratio_to_lme4": _ratio(py, rt.get("lme4")),
+        out[name] = {"mmteach": round(py, 3), "lme4": lme4, "lmerTest": lmertest,
+                     "ratio_to_lme4": med(ratios),
+                     "ratio_to_lme4_by_round": ratios,
                      "mmteach_no_df": round(no_df, 3) if no_df is not None else None,
-                     "ratio_no_df_to_lme4": _ratio(no_df, rt.get("lme4")),
-                     "ratio_to_lmerTest": _ratio(py, rt.get("lmerTest")) if lme else None,
+                     "ratio_no_df_to_lme4": med([_ratio(x[2], x[0].get("lme4")) for x in rounds]),
+                     "ratio_to_lmerTest": (med([_ratio(x[1], x[0].get("lmerTest")) for x in rounds])
+                                           if lme else None),
                      "loglik_diff": (float(f"{res.loglik - rt['loglik']:.3g}")
                                      if "loglik" in rt else None),
                      "max_fixef_diff": float(f"{max(diffs):.3g}") if diffs else None,
