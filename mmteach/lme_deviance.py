@@ -279,6 +279,7 @@ class LmeProblem:
         uk, inv = np.unique(lev.astype(np.int64) * q2 + P.col, return_inverse=True)
         elev = uk // q2
         cnt = np.bincount(elev, minlength=l1)
+        # read through the module: one limit for this path and the gradient's (tests lower it)
         if int((cnt * cnt).sum()) > lme_gradient.MAX_PAIRS:
             return
         self.schur_sparse = True

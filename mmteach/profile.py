@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from mmteach.errors import ModelError
-from mmteach.lme_deviance import LOG_2PI
+from mmteach.lme_gradient import LOG_2PI
 from mmteach.results import FitResult
 
 __all__ = ["SDProfile", "profile_sd", "scalar_terms"]
