@@ -13,6 +13,7 @@ from mmteach import figures as F
 from mmteach.tables import fmt_p
 from ui import display
 from ui.cache import SharedFigure, shared
+from ui.chart_spec import browser_spec
 
 
 def _figure() -> go.Figure:
@@ -23,7 +24,7 @@ def _figure() -> go.Figure:
 
 def test_shared_figure_draws_the_same_json_from_one_dict():
     plain = _figure()
-    expected = json.loads(pio.to_json(plain))
+    expected = json.loads(pio.to_json(browser_spec(plain.to_dict()), validate=False))
     fig = shared(_figure())
     assert isinstance(fig, SharedFigure)
     assert fig.to_dict() is fig.to_dict()  # made once

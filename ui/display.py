@@ -167,9 +167,13 @@ def presentation_figure(fig: go.Figure) -> go.Figure:
 
 
 def show_fig(fig: go.Figure, *, key: str | None = None) -> None:
-    """Draw a plotly figure, with projector-sized fonts in presentation mode."""
+    """Draw a plotly figure, with projector-sized fonts in presentation mode.
+
+    The figure is shown as a shared figure (``ui.cache.SharedFigure``: the browser draws it
+    once, not twice), so it must not be changed after it is shown."""
     if presenting():
         fig = presentation_figure(fig)
+    fig = shared(fig)
     st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
 
 
