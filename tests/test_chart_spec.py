@@ -23,7 +23,7 @@ import pytest
 from mmteach import figures as F
 from mmteach import sim_figures as SF
 from ui.cache import shared
-from ui.chart_spec import bake_template, browser_spec
+from ui.chart_spec import bake_template, browser_spec, figure_spec
 
 CHROMIUM = "/usr/bin/chromium"
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -111,6 +111,19 @@ def test_shared_figures_and_shown_figures_are_browser_specs():
     fig = shared(F.spaghetti_plot(_amp(), "res", "treatment", "cidx", "midx"))
     spec = fig.to_dict()
     assert "template" not in spec["layout"] and "datarevision" in spec["layout"]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: F.spaghetti_plot(_amp(), "res", "treatment", "cidx", "midx"),
+    lambda: F.before_after_scatter(_amp(), "res", "treatment", "cidx", "midx"),
+    lambda: F.style(go.Figure(go.Bar(x=["a", "b"], y=np.array([1.5, np.nan])), layout={"title": "t"})),
+])
+def test_figure_spec_reads_the_figure_as_to_dict_does(build):
+    fig = build()
+    direct, via_dict = figure_spec(fig), browser_spec(fig.to_dict())
+    # JSON text compares NaN with NaN (the lists hold float NaNs)
+    assert json.dumps(direct, sort_keys=True) == json.dumps(via_dict, sort_keys=True)
+    assert pio.to_json(fig) == pio.to_json(build())  # the figure is left alone
 
 
 # ---------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from ui.chart_spec import browser_spec
+from ui.chart_spec import figure_spec
 
 
 # --------------------------------------------------------------------------------------
@@ -149,13 +149,13 @@ class SharedFigure(go.Figure):
     ``st.plotly_chart`` calls ``to_dict()``, which deep-copies the whole figure (5-40 ms a
     chart, on every rerun of every session). A shared figure is never modified (the caches'
     contract), so one copy serves every draw: the browser's version of it
-    (``chart_spec.browser_spec``: drawn once per mount instead of twice).
+    (``chart_spec.figure_spec``: drawn once per mount instead of twice).
     """
 
     def to_dict(self) -> dict[str, Any]:
         spec = self.__dict__.get("_shared_dict")
         if spec is None:
-            spec = self.__dict__["_shared_dict"] = browser_spec(super().to_dict())
+            spec = self.__dict__["_shared_dict"] = figure_spec(self)
         return spec
 
 
