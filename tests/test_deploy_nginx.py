@@ -8,6 +8,7 @@ rewritten for loopback), then checks that
   session (page, websocket) reaches the replica that served its first one;
 - a real browser session keeps working across reruns through the balancer, on one replica;
 - ``/_stcore/metrics`` is closed at the balancer (the replicas still answer it);
+- Streamlit's JavaScript leaves the balancer gzipped (the replicas send it uncompressed);
 - the load test's capacity mode (``--demand``) reads the servers' CPU per change.
 """
 
@@ -69,6 +70,22 @@ def test_metrics_closed_at_the_balancer(balancer):
     assert _get(balancer["url"] + "/_stcore/metrics")[0] == 404
     # the replica itself still has it: the 404 is the balancer's doing
     assert _get(f"http://127.0.0.1:{balancer['replicas'][0]}/_stcore/metrics")[0] == 200
+
+
+def test_javascript_is_gzipped_at_the_balancer(balancer):
+    import gzip
+
+    page = urllib.request.urlopen(balancer["url"] + "/overview", timeout=30).read().decode()
+    script = re.search(r'src="\.?/?(static/js/[^"]+\.js)"', page).group(1)
+    asks = {"Accept-Encoding": "gzip"}
+    with urllib.request.urlopen(urllib.request.Request(f"{balancer['url']}/{script}", headers=asks), timeout=30) as r:
+        encoding, body = r.headers.get("Content-Encoding"), r.read()
+    replica = f"http://127.0.0.1:{balancer['replicas'][0]}/{script}"
+    with urllib.request.urlopen(urllib.request.Request(replica, headers=asks), timeout=30) as r:
+        assert r.headers.get("Content-Encoding") is None  # what the balancer is for here
+        plain = r.read()
+    assert encoding == "gzip" and gzip.decompress(body) == plain
+    assert len(body) < 0.5 * len(plain)
 
 
 def test_sessions_spread_and_stick(balancer):
