@@ -22,11 +22,11 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
-import json
 import re
 from typing import Any
 
 import numpy as np
+import orjson
 
 # plotly's typed-array codes (plotly.js's, see _plotly_utils.utils.plotlyjsShortTypes)
 _DTYPES = {"f8": "<f8", "f4": "<f4", "i1": "i1", "u1": "u1", "i2": "<i2", "u2": "<u2",
@@ -120,7 +120,8 @@ def browser_spec(spec: dict[str, Any]) -> dict[str, Any]:
     out = bake_template(_as_lists(spec))  # _as_lists copies: ``spec`` is left as it was
     layout = out["layout"]
     layout.pop("datarevision", None)
-    digest = hashlib.blake2b(json.dumps(out, sort_keys=True, default=str).encode(), digest_size=8)
+    # orjson (plotly's own encoder here): json.dumps took half of this function's time
+    digest = hashlib.blake2b(orjson.dumps(out, option=orjson.OPT_SORT_KEYS, default=str), digest_size=8)
     layout["datarevision"] = digest.hexdigest()
     return out
 
