@@ -32,7 +32,7 @@ import streamlit as st
 
 from mmteach import budget, errors
 from mmteach.errors import MMTeachError
-from ui.cache import BoundedCache, data_token, shared
+from ui.cache import BoundedCache, data_token, figure_bytes, shared
 from ui.display import escape_markdown
 
 # Bounds (entries, MB); the environment may change them for a bigger or smaller server.
@@ -360,7 +360,7 @@ def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     def build() -> tuple[Any, int]:
         value = fn(*args, **kwargs)
         if isinstance(value, go.Figure):
-            return shared(value), _figure_bytes(value)
+            return shared(value), figure_bytes(value)
         if isinstance(value, (pd.DataFrame, pd.Series)):
             return value, int(value.memory_usage(deep=True).sum()) if isinstance(value, pd.DataFrame) \
                 else int(value.memory_usage(deep=True))
@@ -373,21 +373,6 @@ def derived(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return value
 
 
-def _figure_bytes(figure: go.Figure) -> int:
-    """A cheap size estimate of a figure: 16 bytes per data value plus 2 KB per trace."""
-    total = 4096
-    for trace in figure.data:
-        total += 2048
-        for attr in ("x", "y", "z", "text", "customdata", "q1", "median", "q3"):
-            values = getattr(trace, attr, None)
-            if values is not None:
-                try:
-                    total += 16 * len(values)
-                except TypeError:
-                    total += 16
-    return total
-
-
 def fig(builder: Callable[..., go.Figure], data: pd.DataFrame, *args: Any, **kwargs: Any) -> go.Figure:
     """A figure from an ``mmteach.figures`` builder, cached on the data and arguments and
     shared by every session: draw it, do not modify it (``display.show_fig`` copies it
@@ -396,7 +381,7 @@ def fig(builder: Callable[..., go.Figure], data: pd.DataFrame, *args: Any, **kwa
 
     def build() -> tuple[go.Figure, int]:
         figure = builder(data, *args, **kwargs)
-        return shared(figure), _figure_bytes(figure)
+        return shared(figure), figure_bytes(figure)
 
     return FIGURES.get_or_compute(key, build)
 

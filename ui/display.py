@@ -16,7 +16,7 @@ from pandas.io.formats.style import Styler
 
 from mmteach import budget, figures, validate
 from mmteach.figures import style
-from ui.cache import BoundedCache, SharedFigure, data_token, shared
+from ui.cache import BoundedCache, SharedFigure, data_token, figure_bytes, shared
 from ui.state import presenting
 
 PRESENTATION_CSS = """
@@ -156,13 +156,18 @@ def _projector_copy(fig: go.Figure) -> go.Figure:
     return shared(big)
 
 
+def _kept_projector_copy(fig: SharedFigure) -> tuple[tuple[Any, go.Figure], int]:
+    big = _projector_copy(fig)
+    return (weakref.ref(fig), big), figure_bytes(big)
+
+
 def presentation_figure(fig: go.Figure) -> go.Figure:
     """``fig`` restyled for a projector; made once per shared figure (restyling costs 20-60 ms,
     on every rerun of the instructor's page otherwise)."""
     if not isinstance(fig, SharedFigure):
         return _projector_copy(fig)
     ref, big = PRESENTED.get_or_compute(("present", id(fig)),
-                                        lambda: ((weakref.ref(fig), _projector_copy(fig)), 64 * 1024))
+                                        lambda: _kept_projector_copy(fig))
     return big if ref() is fig else _projector_copy(fig)
 
 
