@@ -104,6 +104,8 @@ def test_template_defaults_fill_what_the_figure_leaves_unset():
     assert bars[1]["opacity"] == 0.5 and "marker" not in bars[1]  # the second bar takes the second item
     assert bars[2]["marker"]["line"]["width"] == 0.5 and bars[2]["opacity"] == 0.9  # cycles; own value wins
     assert "marker" not in out["data"][3]  # no scatter item in this template
+    table = bake_template({"data": [{"type": "table"}], "layout": {"template": template}})
+    assert "xaxis" not in table["layout"]  # a table has no axes to give the defaults to
     assert bake_template(json.loads(json.dumps(out))) == out  # nothing left to apply
 
 
@@ -131,10 +133,13 @@ def test_figure_spec_reads_the_figure_as_to_dict_does(build):
 # ---------------------------------------------------------------------------------------
 def _app_figures() -> dict[str, go.Figure]:
     amp = _amp()
+    counts = pd.DataFrame({"baseline": [15, 15], "24h": [15, 14], "% of cells": [50.0, 50.0]},
+                          index=pd.Index([1, 2], name="mouse"))
     return {
         "spaghetti (panels)": F.spaghetti_plot(amp, "res", "treatment", "cidx", "midx"),
         "per-mouse boxes": F.per_mouse_boxplot(amp, "res", "treatment", "midx"),
         "bars": SF.type1_bar(_type1()),
+        "table": F.cell_count_table(counts),
     }
 
 
@@ -175,7 +180,7 @@ def plotly_page():
         browser.close()
 
 
-@pytest.mark.parametrize("name", ["spaghetti (panels)", "per-mouse boxes", "bars"])
+@pytest.mark.parametrize("name", ["spaghetti (panels)", "per-mouse boxes", "bars", "table"])
 def test_a_remounted_chart_is_drawn_once_and_looks_the_same(plotly_page, name):
     fig = _app_figures()[name]
     raw = json.loads(pio.to_json(fig, validate=False))  # what st.plotly_chart sent before

@@ -36,6 +36,12 @@ _AXIS = re.compile(r"^([xy])axis\d*$")
 # template sections for subplot kinds the app never draws: written into a layout they
 # would only add weight (plotly.js ignores a subplot no trace uses)
 _UNUSED_SUBPLOTS = ("polar", "ternary", "scene", "geo", "mapbox", "map", "smith", "coloraxis")
+# trace types drawn without x/y axes: no axis is made for them
+_AXISLESS = ("table", "pie", "sunburst", "treemap", "icicle", "funnelarea", "sankey", "parcoords",
+             "parcats", "indicator", "choropleth", "scattergeo", "scattermap", "scattermapbox",
+             "scatterpolar", "scatterpolargl", "barpolar", "scatterternary", "scatter3d", "surface",
+             "mesh3d", "cone", "streamtube", "volume", "isosurface", "carpet", "scattercarpet",
+             "contourcarpet", "splom")
 
 
 def _decoded(value: dict[str, Any]) -> list[Any]:
@@ -85,6 +91,8 @@ def bake_template(spec: dict[str, Any]) -> dict[str, Any]:
     traces = spec.get("data") or []
     # every axis the traces use, also those the layout does not name
     for trace in traces:
+        if trace.get("type", "scatter") in _AXISLESS:
+            continue
         for letter in ("x", "y"):
             ref = trace.get(f"{letter}axis", letter)
             layout.setdefault(f"{letter}axis{ref[1:]}", {})
