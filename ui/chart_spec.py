@@ -11,8 +11,9 @@ changed, and it cannot when the spec has
 - no ``layout.datarevision`` (without one, plotly.js treats every new array as new data).
 
 Measured in Chromium on the amplitude page (a data change mounts four charts): nine full
-plots per change before, four after; the median control change of the page went from
-0.76-0.83 s to 0.61-0.76 s (`tools/loadtest.py --sweep`, old and new alternated twice).
+plots per change before, four after; the page's median control change went from 0.76 and
+0.83 s to 0.68 and 0.61 s (`tools/loadtest.py --sweep --pages amplitude`, old and new
+alternated twice; whole-app sweeps scatter more, see the README's hosting section).
 This module makes specs without those three: the template's defaults are written into
 the figure itself (so the chart looks the same), arrays become lists and the data get a
 revision (a hash of the content).
