@@ -155,6 +155,11 @@ def test_demand_mode_reads_the_servers_cpu_per_change(balancer):
     args = argparse.Namespace(seed=3, pages="frequency", changes=3, think_min=2.0, think_max=6.0)
     report = asyncio.run(loadtest.run_demand(balancer["url"], balancer["pids"], args))
     assert report["errors"] == 0, report["error_examples"]
+    # every error box the students saw is listed by what it said (up to ten kinds)
+    said = report["error_box_messages"]
+    assert all(text.startswith("frequency: ") and n > 0 for text, n in said)
+    if len(said) < 10:
+        assert sum(n for _, n in said) == report["error_boxes_shown"]
     page = report["demand_by_page"]["frequency"]
     assert page["changes"] == 3
     assert page["server_cpu_s_per_change"]["mean"] > 0

@@ -48,6 +48,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,8 @@ class Record:
     changes: list[tuple[str, str, str, float]] = field(default_factory=list)  # (+ control)
     errors: list[str] = field(default_factory=list)
     error_boxes: int = 0  # st.error boxes the app showed on purpose (teaching messages)
+    # what they said (page: its first words), to read whether each is a message a student should see
+    error_box_texts: Counter = field(default_factory=Counter)
     memory: list[tuple[float, float]] = field(default_factory=list)  # (t s, RSS MB)
 
     def report(self, meta: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +110,7 @@ class Record:
         out["errors"] = len(self.errors)
         out["error_examples"] = self.errors[:10]
         out["error_boxes_shown"] = self.error_boxes
+        out["error_box_messages"] = [[text, n] for text, n in self.error_box_texts.most_common(10)]
         out["memory_mb"] = [[round(t, 1), round(m, 1)] for t, m in self.memory]
         out["memory_growth_last_half"] = memory_growth(self.memory)
         return out
@@ -393,6 +397,7 @@ class ProtocolClient:
         self.states: dict[str, tuple[str, Any]] = {}
         self.ws: Any = None
         self.error_boxes = 0
+        self.error_box_texts: Counter = Counter()
         self.exceptions: list[str] = []
 
     async def connect(self) -> None:
@@ -444,6 +449,8 @@ class ProtocolClient:
                     self.exceptions.append(f"{self.page}: {el.exception.type}: {el.exception.message[:200]}")
                 elif ek == "alert" and el.alert.format == 1:
                     self.error_boxes += 1
+                    said = " ".join(el.alert.body.split())  # title and the start of the reason
+                    self.error_box_texts[f"{self.page}: {said[:160]}"] += 1
                 elif ek and ek not in SKIP_KINDS:
                     e = getattr(el, ek)
                     wid = getattr(e, "id", "") if hasattr(e, "id") else ""
@@ -516,6 +523,7 @@ async def protocol_student(url: str, page: str, rec: Record, end: float, think: 
             rec.changes.append(("protocol", page, w.label, dt))
     finally:
         rec.error_boxes += client.error_boxes
+        rec.error_box_texts.update(client.error_box_texts)
         await client.close()
 
 
@@ -880,6 +888,7 @@ async def run_demand(url: str, pids: list[int], args: argparse.Namespace) -> dic
             rec.errors.append(f"demand {page}: {type(err).__name__}: {str(err)[:300]}")
         finally:
             rec.error_boxes += client.error_boxes
+            rec.error_box_texts.update(client.error_box_texts)
             await client.close()
         per_page[page] = {"changes": len(cpu), "server_cpu_s_per_change": summary(cpu)}
     out = rec.report({"mode": "demand", "pages": pages, "think_s": [args.think_min, args.think_max]})
