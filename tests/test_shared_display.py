@@ -56,3 +56,59 @@ def test_shared_table_translates_once_and_shows_the_pages_formats():
     shown = [[c["display_value"] for c in row if c.get("type") == "td"] for row in first["body"]]
     assert shown == [["0.1235", fmt_p(0.0004), "3"], ["-1.5", "–", "4"]]
     assert fmt_p(0.0004).endswith("*")
+
+
+def _marshalled(styler: object) -> bytes:
+    """What st.dataframe sends for a Styler: Streamlit's own marshalling, data bytes included."""
+    from streamlit import dataframe_util
+    from streamlit.elements.lib.pandas_styler_utils import marshall_styler
+    from streamlit.proto.ArrowData_pb2 import ArrowData
+
+    proto = ArrowData()
+    marshall_styler(proto, styler, "uuid")
+    proto.data = dataframe_util.convert_pandas_df_to_arrow_bytes(
+        dataframe_util.convert_anything_to_pandas_df(styler, ensure_copy=False))
+    return proto.SerializeToString()
+
+
+def test_shared_table_is_serialised_once_and_as_streamlit_serialises_it(monkeypatch):
+    from streamlit import dataframe_util
+    from streamlit.elements.lib import pandas_styler_utils
+
+    from ui import marshal_once
+
+    # the wrapped names are still Streamlit's (an upgrade that renames them fails here)
+    assert dataframe_util.convert_pandas_df_to_arrow_bytes is marshal_once._arrow_bytes_once
+    assert pandas_styler_utils._marshall_display_values is marshal_once._display_values_once
+    assert marshal_once._arrow_bytes.__name__ == "convert_pandas_df_to_arrow_bytes"
+    assert marshal_once._display_values.__name__ == "_marshall_display_values"
+
+    df = pd.DataFrame({"analysis": ["Pooled LM", "LME"], "estimate": [0.123456, np.nan],
+                       "p": [0.0004, 0.2]}).set_index("analysis")
+    shared_styler = display.shared_table(df, {"p": fmt_p})
+    plain = display.display_table(df.copy(), {"p": fmt_p}, html=False)  # nobody shares it
+    plain.set_uuid("uuid")
+    shared_styler.set_uuid("uuid")
+    expected = _marshalled(plain)
+
+    calls = {"display": 0, "arrow": 0}
+    use_display, to_arrow = pandas_styler_utils._use_display_values, marshal_once._arrow_bytes
+
+    def counting_display(*args, **kwargs):
+        calls["display"] += 1
+        return use_display(*args, **kwargs)
+
+    def counting_arrow(*args, **kwargs):
+        calls["arrow"] += 1
+        return to_arrow(*args, **kwargs)
+
+    monkeypatch.setattr(pandas_styler_utils, "_use_display_values", counting_display)
+    monkeypatch.setattr(marshal_once, "_arrow_bytes", counting_arrow)
+    assert _marshalled(shared_styler) == expected
+    first = dict(calls)
+    assert first == {"display": 1, "arrow": 2}  # display text and data, each once
+    for _ in range(3):
+        assert _marshalled(shared_styler) == expected
+    assert calls == first  # reruns reuse both
+    _marshalled(plain)
+    assert calls == {"display": 2, "arrow": 4}  # a table nobody shares is serialised each time

@@ -16,8 +16,11 @@ from pandas.io.formats.style import Styler
 
 from mmteach import budget, figures, validate
 from mmteach.figures import style
+from ui import marshal_once
 from ui.cache import BoundedCache, SharedFigure, data_token, figure_bytes, shared
 from ui.state import presenting
+
+marshal_once.install()  # shared tables are serialised once, not on every rerun
 
 PRESENTATION_CSS = """
 <style>
@@ -213,7 +216,7 @@ def _translate_once(styler: Styler) -> Styler:
     def translate_once(*args: Any, **kwargs: Any) -> Any:
         key = (args, tuple(sorted(kwargs.items())))
         if key not in memo:
-            memo[key] = translate(*args, **kwargs)
+            memo[key] = marshal_once.share_styles(translate(*args, **kwargs))
         return memo[key]
 
     styler._compute = compute_once  # instance attributes: found before the class's methods
@@ -242,6 +245,7 @@ def shared_table(df: pd.DataFrame, formats: Mapping[str, str | Callable[[Any], s
         styler = display_table(df, formats, html=html)
         if isinstance(styler, Styler):
             _translate_once(styler)
+            marshal_once.share_frame(styler.data)
         return styler, int(df.memory_usage(deep=True).sum()) * 4 + 4096  # data, display text, styles
 
     return TABLES.get_or_compute(key, build)
