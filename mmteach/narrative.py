@@ -298,7 +298,8 @@ def crossing_share(data: pd.DataFrame, response: str, time: str, unit: str, grou
     measurements give.
     """
     d = data[data[time].isin([before, after])]
-    wide = d.pivot_table(index=[group, unit], columns=time, values=response, aggfunc="mean").dropna()
+    # pivot_table's mean without its overhead (half the cost of this notice)
+    wide = d.groupby([group, unit, time])[response].mean().unstack(time).dropna()
     if before not in wide.columns or after not in wide.columns:
         return math.nan, 0
     swapped = 0

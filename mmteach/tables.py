@@ -47,24 +47,32 @@ def comparison_rows(
     A term an analysis lacks (e.g. a mouse with no 48h cells) gives a row of NaNs.
     """
     rows: list[dict[str, Any]] = []
+    numbers = COMPARISON_COLUMNS[3:]
 
-    def add(analysis: str, tidy: pd.DataFrame) -> None:
-        by_term = tidy.set_index("term") if not tidy.empty else tidy
+    # rows as plain dicts: a .loc lookup per term and column, and a filter per group, on
+    # pandas' Arrow-backed text cost ~10 ms per table, and the table is rebuilt on every change
+    def add(analysis: str, records: list[dict[str, Any]]) -> None:
+        by_term: dict[Any, dict[str, Any]] = {}
+        for rec in records:
+            by_term.setdefault(rec["term"], rec)
         for term, label in terms.items():
             row = {"analysis": analysis, "term": term, "label": label}
-            for col in COMPARISON_COLUMNS[3:]:
-                ok = term in by_term.index and col in by_term.columns
-                row[col] = float(by_term.loc[term, col]) if ok else math.nan
+            hit = by_term.get(term)
+            for col in numbers:
+                row[col] = float(hit[col]) if hit is not None and col in hit else math.nan
             rows.append(row)
 
     for name, fit in fits.items():
         if isinstance(fit, FitResult):
-            add(name, fit.tidy())
+            add(name, fit.tidy().to_dict("records"))
         else:
             fit = fit.tidy() if isinstance(fit, PerGroupResult) else fit
+            by_group: dict[Any, list[dict[str, Any]]] = {}
+            for rec in fit.to_dict("records"):
+                by_group.setdefault(rec["group"], []).append(rec)
             # groups in natural order: mouse 2 before mouse 10
             for g in natural_levels(fit["group"]):
-                add(f"{name} {g}".strip(), fit[fit["group"] == g])
+                add(f"{name} {g}".strip(), by_group.get(g, []))
     out = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     numeric = list(COMPARISON_COLUMNS[3:])
     out[numeric] = out[numeric].astype(float)  # float even when empty, so concat stays float
