@@ -104,11 +104,32 @@ def test_shared_table_is_serialised_once_and_as_streamlit_serialises_it(monkeypa
 
     monkeypatch.setattr(pandas_styler_utils, "_use_display_values", counting_display)
     monkeypatch.setattr(marshal_once, "_arrow_bytes", counting_arrow)
-    assert _marshalled(shared_styler) == expected
+    assert _marshalled(shared_styler) == expected  # the same bytes as Streamlit's own path
     first = dict(calls)
-    assert first == {"display": 1, "arrow": 2}  # display text and data, each once
+    assert first == {"display": 0, "arrow": 2}  # display text (built as lists) and data, once each
     for _ in range(3):
         assert _marshalled(shared_styler) == expected
     assert calls == first  # reruns reuse both
     _marshalled(plain)
-    assert calls == {"display": 2, "arrow": 4}  # a table nobody shares is serialised each time
+    assert calls == {"display": 1, "arrow": 4}  # a table nobody shares goes Streamlit's way each time
+
+
+def test_display_text_frame_is_streamlits():
+    from streamlit.elements.lib import pandas_styler_utils
+
+    from ui import marshal_once
+
+    frames = [
+        pd.DataFrame({"estimate": [0.123456, -1.5, np.nan], "p": [0.0004, np.nan, 0.5], "n": [3, 4, 5],
+                      "note": ["", "a mouse has no cells", None]}, index=["LM", "LME", "GLMM"]),
+        pd.DataFrame({"mouse": ["1", "10", "2"], "cells": [130, 33, 85], "share": [52.1, 13.2, 34.0]}),
+        pd.DataFrame({"x": pd.Categorical(["a", "b", "a"]), "flag": [True, False, True],
+                      "value": [1e-20, 123456789.0, -0.0]}, index=pd.Index([5, 7, 9], name="row")),
+    ]
+    for df in frames:
+        styler = display.display_table(df, {"p": fmt_p}, html=False)
+        styles = styler._translate(False, False)
+        ours = marshal_once._display_frame(styler.data, styles)
+        theirs = pandas_styler_utils._use_display_values(styler.data, styles)
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+        assert marshal_once._arrow_bytes(ours) == marshal_once._arrow_bytes(theirs)
