@@ -6,6 +6,7 @@ import pickle
 import threading
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -67,6 +68,30 @@ def test_data_token_follows_the_values():
     changed.loc[changed.index[0], "res"] += 1
     assert compute.data_token(changed) != compute.data_token(d)
     assert compute.data_token(d.iloc[:-1]) != compute.data_token(d)
+
+
+
+def test_data_token_tells_apart_what_a_cached_result_depends_on():
+    base = pd.DataFrame({"mouse": ["1", "2", None], "x": [1.0, np.nan, 3.0], "n": [1, 2, 3]})
+    variants = {
+        "text vs number": base.assign(mouse=[1, 2, None]),
+        "missing vs 'None'": base.assign(mouse=["1", "2", "None"]),
+        "a value": base.assign(x=[1.0, np.nan, 3.5]),
+        "NaN vs 0": base.assign(x=[1.0, 0.0, 3.0]),
+        "int vs float": base.assign(n=[1.0, 2.0, 3.0]),
+        "column order": base[["x", "mouse", "n"]],
+        "column name": base.rename(columns={"x": "y"}),
+        "row order": base.iloc[[1, 0, 2]],
+        "index labels": base.set_axis([5, 6, 7]),
+        "index name": base.rename_axis("row"),
+        "category order": base.assign(mouse=pd.Categorical(["1", "2", None], categories=["2", "1"])),
+        "text split": base.assign(mouse=["1\x00", "2", None]),
+    }
+    plain_cat = base.assign(mouse=pd.Categorical(["1", "2", None], categories=["1", "2"]))
+    tokens = {name: compute.data_token(df) for name, df in {**variants, "base": base, "cat": plain_cat}.items()}
+    assert len(set(tokens.values())) == len(tokens), tokens  # every variant has its own token
+    assert compute.data_token(base.copy()) == tokens["base"]  # equal values: equal token
+    assert compute.data_token(plain_cat.copy()) == tokens["cat"]
 
 
 def test_pool_and_prefetch_give_the_engine_results():
