@@ -46,6 +46,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -137,16 +138,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, extra_env: dict[str, str] | None = None, wait: bool = True) -> subprocess.Popen:
+def start_server(port: int, extra_env: dict[str, str] | None = None, wait: bool = True,
+                 log: Path | None = None) -> subprocess.Popen:
     """``streamlit run app.py`` on 127.0.0.1:port; returns once /_stcore/health answers
-    (at once with ``wait=False``: then call :func:`wait_healthy`)."""
+    (at once with ``wait=False``: then call :func:`wait_healthy`). The server's own output
+    goes to ``log`` (for :func:`server_tracebacks`), or nowhere."""
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "OPENBLAS_NUM_THREADS": "1", **(extra_env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true",
          "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+        stderr=log.open("ab") if log is not None else subprocess.DEVNULL)
     if wait:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
     return proc
@@ -165,6 +169,26 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout_s: floa
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not answer /_stcore/health within {timeout_s:.0f} s")
+
+
+def server_tracebacks(logs: list[Path], most: int = 5, lines: int = 14) -> list[str]:
+    """The ends of the first ``most`` tracebacks in the servers' logs: a student's page shows
+    Streamlit's redacted "This app has encountered an error", the log says what it was."""
+    found: list[str] = []
+    for log in logs:
+        try:
+            text = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for i, line in enumerate(text):
+            if line.startswith("Traceback (most recent call last)") and len(found) < most:
+                block = [line]
+                for nxt in text[i + 1:]:
+                    block.append(nxt)
+                    if nxt and not nxt[0].isspace():  # the exception line ends the block
+                        break
+                found.append("\n".join(([block[0], "..."] if len(block) > lines else []) + block[-lines:]))
+    return found
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -202,7 +226,8 @@ class Balancer:
 
     def __init__(self, n: int, tmp: Path, extra_env: dict[str, str] | None = None) -> None:
         self.ports = [free_port() for _ in range(n)]
-        self.apps = [start_server(p, extra_env, wait=False) for p in self.ports]
+        self.logs = [tmp / f"app{i}.log" for i in range(n)]
+        self.apps = [start_server(p, extra_env, wait=False, log=log) for p, log in zip(self.ports, self.logs)]
         self.port = free_port()
         conf = nginx_config(tmp, self.port, self.ports)
         check = subprocess.run([str(NGINX), "-t", "-p", str(tmp), "-c", str(conf)], capture_output=True, text=True)
@@ -950,7 +975,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"{CHROMIUM} is not installed (apt-get install chromium)")
     info = machine()
     proc = balancer = None
-    tmp = None
+    # the servers' logs (tracebacks behind a redacted error on a page) live here during the run
+    tmp = tempfile.TemporaryDirectory()
+    Path(tmp.name).chmod(0o755)
+    logs: list[Path] = []
     t_start = time.monotonic()
     if args.url:
         if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost"):
@@ -958,17 +986,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         url, pids = args.url.rstrip("/"), []
         wait_healthy(url)
     elif args.replicas > 1:
-        import tempfile
-
-        tmp = tempfile.TemporaryDirectory()
-        Path(tmp.name).chmod(0o755)
         # the cores are shared out: each replica's process pool gets its share
         workers = max(1, (os.cpu_count() or 1) // args.replicas)
         balancer = Balancer(args.replicas, Path(tmp.name), {"MMTEACH_WORKERS": str(workers)})
-        url, pids = balancer.url, balancer.pids
+        url, pids, logs = balancer.url, balancer.pids, balancer.logs
     else:
         port = free_port()
-        proc = start_server(port)
+        logs = [Path(tmp.name) / "app.log"]
+        proc = start_server(port, log=logs[0])
         url, pids = f"http://127.0.0.1:{port}", [proc.pid]
     info["server_start_s"] = round(time.monotonic() - t_start, 2)
     info["replicas"] = args.replicas
@@ -986,8 +1011,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stop_server(proc)
         if balancer is not None:
             balancer.close()
-        if tmp is not None:
-            tmp.cleanup()
+        tracebacks = server_tracebacks(logs)
+        tmp.cleanup()
+    report["server_tracebacks"] = tracebacks
     report["settle_s"] = args.settle
     report["machine"] = {**info, "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
     text = json.dumps(report, indent=1)
@@ -995,7 +1021,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         Path(args.json).write_text(text + "\n")
     short = {k: report.get(k) for k in ("open", "change", "errors", "memory_growth_last_half", "cpu",
                                         "server_cpu_s_per_change", "students_per_core_at_full_load",
-                                        "browser_rerun_max", "slowest_page", "machine")}
+                                        "browser_rerun_max", "slowest_page", "server_tracebacks", "machine")}
     print(json.dumps(short, indent=1))
     return report
 
