@@ -22,6 +22,7 @@ fill-reducing ordering found once (:mod:`mmteach.sparse_chol`); see :func:`_pref
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -157,6 +158,31 @@ class LmeProblem:
         self._precompute()
         self._index_setup()
         self.use_sparse = _prefer_sparse(self)  # its set-up waits for the first sparse solve
+
+    # ---------------------------------------------------------------- pickling
+    # Fitted results travel from the app's pool workers and wait in its shared caches by the
+    # hundred. The set-up products above (per-level cross-products, index patterns) were 80%
+    # of a pickled amplitude fit (255 of 312 KB); they follow from y, X and the blocks
+    # (which the fit's model frame shares, so they pickle once), so an unpickled problem
+    # keeps only those and makes the rest again on its first use (profiles, df, shrinkage).
+    def __getstate__(self) -> dict:
+        return {"_rebuild_from": (self.y, self.X, self.blocks)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__dict__["_rebuild_lock"] = threading.Lock()
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - any attribute of the rebuilt problem
+        # only called for an attribute not found: an unpickled problem not yet rebuilt
+        state = self.__dict__
+        if name.startswith("__") or "_rebuild_from" not in state:
+            raise AttributeError(name)
+        with state["_rebuild_lock"]:  # two sessions may use one cached fit at once
+            if "_rebuild_from" in state:
+                fresh = LmeProblem(*state["_rebuild_from"])
+                state.update(fresh.__dict__)  # all at once: other threads see old or whole
+                del state["_rebuild_from"]
+        return getattr(self, name)
 
     # ---------------------------------------------------------------- set-up
     def _orthogonalise(self) -> None:

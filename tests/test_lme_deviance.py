@@ -141,6 +141,66 @@ def test_fit_survives_pickling_with_the_gradient_caches() -> None:
     assert again.problem.objective(fit.theta, True) == pytest.approx(fit.solution.objective, rel=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["slope_crossed", "slope_mixed"])
+def test_pickled_problem_ships_its_data_and_rebuilds_the_rest(kind: str) -> None:
+    """A fit's problem pickles as y, X and the blocks only (the cached results of the app
+    hold hundreds); its first use after unpickling makes every set-up product again, equal to
+    the original's, so criterion, Satterthwaite and Kenward-Roger are unchanged."""
+    import pickle
+
+    fit = _problem(kind).fit(reml=True)
+    pr = fit.problem
+    assert set(pr.__getstate__()) == {"_rebuild_from"}
+    again = pickle.loads(pickle.dumps(fit))
+    assert "_rebuild_from" in again.problem.__dict__  # not rebuilt yet
+    assert again.problem.n_theta == pr.n_theta  # the first use rebuilds
+    assert "_rebuild_from" not in again.problem.__dict__
+    for name, value in vars(pr).items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(getattr(again.problem, name), value, err_msg=name)
+    assert again.problem.objective(fit.theta, True) == pr.objective(fit.theta, True)
+    kr, kr2 = dfmethods.kenward_roger(fit), dfmethods.kenward_roger(again)
+    np.testing.assert_allclose(kr2.phi_adj, kr.phi_adj, rtol=1e-12)
+    eye = np.eye(pr.p)
+    np.testing.assert_allclose(dfmethods.satterthwaite_df(again, eye), dfmethods.satterthwaite_df(fit, eye),
+                               rtol=1e-10)
+    with pytest.raises(AttributeError):
+        _ = again.problem.no_such_attribute
+
+
+def test_unpickled_problem_rebuilds_once_under_concurrent_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sessions may use one cached fit at once: the rebuild happens once, and every
+    thread sees a whole problem."""
+    import pickle
+    import threading
+
+    fit = _problem("crossed").fit(reml=False)
+    blob = pickle.dumps(fit)
+    built = []
+    init = LmeProblem.__init__
+
+    def counting(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        built.append(1)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(LmeProblem, "__init__", counting)
+    again = pickle.loads(blob)
+    start = threading.Barrier(8)
+    out: list[float] = []
+
+    def use() -> None:
+        start.wait()
+        out.append(again.problem.objective(fit.theta, False))
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1
+    assert out == [fit.problem.objective(fit.theta, False)] * 8
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("reml", [True, False])
 def test_dense_and_sparse_coupling_agree(kind: str, reml: bool, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -184,3 +184,17 @@ def test_profile_with_two_variances_matches_confint():
     assert pr.term == "midx:treatment_idx (Intercept)"
     assert pr.conf_low == pytest.approx(ref["lower"][0], rel=1e-4)
     assert pr.conf_high == pytest.approx(ref["upper"][0], rel=1e-4)
+
+
+def test_a_fit_from_the_process_pool_draws_the_same_pooling_and_profile():
+    """The app's fits arrive pickled from its pool workers (the problem without its set-up
+    products, remade on first use): shrinkage and profile are those of the fit made here."""
+    import pickle
+
+    fit = fit_lme(AMP, "res ~ treatment + (1 + treatment | midx)", factors=["treatment"])
+    again = pickle.loads(pickle.dumps(fit))
+    pd.testing.assert_frame_equal(partial_pooling(again).table, partial_pooling(fit).table)
+    one = fit_lme(AMP, "res ~ treatment + (1 | midx)", factors=["treatment"])
+    a, b = profile_sd(one, points=5), profile_sd(pickle.loads(pickle.dumps(one)), points=5)
+    assert (b.conf_low, b.conf_high) == (a.conf_low, a.conf_high)
+    pd.testing.assert_frame_equal(b.table, a.table)
