@@ -6,7 +6,6 @@ mode for a projector, where the data come from). Run with ``streamlit run app.py
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import streamlit as st
@@ -72,11 +71,5 @@ elif state.PRESENT_KEY in st.query_params:
 # the first session starts (once per server) a background open of every page on its
 # defaults, so a class's first page opens find warm caches (ui/warm.py)
 warm.start(tuple(url for *_, url in PAGES))
-try:
+with display.unexpected_errors(f"page {page.url_path}"):
     page.run()
-except Exception:  # noqa: BLE001 - st.stop() and reruns are BaseExceptions and pass through
-    # An error no page explains: the traceback goes to the server log only (the shipped
-    # config has client.showErrorDetails = "none"), the student gets a plain sentence.
-    logging.getLogger("mmteach").exception("unexpected error on page %s", page.url_path)
-    display.error(display.UNEXPECTED, "Nothing you entered is lost. Change the last setting, or reload the "
-                  "page; if it happens again, tell the instructor which page and settings you used.")

@@ -98,10 +98,11 @@ narrate.say(N.curves_notice(curves, sd=mouse_sd, why=why_no_glmm or (
 @st.fragment
 def _lick_curves(sub: pd.DataFrame, curves: pd.DataFrame | None) -> None:
     """The bins only redraw this plot: a fragment, so moving them reruns nothing else."""
-    st.slider("dF/F bins in the plot", 2, 12, key=ps.key("bins"))
-    ps.sync()
-    binned = compute.derived(F.binned_proportions, sub, "lick", "dff", GROUP, bins=int(ps["bins"]))
-    display.show_fig(compute.derived(F.lick_proportion_curves, binned, curves))
+    with display.unexpected_errors("the water-lick curves"):
+        st.slider("dF/F bins in the plot", 2, 12, key=ps.key("bins"))
+        ps.sync()
+        binned = compute.derived(F.binned_proportions, sub, "lick", "dff", GROUP, bins=int(ps["bins"]))
+        display.show_fig(compute.derived(F.lick_proportion_curves, binned, curves))
 
 
 left, right = display.columns(2)

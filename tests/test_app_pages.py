@@ -486,6 +486,24 @@ def test_lick_bootstrap_button(lick):
     assert "Parametric bootstrap p" in " ".join(m.value for m in at.markdown)
 
 
+def test_an_error_inside_the_curves_fragment_gets_the_plain_note(monkeypatch, caplog):
+    """Streamlit draws an exception raised in a fragment itself (past app.py's handler): the
+    water-lick curves' fragment has its own, so a bug there shows the plain note, is logged
+    with its traceback, and the rest of the page is still drawn."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug no page explains")
+
+    monkeypatch.setattr(F, "binned_proportions", broken)
+    with caplog.at_level("ERROR", logger="mmteach"):
+        at = open_page(LICK, open_sections=False)
+    assert not at.exception, [e.value for e in at.exception]
+    said = errors(at)
+    assert len(said) == 1 and said[0].startswith(f"**{display.UNEXPECTED}**"), said
+    assert "a bug no page explains" not in " ".join(said)
+    assert any("water-lick curves" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert "GLMM (Laplace)" in shown_table(at, "odds change per 1% dF/F").index
+
+
 # --- page 5: your data -------------------------------------------------------------------
 def upload(at: AppTest, text: str, name: str = "mine.csv") -> AppTest:
     at.radio(key="yours.source").set_value("upload").run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import weakref
@@ -97,6 +98,21 @@ def escape_markdown(text: object) -> str:
 
 # The title of the box app.py shows for an error no page explains (tests look for it).
 UNEXPECTED = "This page stopped because of an unexpected problem on the server"
+
+
+@contextmanager
+def unexpected_errors(where: str) -> Iterator[None]:
+    """Around a page (app.py) and around every fragment's body: an error no page explains
+    goes, with its traceback, to the server log only (the shipped config has
+    client.showErrorDetails = "none"); the student gets a plain sentence. Fragments need
+    their own: Streamlit draws an exception raised in a fragment itself (a redacted "This
+    app has encountered an error") before it could reach app.py."""
+    try:
+        yield
+    except Exception:  # noqa: BLE001 - st.stop() and reruns are BaseExceptions and pass through
+        logging.getLogger("mmteach").exception("unexpected error in %s", where)
+        error(UNEXPECTED, "Nothing you entered is lost. Change the last setting, or reload the "
+              "page; if it happens again, tell the instructor which page and settings you used.")
 
 
 def error(title: str, detail: object = None) -> None:
