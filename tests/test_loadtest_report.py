@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tools import loadtest
 
 LOG = """\
@@ -50,3 +52,67 @@ def test_memory_growth_is_last_peak_over_half_time() -> None:
     # at half time (t = 90) 490 MB; peak of the last tenth (t >= 162): 580 MB
     assert loadtest.memory_growth(growing) == round(580 / 490 - 1, 4)
     assert loadtest.memory_growth(growing[:3]) is None
+
+
+def _summary(n: int, p50: float, p95: float, mx: float) -> dict:
+    return {"n": n, "p50": p50, "p95": p95, "max": mx, "mean": p50}
+
+
+def _reports() -> tuple[dict, dict, dict]:
+    machine = {"cpus": 2, "loadavg_before": [0.5, 0, 0], "loadavg_after": [3.25, 0, 0], "replicas": 1}
+    sweep = {"mode": "sweep", "repeat": 3, "machine": machine, "errors": 0, "error_boxes_shown": 2,
+             "by_page": {"amplitude": {"open": _summary(1, 3.5, 3.5, 3.5), "change": _summary(9, 0.66, 1.0, 1.1)},
+                         "frequency": {"open": _summary(1, 3.1, 3.1, 3.1), "change": _summary(9, 0.38, 0.6, 0.7)}},
+             "change": _summary(18, 0.43, 1.02, 1.1), "browser_rerun_max": 0.66, "slowest_page": "amplitude",
+             "server_part_median_by_page": {"amplitude": 0.28},
+             "by_control_median": {"amplitude: Mouse 1 (of 130)": 0.94, "frequency: Structure": 0.31}}
+    one = {"mode": "class", "students": 40, "browsers": 4, "duration_s": 180.0, "think_s": [2.0, 6.0],
+           "machine": machine, "open": _summary(40, 0.3, 19.1, 23.7), "change": _summary(1077, 1.34, 6.46, 13.7),
+           "by_client": {"protocol": {"open": _summary(36, 0.2, 6.0, 6.0), "change": _summary(997, 1.2, 6.3, 13.7)},
+                         "chromium": {"open": _summary(4, 19.1, 23.7, 23.7), "change": _summary(80, 3.1, 8.2, 12.6)}},
+           "by_page": {"amplitude": {"open": _summary(8, 1, 2, 3), "change": _summary(179, 3.8, 7.9, 13.7)}},
+           "errors": 1, "error_examples": ["protocol change water-lick: boom"], "error_boxes_shown": 88,
+           "server_tracebacks": ["Traceback ...\nValueError: x"], "memory_growth_last_half": 0.1135,
+           "memory_mb": [[2.0 * i, 800.0 + i] for i in range(91)],
+           "cpu": {"wall_s": 188.3, "cores": 2, "server_cores_used": 1.11, "load_generator_cores_used": 0.63}}
+    demand = {"mode": "demand", "think_s": [2.0, 6.0], "server_cpu_s_per_change": 0.145,
+              "students_per_core_at_full_load": 27.6,
+              "demand_by_page": {"frequency": {"changes": 40, "server_cpu_s_per_change": _summary(40, 0.11, 0.2, 0.3)}}}
+    return sweep, one, demand
+
+
+def test_hosting_report_writes_every_number_between_the_readme_markers(tmp_path: Path) -> None:
+    import json
+
+    from tools import hosting_report as hr
+
+    sweep, one, demand = _reports()
+    files = {}
+    for name, report in (("sweep", sweep), ("one", one), ("demand", demand)):
+        files[name] = tmp_path / f"{name}.json"
+        files[name].write_text(json.dumps(report))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{hr.START}\nold numbers\n{hr.END}\nprose by hand\n")
+    hr.main(["--sweep", str(files["sweep"]), "--demand", str(files["demand"]), "--class", str(files["one"]),
+             "--commit", "abc1234", "--day", "2 Dec 2026", "--write", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- measured -->\n**Measured on 2 Dec 2026 (commit abc1234)")
+    assert text.endswith("<!-- /measured -->\nprose by hand\n") and "old numbers" not in text
+    assert "| amplitude | 3.50 | 0.66 | 1.00 | 1.10 | 0.28 |" in text
+    assert "| frequency | 3.10 | 0.38 | 0.60 | 0.70 | - |" in text
+    assert "`browser_rerun_max` (slowest page's median change) = **0.66 s** (amplitude)" in text
+    assert "amplitude: Mouse 1 (of 130) 0.94; frequency: Structure 0.31." in text
+    assert "| chromium open | 4 | 19.10 | 23.70 | 23.70 |" in text
+    assert "Errors: 1 (protocol change water-lick: boom); tracebacks in the server log: 1." in text
+    assert "800 MB at start, 890 MB peak, growth over the last half 11.3%" in text
+    assert "| frequency | 40 | 0.11 | 0.11 | 0.20 |" in text
+    assert "0.145 CPU s per change" in text and "27.6 students per core" in text
+    shown = json.loads(text.split("```json\n")[1].split("\n```")[0])
+    assert shown["memory_mb (every 20 s)"][:2] == [[0.0, 800.0], [20.0, 810.0]]
+    assert shown["by_page (change)"]["amplitude"]["p95"] == 7.9
+    # a README without the markers is refused, not overwritten
+    readme.write_text("no markers\n")
+    with pytest.raises(SystemExit):
+        hr.main(["--sweep", str(files["sweep"]), "--demand", str(files["demand"]), "--class", str(files["one"]),
+                 "--commit", "x", "--day", "d", "--write", str(readme)])
+    assert readme.read_text() == "no markers\n"
