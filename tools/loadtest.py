@@ -145,12 +145,16 @@ def start_server(port: int, extra_env: dict[str, str] | None = None, wait: bool 
     goes to ``log`` (for :func:`server_tracebacks`), or nowhere."""
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
            "OPENBLAS_NUM_THREADS": "1", **(extra_env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=log.open("ab") if log is not None else subprocess.DEVNULL)
+    err = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    finally:
+        if log is not None:
+            err.close()  # the server holds its own copy of the file
     if wait:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
     return proc
