@@ -47,8 +47,10 @@ WORKERS = int(os.environ.get("MMTEACH_WORKERS", os.cpu_count() or 1))
 # one (the amplitude page's LRT ladder takes seconds) would wait for all of it.
 INLINE_S = 0.05
 # Modules the pool's fork server imports once, so a new worker starts in milliseconds.
+# statsmodels too: mmteach.marginal imports it on a GEE's first call, 0.7 s of the first
+# water-lick data change in each new worker otherwise.
 PRELOAD = ["numpy", "pandas", "scipy.optimize", "mmteach.lme", "mmteach.lm", "mmteach.glmm",
-           "mmteach.compare", "mmteach.marginal", "mmteach.bayes", "mmteach.subsample"]
+           "mmteach.compare", "mmteach.marginal", "mmteach.bayes", "mmteach.subsample", "statsmodels.api"]
 
 
 def _name(fn: Callable[..., Any]) -> str:
