@@ -98,6 +98,9 @@ def test_hosting_report_writes_every_number_between_the_readme_markers(tmp_path:
     text = readme.read_text()
     assert text.startswith("intro\n<!-- measured -->\n**Measured on 2 Dec 2026 (commit abc1234)")
     assert text.endswith("<!-- /measured -->\nprose by hand\n") and "old numbers" not in text
+    assert ("one student, every page's median change <= 0.5 s: 0.66 s, not met; "
+            "one student, worst change <= 1 s: ") in text
+    assert "memory growth over the last half < 10%: 11.3%, not met; zero errors: 1, not met." in text
     assert "| amplitude | 3.50 | 0.66 | 1.00 | 1.10 | 0.28 |" in text
     assert "| frequency | 3.10 | 0.38 | 0.60 | 0.70 | - |" in text
     assert "`browser_rerun_max` (slowest page's median change) = **0.66 s** (amplitude)" in text
@@ -116,3 +119,19 @@ def test_hosting_report_writes_every_number_between_the_readme_markers(tmp_path:
         hr.main(["--sweep", str(files["sweep"]), "--demand", str(files["demand"]), "--class", str(files["one"]),
                  "--commit", "x", "--day", "d", "--write", str(readme)])
     assert readme.read_text() == "no markers\n"
+
+
+def test_targets_line_says_met_only_for_the_targets_the_numbers_meet() -> None:
+    from tools import hosting_report as hr
+
+    sweep, one, _ = _reports()
+    fast = {**sweep, "by_page": {p: {**v, "change": {**v["change"], "p50": 0.4}} for p, v in sweep["by_page"].items()},
+            "change": {**sweep["change"], "max": 0.9}, "errors": 0}
+    calm = {**one, "change": {**one["change"], "p95": 1.2}, "open": {**one["open"], "p95": 2.5},
+            "memory_growth_last_half": 0.04, "errors": 0}
+    line = hr.targets_line(fast, calm)
+    assert line.startswith("Issue 11's targets (6 of 6 met): ") and "not met" not in line
+    assert "40 students, change p95 <= 1.5 s: 1.20 s, met" in line
+    line = hr.targets_line(fast, {**calm, "open": {**calm["open"], "p95": 3.01}})
+    assert line.startswith("Issue 11's targets (5 of 6 met): ")
+    assert "40 students, page open p95 <= 3 s: 3.01 s, not met" in line

@@ -102,9 +102,31 @@ def abridged(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def targets_line(sweep: dict[str, Any], one: dict[str, Any]) -> str:
+    """Issue 11's targets, each with its measured value and whether it holds (from the
+    one-student sweep and the 40-student run on one process)."""
+    medians = [v["change"]["p50"] for v in sweep["by_page"].values() if v["change"]["n"]]
+    checks = [
+        ("one student, every page's median change <= 0.5 s", max(medians, default=None), 0.5),
+        ("one student, worst change <= 1 s", sweep["change"]["max"], 1.0),
+        ("40 students, change p95 <= 1.5 s", one["change"]["p95"], 1.5),
+        ("40 students, page open p95 <= 3 s", one["open"]["p95"], 3.0),
+    ]
+    parts = [f"{what}: {_s(got)} s, {'met' if got is not None and got <= limit else 'not met'}"
+             for what, got, limit in checks]
+    growth = one.get("memory_growth_last_half")
+    if growth is not None:
+        parts.append(f"memory growth over the last half < 10%: {100 * growth:.1f}%, "
+                     f"{'met' if growth < 0.10 else 'not met'}")
+    errors = sweep["errors"] + one["errors"]
+    parts.append(f"zero errors: {errors}, {'met' if errors == 0 else 'not met'}")
+    held = sum(p.endswith(", met") for p in parts)
+    return f"Issue 11's targets ({held} of {len(parts)} met): " + "; ".join(parts) + "."
+
+
 def block(sweep: dict, demand: dict, one: dict, two: dict | None, commit: str, day: str) -> str:
     lines = [START, f"**Measured on {day} (commit {commit}), on the 2-core development machine with "
-             "nothing else running.**", ""]
+             "nothing else running.**", "", targets_line(sweep, one), ""]
     for part in (sweep_block(sweep), class_block(one), class_block(two) if two else [], demand_block(demand)):
         if part:
             lines += part + [""]
