@@ -60,3 +60,21 @@ def test_the_warmed_query_opens_the_state_it_names():
     at.switch_page("pages/4_water-lick.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="lick.structure").value == query["structure"]
+
+
+def test_import_engine_loads_in_the_server_what_the_workers_preload():
+    """A call that proves cheap runs in the server process, so the libraries the engine
+    imports on first use (statsmodels for the GLM and the GEE) are imported at warm-up, not
+    in the middle of a student's rerun. Checked in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from ui import compute, warm\n"
+            "assert 'statsmodels.api' not in sys.modules\n"
+            "warm.import_engine()\n"
+            "missing = [m for m in compute.PRELOAD if m not in sys.modules]\n"
+            "assert not missing, missing\n"
+            "assert 'statsmodels.api' in compute.PRELOAD\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
