@@ -62,7 +62,7 @@ def test_the_warmed_query_opens_the_state_it_names():
     assert at.selectbox(key="lick.structure").value == query["structure"]
 
 
-def test_import_engine_loads_in_the_server_what_the_workers_preload():
+def test_import_preloaded_loads_in_the_server_what_the_workers_preload():
     """A call that proves cheap runs in the server process, so the libraries the engine
     imports on first use (statsmodels for the GLM and the GEE) are imported at warm-up, not
     in the middle of a student's rerun. Checked in a fresh interpreter."""
@@ -70,9 +70,9 @@ def test_import_engine_loads_in_the_server_what_the_workers_preload():
     import sys
 
     code = ("import sys\n"
-            "from ui import compute, warm\n"
+            "from ui import compute\n"
             "assert 'statsmodels.api' not in sys.modules\n"
-            "warm.import_engine()\n"
+            "compute.import_preloaded()\n"
             "missing = [m for m in compute.PRELOAD if m not in sys.modules]\n"
             "assert not missing, missing\n"
             "assert 'statsmodels.api' in compute.PRELOAD\n")

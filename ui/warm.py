@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import threading
 import time
 from urllib.parse import urlencode
@@ -16,7 +15,7 @@ from ui import compute
 PAGE_TIMEOUT_S = 300.0  # a cold page on a busy 2-core machine takes well under this
 # States one click away from a page's defaults that cost seconds when cold, warmed after
 # the defaults: the water-lick page's random-slope GLMM with its LRT and Bayesian twins
-# (~1.5-2.5 s for the first student who picks it, in a one-student sweep; then cached).
+# (the first switch to it: 2.4 s cold, 0.6 s warm, in Chromium).
 ONE_CLICK = (("water-lick", urlencode({"structure": list(WATER_LICK.structures)[1]})),)
 
 
@@ -44,19 +43,14 @@ def _start(pages: tuple[tuple[str, str], ...]) -> threading.Thread:
     host = "127.0.0.1" if address in ("0.0.0.0", "::", "") else address
     base = (st.get_option("server.baseUrlPath") or "").strip("/")
     url = f"ws://{host}:{st.get_option('server.port')}/{base + '/' if base else ''}_stcore/stream"
-    thread = threading.Thread(target=lambda: (import_engine(), asyncio.run(_open_all(url, pages))), daemon=True,
-                              name="mmteach-warm-up")
+    thread = threading.Thread(target=_warm_up, args=(url, pages), daemon=True, name="mmteach-warm-up")
     thread.start()
     return thread
 
 
-def import_engine() -> None:
-    """Import, in the server process, the modules the pool's workers preload: a call that
-    proves cheap runs in place (ui.compute), and the engine imports some libraries on first
-    use (statsmodels for the GLM): 0.37 s under the interpreter lock, in the middle of a
-    student's rerun, in a one-student trace of the water-lick page."""
-    for name in compute.PRELOAD:
-        importlib.import_module(name)
+def _warm_up(url: str, pages: tuple[tuple[str, str], ...]) -> None:
+    compute.import_preloaded()  # before the pages: their cheap calls run in this process
+    asyncio.run(_open_all(url, pages))
 
 
 async def _open_all(url: str, pages: tuple[tuple[str, str], ...]) -> None:
