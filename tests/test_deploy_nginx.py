@@ -1,14 +1,15 @@
 """Two app replicas behind nginx (deploy/mmteach.conf) on loopback: sticky sessions, spread, closed metrics.
 
 Starts two ``streamlit run app.py`` processes and Debian's nginx with the deployment's own
-configuration (only the replica addresses, the listen address and the log path are
-rewritten for loopback), then checks that
+configuration (only the replica addresses, the listen address, the log and the cache paths
+are rewritten for loopback), then checks that
 
 - sessions without a cookie spread over both replicas, and every later request of a
   session (page, websocket) reaches the replica that served its first one;
 - a real browser session keeps working across reruns through the balancer, on one replica;
 - ``/_stcore/metrics`` is closed at the balancer (the replicas still answer it);
-- Streamlit's JavaScript leaves the balancer gzipped (the replicas send it uncompressed);
+- Streamlit's JavaScript leaves the balancer gzipped (the replicas send it uncompressed), and
+  the balancer serves it from its cache after the first request;
 - the load test's capacity mode (``--demand``) reads the servers' CPU per change.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -31,11 +33,18 @@ pytestmark = pytest.mark.skipif(not loadtest.NGINX.exists(), reason="nginx is no
 
 
 @pytest.fixture(scope="module")
-def balancer(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nginx")
-    tmp.chmod(0o755)  # nginx's workers may run as another user
+def balancer():
+    # nginx's workers run as another user and write the static cache here: a directory they
+    # can reach (pytest's own temporary tree is closed to other users)
+    with tempfile.TemporaryDirectory(prefix="mmteach-nginx-") as name:
+        tmp = Path(name)
+        tmp.chmod(0o755)
+        yield from _balancer(tmp)
+
+
+def _balancer(tmp: Path):
     # the deployment's own config (only the replica addresses, the listen address and the
-    # log path rewritten for loopback: see loadtest.nginx_config); one pool worker each
+    # log and cache paths rewritten for loopback: see loadtest.nginx_config); one pool worker each
     lb = loadtest.Balancer(2, tmp, {"MMTEACH_WORKERS": "1"})
     try:
         yield {"url": lb.url, "replicas": lb.ports, "log": tmp / "access.log", "pids": lb.pids}
@@ -86,6 +95,26 @@ def test_javascript_is_gzipped_at_the_balancer(balancer):
         plain = r.read()
     assert encoding == "gzip" and gzip.decompress(body) == plain
     assert len(body) < 0.5 * len(plain)
+
+
+def test_static_files_are_kept_by_the_balancer(balancer):
+    """Streamlit's hashed JavaScript is asked of a replica once, then served by nginx itself:
+    a class opening the app at once does not queue ~130 files each behind the busy app."""
+    page = urllib.request.urlopen(balancer["url"] + "/overview", timeout=30).read().decode()
+    script = re.findall(r'src="\.?/?(static/js/[^"]+\.js)"', page)[-1]
+    statuses, bodies = [], []
+    for _ in range(3):
+        with urllib.request.urlopen(f"{balancer['url']}/{script}", timeout=30) as r:
+            statuses.append(r.headers.get("X-Cache-Status"))
+            bodies.append(r.read())
+    with urllib.request.urlopen(f"http://127.0.0.1:{balancer['replicas'][0]}/{script}", timeout=30) as r:
+        plain = r.read()
+    assert statuses[0] in ("MISS", "HIT")  # HIT: an earlier test's page open fetched it already
+    assert statuses[1:] == ["HIT", "HIT"]
+    assert all(body == plain for body in bodies)
+    time.sleep(0.3)  # nginx writes a line when a request ends
+    lines = [line for line in balancer["log"].read_text().splitlines() if f"GET /{script} " in line]
+    assert len(lines) >= 3 and all("upstream=- " in line for line in lines[-2:]), lines[-3:]
 
 
 def test_sessions_spread_and_stick(balancer):
