@@ -135,3 +135,15 @@ def test_targets_line_says_met_only_for_the_targets_the_numbers_meet() -> None:
     line = hr.targets_line(fast, {**calm, "open": {**calm["open"], "p95": 3.01}})
     assert line.startswith("Issue 11's targets (5 of 6 met): ")
     assert "40 students, page open p95 <= 3 s: 3.01 s, not met" in line
+
+
+def test_class_block_says_where_the_students_were_served() -> None:
+    from tools import hosting_report as hr
+
+    _, one, _ = _reports()
+    heads = []
+    for machine in ({"replicas": 1}, {"replicas": 1, "nginx": True}, {"replicas": 2, "nginx": True}):
+        report = {**one, "machine": {**one["machine"], **machine}}
+        heads.append(hr.class_block(report)[0])
+    assert [h.split(", 180 s, ")[1].split(";")[0] for h in heads] == [
+        "1 process", "1 process behind nginx", "2 replicas behind nginx"]

@@ -56,7 +56,8 @@ def sweep_block(r: dict[str, Any]) -> list[str]:
 
 def class_block(r: dict[str, Any]) -> list[str]:
     m = r["machine"]
-    where = "1 process" if m.get("replicas", 1) == 1 else f"{m['replicas']} replicas behind nginx"
+    n = m.get("replicas", 1)
+    where = (f"{n} replicas behind nginx" if n > 1 else "1 process behind nginx" if m.get("nginx") else "1 process")
     out = [f"{r['students']} students ({r['browsers']} in Chromium), {r['duration_s']:.0f} s, {where}; "
            f"{_load(m)}:", "", "| | n | p50 (s) | p95 (s) | max (s) |", "|---|---|---|---|---|"]
     rows = [("open", r["open"]), ("change", r["change"])]

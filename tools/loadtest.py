@@ -971,6 +971,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--url", help="a running app on 127.0.0.1 instead of starting one")
     ap.add_argument("--replicas", type=int, default=1,
                     help="app processes behind nginx (deploy/mmteach.conf) on loopback; 1: no balancer")
+    ap.add_argument("--nginx", action="store_true",
+                    help="nginx in front of a single app process too (as the README advises for a lecture hall)")
     ap.add_argument("--settle", type=float, default=60,
                     help="seconds between the instructor's first look at the app (which starts the "
                          "server's warm-up of every page) and the class arriving; 0: no first look")
@@ -992,7 +994,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ap.error("--url must be on 127.0.0.1: this tool never loads another machine")
         url, pids = args.url.rstrip("/"), []
         wait_healthy(url)
-    elif args.replicas > 1:
+    elif args.replicas > 1 or args.nginx:
         # the cores are shared out: each replica's process pool gets its share
         workers = max(1, (os.cpu_count() or 1) // args.replicas)
         balancer = Balancer(args.replicas, Path(tmp.name), {"MMTEACH_WORKERS": str(workers)})
@@ -1004,6 +1006,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         url, pids = f"http://127.0.0.1:{port}", [proc.pid]
     info["server_start_s"] = round(time.monotonic() - t_start, 2)
     info["replicas"] = args.replicas
+    info["nginx"] = balancer is not None
     run: Callable[..., Any] = run_sweep if args.sweep else run_demand if args.demand else run_class
     try:
         if args.settle > 0:
