@@ -213,7 +213,7 @@ def nginx_config(tmp: Path, listen: int, replicas: list[int]) -> Path:
     servers = "\n    ".join(f"server 127.0.0.1:{p} max_fails=0;" for p in replicas)
     for old, new in (("server app:8501 max_fails=0;", servers), ("listen 80;", f"listen 127.0.0.1:{listen};"),
                      ("/var/log/nginx/mmteach.log", str(tmp / "access.log")),
-                     ("/var/cache/nginx/mmteach", str(tmp / "static_cache"))):
+                     ("/var/cache/mmteach-nginx", str(tmp / "static_cache"))):
         if old not in conf:
             raise ValueError(f"deploy/mmteach.conf no longer contains {old!r}")
         conf = conf.replace(old, new)
