@@ -57,7 +57,7 @@ def category(name: str) -> str:
         return "style and layout"
     if name in PAINT:
         return "paint"
-    if "GC" in name or name.startswith("V8.GC"):
+    if "GC" in name:  # MinorGC, MajorGC, V8.GC_...
         return "gc"
     return "other"
 
