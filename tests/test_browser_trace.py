@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
-import browser_trace as bt  # noqa: E402
+from tools import browser_trace as bt
 
 MAIN, OTHER = (1, 10), (1, 11)
 

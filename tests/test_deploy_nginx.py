@@ -39,17 +39,13 @@ def balancer():
     with tempfile.TemporaryDirectory(prefix="mmteach-nginx-") as name:
         tmp = Path(name)
         tmp.chmod(0o755)
-        yield from _balancer(tmp)
-
-
-def _balancer(tmp: Path):
-    # the deployment's own config (only the replica addresses, the listen address and the
-    # log and cache paths rewritten for loopback: see loadtest.nginx_config); one pool worker each
-    lb = loadtest.Balancer(2, tmp, {"MMTEACH_WORKERS": "1"})
-    try:
-        yield {"url": lb.url, "replicas": lb.ports, "log": tmp / "access.log", "pids": lb.pids}
-    finally:
-        lb.close()
+        # the deployment's own config (only the replica addresses, the listen address and the
+        # log and cache paths rewritten for loopback: see loadtest.nginx_config); one pool worker each
+        lb = loadtest.Balancer(2, tmp, {"MMTEACH_WORKERS": "1"})
+        try:
+            yield {"url": lb.url, "replicas": lb.ports, "log": tmp / "access.log", "pids": lb.pids}
+        finally:
+            lb.close()
 
 
 def _get(url: str, cookie: str | None = None) -> tuple[int, str | None]:
