@@ -405,10 +405,12 @@ def _posterior(model: _Model) -> _Posterior:
         return tuple(np.round(theta, 12))
 
     def cond(theta: np.ndarray) -> _Conditional:
-        if key(theta) not in cache:
-            cache[key(theta)] = _laplace(model, theta, last[0])
-            last[0] = cache[key(theta)].mode
-        return cache[key(theta)]
+        k = key(theta)  # once: rounding theta is a tenth of a Laplace fit
+        hit = cache.get(k)
+        if hit is None:
+            hit = cache[k] = _laplace(model, theta, last[0])
+            last[0] = hit.mode
+        return hit
 
     def neg_log_post(theta: np.ndarray) -> float:
         theta = np.clip(theta, -12, 6)
@@ -417,11 +419,13 @@ def _posterior(model: _Model) -> _Posterior:
     def neg_log_post_many(thetas: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """neg_log_post at many thetas, their Laplace fits in one batch (from ``starts``)."""
         thetas = np.clip(thetas, -12, 6)
-        new = [i for i, t in enumerate(thetas) if key(t) not in cache]
+        keys = [key(t) for t in thetas]
+        new = [i for i, k in enumerate(keys) if k not in cache]
         if new:
             for i, c in zip(new, _laplace_batch(model, thetas[new], starts[new]), strict=True):
-                cache[key(thetas[i])] = c
-        return np.array([-(cache[key(t)].log_marginal + _log_prior_theta(model, t)) for t in thetas])
+                cache[keys[i]] = c
+        return np.array([-(cache[k].log_marginal + _log_prior_theta(model, t))
+                         for k, t in zip(keys, thetas, strict=True)])
 
     start = np.zeros(nt)
     pos = 0
