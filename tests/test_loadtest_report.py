@@ -147,3 +147,20 @@ def test_class_block_says_where_the_students_were_served() -> None:
         heads.append(hr.class_block(report)[0])
     assert [h.split(", 180 s, ")[1].split(";")[0] for h in heads] == [
         "1 process", "1 process behind nginx", "2 replicas behind nginx"]
+
+
+def test_reports_say_how_fast_the_machine_was() -> None:
+    from tools import hosting_report as hr
+
+    info = loadtest.machine()
+    assert isinstance(info["speed_probe_s"], float) and info["speed_probe_s"] > 0
+    sweep, one, demand = _reports()
+    # reports from before the probe: nothing said about the speed
+    assert "speed probe" not in hr.class_block(one)[0]
+    assert "Its speed" not in hr.block(sweep, demand, one, None, "abc", "d")
+    probed = {**one, "machine": {**one["machine"], "speed_probe_s": 0.0512}}
+    assert hr.class_block(probed)[0].endswith("load average before/after 0.50/3.25, speed probe 51 ms:")
+    head = hr.block({**sweep, "machine": {**sweep["machine"], "speed_probe_s": 0.0395}}, demand, probed, None,
+                    "abc", "d").split("\n")[1]
+    assert head.endswith("`loadtest.speed_probe` took 40-51 ms before the runs (a machine half as fast "
+                         "takes twice as long).")

@@ -31,7 +31,9 @@ def _s(x: float | None) -> str:
 
 def _load(machine: dict[str, Any]) -> str:
     before, after = machine.get("loadavg_before", [None])[0], machine.get("loadavg_after", [None])[0]
-    return f"load average before/after {_s(before)}/{_s(after)}"
+    probe = machine.get("speed_probe_s")  # reports from before the probe have none
+    return f"load average before/after {_s(before)}/{_s(after)}" + (
+        f", speed probe {probe * 1000:.0f} ms" if probe is not None else "")
 
 
 def sweep_block(r: dict[str, Any]) -> list[str]:
@@ -126,8 +128,12 @@ def targets_line(sweep: dict[str, Any], one: dict[str, Any]) -> str:
 
 
 def block(sweep: dict, demand: dict, one: dict, two: dict | None, commit: str, day: str) -> str:
+    probes = [r["machine"]["speed_probe_s"] for r in (sweep, demand, one, two)
+              if r and r.get("machine", {}).get("speed_probe_s") is not None]
+    speed = (f" Its speed: `loadtest.speed_probe` took {1000 * min(probes):.0f}-{1000 * max(probes):.0f} ms "
+             "before the runs (a machine half as fast takes twice as long)." if probes else "")
     lines = [START, f"**Measured on {day} (commit {commit}), on the 2-core development machine with "
-             "nothing else running.**", "", targets_line(sweep, one), ""]
+             f"nothing else running.**{speed}", "", targets_line(sweep, one), ""]
     for part in (sweep_block(sweep), class_block(one), class_block(two) if two else [], demand_block(demand)):
         if part:
             lines += part + [""]

@@ -945,9 +945,37 @@ async def _first_look(url: str) -> None:
         await client.close()
 
 
+def speed_probe(rounds: int = 5) -> float:
+    """Seconds one core takes for a fixed piece of work, best of ``rounds``: Python bytecode,
+    small numpy calls and JSON, the mix of a page script and a fit.
+
+    The same virtual machine kind ran the same commit 2x slower on one day than on another,
+    so a report's times mean little without it: a run with twice the probe's time was on a
+    machine half as fast."""
+    import numpy as np  # the load generator's own numpy, not the app's
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 40))
+    m = a @ a.T + 40 * np.eye(40)
+    words = {str(i): i for i in range(20_000)}
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(150_000):
+            total += i % 7
+        for j in range(300):
+            np.linalg.solve(m, a[:, j % 40])
+        json.loads(json.dumps(words))
+        best = min(best, time.perf_counter() - t0)
+    return round(best, 4)
+
+
 def machine() -> dict[str, Any]:
-    """What else the machine was doing (load averages before the run) and its cores."""
-    return {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    """What else the machine was doing (load averages before the run), its cores and its speed
+    (:func:`speed_probe`, taken before the app starts)."""
+    return {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+            "speed_probe_s": speed_probe()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
