@@ -405,7 +405,7 @@ def _posterior(model: _Model) -> _Posterior:
         return tuple(np.round(theta, 12))
 
     def cond(theta: np.ndarray) -> _Conditional:
-        k = key(theta)  # once: rounding theta is a tenth of a Laplace fit
+        k = key(theta)  # once: rounding theta three times was 4% of a random-slope fit
         hit = cache.get(k)
         if hit is None:
             hit = cache[k] = _laplace(model, theta, last[0])

@@ -949,8 +949,8 @@ def speed_probe(rounds: int = 5) -> float:
     """Seconds one core takes for a fixed piece of work, best of ``rounds``: Python bytecode,
     small numpy calls and JSON, the mix of a page script and a fit.
 
-    The same virtual machine kind ran the same commit 2x slower on one day than on another,
-    so a report's times mean little without it: a run with twice the probe's time was on a
+    The same virtual machine kind ran the same pages 1.5-2x slower on one day than on
+    another, so a report's times mean little without it: a run with twice the probe's time was on a
     machine half as fast."""
     import numpy as np  # the load generator's own numpy, not the app's
 

@@ -51,9 +51,9 @@ INLINE_S = 0.05
 # process draws every student's page under one interpreter lock, while a fit is work for one
 # student. When a class asks for more than the cores can give, the pages that need no new fit
 # (cached states, the simulation and your-data pages) then stay quick instead of queueing for
-# the CPU behind the fits. 40 students on 2 cores, back to back: change p50 1.5 s with it,
-# 4.8 and 5.6 s without (the simulation page 0.3 s against 1.2 and 2.7 s); the pages waiting
-# for fits as before (p95 18 s against 21 and 18 s).
+# the CPU behind the fits. 40 students on 2 cores, back to back: change p50 1.5 and 1.8 s
+# with it, 4.8 and 5.6 s without (the simulation page 0.3 s against 1.2 and 2.7 s); the pages
+# waiting for fits as before (p95 18 and 20 s against 21 and 18 s). One student: the same.
 WORKER_NICE = int(os.environ.get("MMTEACH_WORKER_NICE", 5))
 # Modules the pool's fork server imports once, so a new worker starts in milliseconds.
 # statsmodels too: mmteach.marginal imports it on a GEE's first call, 0.7 s of the first
