@@ -29,7 +29,7 @@ from scipy.special import gammaln
 
 from mmteach.errors import ModelError
 from mmteach.families import canonical_loglik, canonical_mean_weight, check_family, check_response, log_normaliser
-from mmteach.formula import Formula
+from mmteach.formula import Formula, parse_formula
 from mmteach.model_frame import ModelFrame, build_model, check_group_levels
 from mmteach.optim import backtrack
 from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValue, VarComp, r_data_prep
@@ -60,7 +60,7 @@ class _Model:
     has_intercept: bool
     blocks: tuple  # (codes, Z (n, k), m) per random term
     const: float  # log-likelihood constant: log C(n, y) or -log y!
-    b_sd: float
+    b_sd: float | None  # None: no slope, so no slope prior
     sd_scale: float
     intercept_prior: tuple[float, float, float]
 
@@ -142,11 +142,12 @@ def _beta_prior(model: _Model, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray
         grad[..., 0] = -(nu + 1) * r / den
         neg_hess[..., 0] = (nu + 1) * (nu * sc * sc - r * r) / (den * den)
         start = 1
-    b = beta[..., start:]
-    v = model.b_sd ** 2
-    lp[..., start:] = -0.5 * b * b / v - 0.5 * math.log(2 * math.pi * v)
-    grad[..., start:] = -b / v
-    neg_hess[..., start:] = 1 / v
+    if model.b_sd is not None:
+        b = beta[..., start:]
+        v = model.b_sd ** 2
+        lp[..., start:] = -0.5 * b * b / v - 0.5 * math.log(2 * math.pi * v)
+        grad[..., start:] = -b / v
+        neg_hess[..., start:] = 1 / v
     return lp.sum(axis=-1), grad, neg_hess
 
 
@@ -285,7 +286,7 @@ def _integrate(model: _Model, f: np.ndarray, w: np.ndarray, H: np.ndarray, D: np
 
 
 def _prepare(data: pd.DataFrame, formula: str | Formula, family: str, factors: Sequence[str],
-             b_prior_sd: float, sd_prior_scale: float,
+             b_prior_sd: float | None, sd_prior_scale: float,
              intercept_prior: tuple[float, float, float] | None) -> tuple[_Model, ModelFrame, str]:
     fam, link = check_family(family, None)
     if link not in ("logit", "log"):
@@ -315,6 +316,11 @@ def _prepare(data: pd.DataFrame, formula: str | Formula, family: str, factors: S
         means = X[:, 1:].mean(axis=0)
         Xc[:, 1:] -= means
         back[0, 1:] = -means
+    if X.shape[1] == int(has_intercept):
+        b_prior_sd = None  # nothing to put it on: the fit does not depend on it
+    elif b_prior_sd is None:
+        raise ModelError(f"The model has slopes ({', '.join(names[int(has_intercept):])}): give "
+                         "the SD of their normal prior (b_prior_sd).")
     const = float(log_normaliser(y, trials, fam))
     if intercept_prior is None:
         loc = 0.0
@@ -323,7 +329,8 @@ def _prepare(data: pd.DataFrame, formula: str | Formula, family: str, factors: S
             loc = round(math.log(med), 1) if med > 0 else 0.0
         intercept_prior = (3.0, loc, 2.5)
     model = _Model(y, trials, fam, Xc, back, has_intercept, tuple(blocks), const,
-                   float(b_prior_sd), float(sd_prior_scale), tuple(intercept_prior))
+                   None if b_prior_sd is None else float(b_prior_sd), float(sd_prior_scale),
+                   tuple(intercept_prior))
     if model.n_theta > _MAX_THETA:
         raise ModelError(
             f"The Bayesian fit integrates over the random-effect SDs on a grid, which is "
@@ -516,8 +523,7 @@ def _r_call(mf: ModelFrame, family: str, factors: Sequence[str], model: _Model) 
     fam = "bernoulli()" if family == "binomial" and np.all(model.trials == 1) else (
         "binomial()" if family == "binomial" else "poisson()")
     nu, loc, sc = model.intercept_prior
-    priors = [f"prior(normal(0, {model.b_sd:g}), class = b)"] if model.Xc.shape[1] > int(
-        model.has_intercept) else []
+    priors = [f"prior(normal(0, {model.b_sd:g}), class = b)"] if model.b_sd is not None else []
     priors.append(f"prior(cauchy(0, {model.sd_scale:g}), class = sd)")
     if model.has_intercept:
         priors.append(f"prior(student_t({nu:g}, {loc:g}, {sc:g}), class = Intercept)")
@@ -535,7 +541,7 @@ def fit_bayes_glmm(
     *,
     family: str = "binomial",
     factors: Sequence[str] = (),
-    b_prior_sd: float = 10.0,
+    b_prior_sd: float | None = 10.0,
     sd_prior_scale: float = 5.0,
     intercept_prior: tuple[float, float, float] | None = None,
 ) -> FitResult:
@@ -550,7 +556,9 @@ def fit_bayes_glmm(
     family : {"binomial", "poisson"}
         Logit and log link. A binomial response is 0/1 or ``cbind(successes, failures)``.
     factors : columns to treat as categorical.
-    b_prior_sd : SD of the normal prior on each slope (the book: 10).
+    b_prior_sd : SD of the normal prior on each slope (the book: 10). A model without
+        slopes does not use it (its fit is the same for any value, and None is allowed):
+        see :func:`slope_prior_sd`.
     sd_prior_scale : scale of the half-Cauchy prior on each random-effect SD (the book: 5).
     intercept_prior : ``(df, location, scale)`` of the Student-t prior on the intercept of
         the centred predictors; brms's default when None: ``(3, 0, 2.5)``, and for Poisson
@@ -620,8 +628,9 @@ def fit_bayes_glmm(
         "the random-effect SDs, the effects integrated out at each point), checked against "
         "brms/Stan: estimates are posterior means, SEs posterior SDs, intervals 95% credible "
         "intervals. A Bayesian fit gives no p-value; read the interval.",
-        f"Priors (the book's brms choices): slopes normal(0, {model.b_sd:g}), random-effect "
-        f"SDs half-Cauchy(0, {model.sd_scale:g}), intercept of the centred predictors "
+        "Priors (the book's brms choices): "
+        + ("" if model.b_sd is None else f"slopes normal(0, {model.b_sd:g}), ")
+        + f"random-effect SDs half-Cauchy(0, {model.sd_scale:g}), intercept of the centred predictors "
         f"student_t({model.intercept_prior[0]:g}, {model.intercept_prior[1]:g}, "
         f"{model.intercept_prior[2]:g}).",
     ]
@@ -639,6 +648,22 @@ def fit_bayes_glmm(
                 "priors": (model.b_sd, model.sd_scale, model.intercept_prior),
                 "grid_points": len(post.thetas), "effective_draws": post.ess},
     )
+
+
+def slope_prior_sd(formula: str | Formula, b_prior_sd: float) -> float | None:
+    """The ``b_prior_sd`` a fit of ``formula`` uses: the given one, or None when its fixed part
+    is the intercept alone (no slope to put a prior on).
+
+    Passing this to :func:`fit_bayes_glmm` gives the same fit for every slope prior, so a
+    cache keyed by the arguments fits such a model once, not once per prior.
+
+    Examples
+    --------
+    >>> slope_prior_sd("lick ~ dff + (1 | mouseID)", 0.5), slope_prior_sd("lick ~ 1 + (1 | mouseID)", 0.5)
+    (0.5, None)
+    """
+    parsed = formula if isinstance(formula, Formula) else parse_formula(formula)
+    return b_prior_sd if parsed.fixed else None
 
 
 def bayes_factor(fit: FitResult, reduced: FitResult) -> BayesFactor:
@@ -665,7 +690,9 @@ def bayes_factor(fit: FitResult, reduced: FitResult) -> BayesFactor:
     if fit.n_obs != reduced.n_obs:
         raise ModelError("The two models use different rows (missing values in a column only "
                          "one of them uses); a Bayes factor needs the same data.")
-    if fit.extras["priors"] != reduced.extras["priors"]:
+    (b1, *shared1), (b0, *shared0) = fit.extras["priors"], reduced.extras["priors"]
+    # a model without slopes has no slope prior: only the priors of both models must agree
+    if shared1 != shared0 or None not in (b1, b0) and b1 != b0:
         raise ModelError("The two fits use different priors; a Bayes factor needs the same "
                          "priors on the parameters they share.")
     r_code = (fit.r_call.replace("fit <-", "fit1 <-").replace("\nsummary(fit)", "\n")

@@ -22,7 +22,7 @@ from mmteach.formula import parse_formula
 from mmteach.lm import fit_fixed_group, fit_lm, fit_per_group, t_test
 from mmteach.narrative import p_text
 from mmteach.subsample import subsample_per_group
-from ui import display
+from ui import compute, display
 
 FREQ = "pages/2_frequency.py"
 AMP = "pages/3_amplitude.py"
@@ -460,6 +460,20 @@ def test_lick_bayes_row_and_bayes_factor(lick, prior_sd):
     assert f"BF10 = **{bf:.3g}**" in text
     # the wide default prior favours the model without dF/F, a narrow one the model with it
     assert ("without dF/F" in text) == (sd == 10.0)
+
+
+def test_lick_prior_change_refits_only_the_model_with_the_slope():
+    # the model without dF/F has no slope prior: a new prior SD must not refit it
+    at = open_page(LICK)
+    at.select_slider(key="lick.prior_sd").set_value(0.5).run()
+    assert not errors(at)
+    priors: dict[str, set] = {}
+    for key in list(compute.RESULTS._data):
+        name, _token, args, kwargs = key
+        if name == "mmteach.bayes.fit_bayes_glmm":
+            priors.setdefault(args[0], set()).add(dict(kwargs)["b_prior_sd"])
+    assert {10.0, 0.5} <= priors["lick ~ dff + (1 | mouseID)"]
+    assert priors["lick ~ 1 + (1 | mouseID)"] == {None}
 
 
 def test_lick_bootstrap_default_is_pbmodcomps():

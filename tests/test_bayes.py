@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from conftest import DATA, load_reference
-from mmteach.bayes import bayes_factor, fit_bayes_glmm
+from mmteach.bayes import bayes_factor, fit_bayes_glmm, slope_prior_sd
 from mmteach.datasets import load_dataset
 from mmteach.errors import DataError, ModelError
 
@@ -153,8 +153,21 @@ def test_narrow_prior_moves_bayes_factor_not_estimate():
     # 100 times higher with SD 0.1, the posterior's about the same
     assert bf_wide < 1 < bf_narrow
     assert 50 < bf_narrow / bf_wide < 150
+    # the null model has no slope: its fit, and so the Bayes factor, ignores the slope prior
+    assert null_narrow.extras["log_marginal_likelihood"] == null_wide.extras["log_marginal_likelihood"]
+    assert null_narrow.extras["priors"][0] is None
+    assert bayes_factor(wide, null_narrow).bf10 == bf_wide
+    assert "class = b" not in null_narrow.r_code() and "slopes normal" not in " ".join(null_narrow.messages)
+    assert slope_prior_sd("lick ~ 1 + (1 | mouseID)", 0.1) is None
+    assert slope_prior_sd("lick ~ dff + (1 | mouseID)", 0.1) == 0.1
+    # priors the two models share must agree
+    other_sd = fit_bayes_glmm(d, "lick ~ 1 + (1 | mouseID)", sd_prior_scale=1.0)
     with pytest.raises(ModelError, match="different priors"):
-        bayes_factor(wide, null_narrow)
+        bayes_factor(wide, other_sd)
+    with pytest.raises(ModelError, match="different priors"):
+        bayes_factor(wide, fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)", b_prior_sd=0.1))
+    with pytest.raises(ModelError, match="give the SD of their normal prior"):
+        fit_bayes_glmm(d, "lick ~ dff + (1 | mouseID)", b_prior_sd=None)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from mmteach import figures as F
-from mmteach.bayes import fit_bayes_glmm
+from mmteach.bayes import fit_bayes_glmm, slope_prior_sd
 from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError
 from mmteach.glmm import fit_glmm
@@ -22,7 +22,7 @@ def prefetch(data: pd.DataFrame, formula: str, reduced: str, *, nagq: int, group
     page's later calls of the same arguments wait for them."""
     compute.prefetch(fit_glmm, data, formula, family="binomial", nagq=nagq, factors=(group,))
     for f in (formula, reduced):
-        compute.prefetch(fit_bayes_glmm, data, f, family="binomial", b_prior_sd=prior_sd)
+        compute.prefetch(fit_bayes_glmm, data, f, family="binomial", b_prior_sd=slope_prior_sd(f, prior_sd))
     compute.prefetch(compare_models, data, formula, reduced, family="binomial")
 
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from mmteach import figures as F
 from mmteach import narrative as N
-from mmteach.bayes import bayes_factor, fit_bayes_glmm
+from mmteach.bayes import bayes_factor, fit_bayes_glmm, slope_prior_sd
 from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError
 from ui import compute, controls, display, narrate
@@ -50,7 +50,7 @@ def bayes(data: pd.DataFrame, full: str, reduced: str, bayes_fit: Any, *, prior_
     try:
         with st.spinner(f"Bayes factor: fitting the model without {term_label}…"):
             bayes0 = compute.call(fit_bayes_glmm, data, reduced, family="binomial",
-                                  b_prior_sd=prior_sd)
+                                  b_prior_sd=slope_prior_sd(reduced, prior_sd))
         bf = bayes_factor(bayes_fit, bayes0)
         favours = (f"with {term_label}" if bf.bf10 >= 1 else f"without {term_label}")
         ratio = bf.bf10 if bf.bf10 >= 1 else 1 / bf.bf10
@@ -67,7 +67,7 @@ def bayes(data: pd.DataFrame, full: str, reduced: str, bayes_fit: Any, *, prior_
             + narrate.plain(N.bayes_story(bf.bf10, prior_sd=prior_sd, **_slope_posterior(bayes_fit, term))))
         code["Bayes factor"] = (bf.r_code(), "bayes_factor(fit_bayes_glmm(data, "
                                 f"{full!r}, b_prior_sd={prior_sd:g}), "
-                                f"fit_bayes_glmm(data, {reduced!r}, b_prior_sd={prior_sd:g}))")
+                                f"fit_bayes_glmm(data, {reduced!r}, b_prior_sd={slope_prior_sd(reduced, prior_sd)}))")
     except MMTeachError as err:
         display.error("Bayes factor", err)
 
