@@ -147,6 +147,11 @@ def test_class_block_says_where_the_students_were_served() -> None:
         heads.append(hr.class_block(report)[0])
     assert [h.split(", 180 s, ")[1].split(";")[0] for h in heads] == [
         "1 process", "1 process behind nginx", "2 replicas behind nginx"]
+    # the pool's size, when the report has it
+    sized = [hr.class_block({**one, "machine": {**one["machine"], **m}})[0].split(", 180 s, ")[1].split(";")[0]
+             for m in ({"replicas": 2, "nginx": True, "workers_per_replica": 1},
+                       {"replicas": 1, "workers_per_replica": 2})]
+    assert sized == ["2 replicas behind nginx (1 pool worker each)", "1 process (2 pool workers in it)"]
 
 
 def test_reports_say_how_fast_the_machine_was() -> None:

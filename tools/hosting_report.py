@@ -60,6 +60,9 @@ def class_block(r: dict[str, Any]) -> list[str]:
     m = r["machine"]
     n = m.get("replicas", 1)
     where = (f"{n} replicas behind nginx" if n > 1 else "1 process behind nginx" if m.get("nginx") else "1 process")
+    if "workers_per_replica" in m:  # reports from before it was recorded say nothing
+        w = m["workers_per_replica"]
+        where += f" ({w} pool worker{'s' if w != 1 else ''} {'each' if n > 1 else 'in it'})"
     out = [f"{r['students']} students ({r['browsers']} in Chromium), {r['duration_s']:.0f} s, {where}; "
            f"{_load(m)}:", "", "| | n | p50 (s) | p95 (s) | max (s) |", "|---|---|---|---|---|"]
     rows = [("open", r["open"]), ("change", r["change"])]

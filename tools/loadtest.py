@@ -999,6 +999,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--url", help="a running app on 127.0.0.1 instead of starting one")
     ap.add_argument("--replicas", type=int, default=1,
                     help="app processes behind nginx (deploy/mmteach.conf) on loopback; 1: no balancer")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="pool workers per app process behind nginx (0: the cores shared out among the replicas)")
     ap.add_argument("--nginx", action="store_true",
                     help="nginx in front of a single app process too (as the README advises for a lecture hall)")
     ap.add_argument("--settle", type=float, default=60,
@@ -1017,14 +1019,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Path(tmp.name).chmod(0o755)
     logs: list[Path] = []
     t_start = time.monotonic()
+    workers = 0
     if args.url:
         if urlsplit(args.url).hostname not in ("127.0.0.1", "localhost"):
             ap.error("--url must be on 127.0.0.1: this tool never loads another machine")
         url, pids = args.url.rstrip("/"), []
         wait_healthy(url)
     elif args.replicas > 1 or args.nginx:
-        # the cores are shared out: each replica's process pool gets its share
-        workers = max(1, (os.cpu_count() or 1) // args.replicas)
+        # by default the cores are shared out: each replica's process pool gets its share
+        # (a compose deployment's containers each see every core: --workers to match it)
+        workers = args.workers or max(1, (os.cpu_count() or 1) // args.replicas)
         balancer = Balancer(args.replicas, Path(tmp.name), {"MMTEACH_WORKERS": str(workers)})
         url, pids, logs = balancer.url, balancer.pids, balancer.logs
     else:
@@ -1034,6 +1038,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         url, pids = f"http://127.0.0.1:{port}", [proc.pid]
     info["server_start_s"] = round(time.monotonic() - t_start, 2)
     info["replicas"] = args.replicas
+    info["workers_per_replica"] = workers if balancer is not None else int(
+        os.environ.get("MMTEACH_WORKERS", os.cpu_count() or 1))
     info["nginx"] = balancer is not None
     run: Callable[..., Any] = run_sweep if args.sweep else run_demand if args.demand else run_class
     try:
