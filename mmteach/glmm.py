@@ -259,6 +259,20 @@ def compare_glmm(
     f0 = core.fit_core(spec0, y0, nagq=nagq)
     r1 = _result(mf1, spec1, f1, fam, lk, nagq, factors)
     r0 = _result(mf0, spec0, f0, fam, lk, nagq, factors)
+    boot = None
+    if bootstrap > 0:
+        def boot(_observed: float) -> tuple[np.ndarray, int]:
+            return parametric_bootstrap(spec1, spec0, f1, f0, int(bootstrap), seed=seed,
+                                        progress=progress, nagq=nagq)
+
+    return _lrt(mf1, mf0, r1, r0, fam, lk, factors, boot, int(bootstrap))
+
+
+def _lrt(mf1: ModelFrame, mf0: ModelFrame, r1: FitResult, r0: FitResult, fam: str, lk: str,
+         factors: Sequence[str], boot: Callable[[float], tuple[np.ndarray, int]] | None,
+         bootstrap: int) -> Comparison:
+    """The LRT of two GLMM fits, with anova()'s R call: the end of :func:`compare_glmm` and
+    :func:`compare_glmm_fits`."""
     k1, k0 = r1.extras["npar"], r0.extras["npar"]
     messages = list(r1.messages) + [m for m in r0.messages if m not in r1.messages]
     prep = r_data_prep("d", [f for f in factors if f in mf1.formula.variables()])
@@ -266,16 +280,47 @@ def compare_glmm(
     r_call = (prep + f"full <- lme4::glmer({mf1.formula.to_r()}, data = d, family = {famr})\n"
               f"reduced <- lme4::glmer({mf0.formula.to_r()}, data = d, family = {famr})\n"
               "anova(full, reduced)")
-    boot = None
     if bootstrap > 0:
         r_call += f"\npbkrtest::PBmodcomp(full, reduced, nsim = {int(bootstrap)})"
-
-        def boot(_observed: float) -> tuple[np.ndarray, int]:
-            return parametric_bootstrap(spec1, spec0, f1, f0, int(bootstrap), seed=seed,
-                                        progress=progress, nagq=nagq)
-
     return likelihood_ratio_test(mf1, mf0, (r1.loglik, k1), (r0.loglik, k0), r_call=r_call,
                                  messages=messages, bootstrap=boot, clip_at_zero=True)
+
+
+def compare_glmm_fits(data: pd.DataFrame, full: FitResult, reduced: FitResult, *,
+                      factors: Sequence[str] = ()) -> Comparison:
+    """The likelihood-ratio test of :func:`compare_glmm` from two :func:`fit_glmm` fits of
+    ``data`` already made: the same test, without fitting either model again.
+
+    ``factors`` are those of the R call shown (the test does not depend on them when they are
+    grouping columns only). Both fits must come from ``data``, with the same family, link
+    and nAGQ.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> g = np.repeat(np.arange(8), 60); x = rng.normal(5, 5, 480)
+    >>> p = 1 / (1 + np.exp(-(-0.5 + 0.06 * x + rng.normal(0, 0.5, 8)[g])))
+    >>> d = pd.DataFrame({"lick": rng.binomial(1, p), "dff": x, "mouseID": g})
+    >>> full, reduced = "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)"
+    >>> a = compare_glmm_fits(d, fit_glmm(d, full), fit_glmm(d, reduced))
+    >>> a.chisq == compare_glmm(d, full, reduced, family="binomial").chisq
+    True
+    """
+    for f in (full, reduced):
+        if f.model != "glmm":
+            raise ModelError("compare_glmm_fits compares two fits of fit_glmm.")
+    same = ("family", "link", "nagq")
+    if any(full.extras[k] != reduced.extras[k] for k in same):
+        raise ModelError("The two GLMMs differ in family, link or nAGQ: their log-likelihoods "
+                         "cannot be compared.")
+    fam, lk, nagq = (full.extras[k] for k in same)
+    mf1, _, _, y1, _, _ = _prepare(data, full.formula, fam, lk, nagq, factors)
+    mf0, _, _, y0, _, _ = _prepare(data, reduced.formula, fam, lk, nagq, factors)
+    if not (mf1.n_obs == mf0.n_obs == full.n_obs == reduced.n_obs) or not np.array_equal(y1, y0):
+        raise DataError("The two fits do not both come from these rows: fit both models to the "
+                        "same data first.")
+    return _lrt(mf1, mf0, full, reduced, fam, lk, factors, None, 0)
 
 
 def parametric_bootstrap(

@@ -143,12 +143,13 @@ if glmm is not None:
             display.show_table(glmm.ranef(), name="random effects", key="lick_ranef", hide_index=True)
 
 st.subheader("Is dF/F needed? Likelihood-ratio test, Bayes factor, parametric bootstrap")
-lrt = term_test_view.lrt(sub, glmm_formula, reduced, code=code, one_mouse=one_mouse)
+lrt = term_test_view.lrt(sub, glmm_formula, reduced, code=code, one_mouse=one_mouse, full_fit=glmm,
+                         factors=(GROUP,))
 term_test_view.bayes(sub, glmm_formula, reduced, fits.get("Bayesian GLMM"), prior_sd=prior_sd, term="dff",
                      term_label="dF/F", code=code)
 term_test_view.bootstrap(ps, sub, glmm_formula, reduced, nboot=NBOOT, timed=lrt is not None,
                          disabled=bool(one_mouse), lrt_p=lrt.p_value if lrt is not None else None,
                          data_key=(sources.source_label(data), tuple(sorted(counts.items())), int(ps["seed"])),
-                         key="lick_boot_run")
+                         key="lick_boot_run", factors=(GROUP,))
 display.code_expander(code, key=ps.page)
 sources.data_download(sub, "water_lick_shown")

@@ -462,6 +462,38 @@ def test_lick_bayes_row_and_bayes_factor(lick, prior_sd):
     assert ("without dF/F" in text) == (sd == 10.0)
 
 
+@pytest.mark.parametrize(("structure", "method", "seed"), [
+    ("random intercept per mouse", "Laplace", 4141),
+    ("random intercept + dF/F slope per mouse", "Laplace", 4142),
+    ("random intercept per mouse", "AGQ (25 points)", 4143),
+])
+def test_lick_lrt_sentence_is_compare_glmms(lick, structure, method, seed):
+    # anova(full, reduced) as compare_glmm gives it (tests/test_glmm.py checks it against R);
+    # with Laplace the page's GLMM is the full model, so only the reduced one is fitted again
+    from mmteach.glmm import compare_glmm
+    from ui.cache import data_token
+
+    counts = lick.groupby("mouseID").size().to_dict()
+    first = next(iter(counts))
+    counts[first] = 41  # data no other test fits, so the cache holds only what this page did
+    at = open_page(LICK, **{f"n{first}": "41", "seed": str(seed), "structure": structure, "method": method})
+    assert not errors(at)
+    assert (at.selectbox(key="lick.structure").value, at.radio(key="lick.method").value) == (structure, method)
+    re = {"random intercept per mouse": "(1 | mouseID)"}.get(structure, "(1 + dff | mouseID)")
+    full, reduced = f"lick ~ dff + {re}", f"lick ~ 1 + {re}"
+    sub = subsample_per_group(lick, "mouseID", counts, seed=seed)
+    want = compare_glmm(sub, full, reduced, family="binomial")
+    said = next(m.value for m in at.markdown if m.value.startswith("LRT of"))
+    assert f"chi-square = {want.chisq:.3f} on {want.df} df, p = {F.fmt_p(want.p_value)}." in said
+    token = data_token(sub)
+    both_refitted = [k for k in list(compute.RESULTS._data) if k[0] == "mmteach.compare.compare_models"
+                     and k[1] == token and k[2] == (full, reduced) and "bootstrap" not in dict(k[3])]
+    assert bool(both_refitted) == (method != "Laplace" and "slope" not in structure)
+    reduced_alone = [k for k in list(compute.RESULTS._data) if k[0] == "mmteach.glmm.fit_glmm"
+                     and k[1] == token and k[2] == (reduced,)]
+    assert bool(reduced_alone) != bool(both_refitted)
+
+
 def test_lick_prior_change_refits_only_the_model_with_the_slope():
     # the model without dF/F has no slope prior: a new prior SD must not refit it
     at = open_page(LICK)

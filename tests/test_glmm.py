@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROOT
 from mmteach.errors import DataError, ModelError
-from mmteach.glmm import compare_glmm, fit_glmm, odds_ratio_table
+from mmteach.glmm import compare_glmm, compare_glmm_fits, fit_glmm, odds_ratio_table
 from mmteach.optim import newton_minimize
 
 REF = json.loads((ROOT / "tests/reference/glmm.json").read_text())
@@ -362,3 +362,37 @@ def test_one_mouse_is_refused_like_glmer() -> None:
     one = d[d.mouseID == d.mouseID.iloc[0]]
     with pytest.raises(ModelError, match="at least 2 groups"):
         fit_glmm(one, "lick ~ dff + (1 | mouseID)", factors=["mouseID"])
+
+
+@pytest.mark.parametrize(("data", "full", "reduced", "fit_factors", "factors", "nagq"), [
+    # the water-lick page: the table's GLMM (mouse as a factor) and its LRT (no factors in the R call)
+    ("water_lick", "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)", ("mouseID",), (), 1),
+    ("water_lick", "lick ~ dff + (1 + dff | mouseID)", "lick ~ 1 + (1 + dff | mouseID)", ("mouseID",), (), 1),
+    ("water_lick", "lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)", (), ("mouseID",), 25),
+    ("cbpp", "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+     "cbind(incidence, size - incidence) ~ 1 + (1 | herd)", ("herd", "period"), ("herd", "period"), 1),
+])
+def test_lrt_of_fits_is_compare_glmms(data, full, reduced, fit_factors, factors, nagq):
+    # compare_glmm is checked against anova() above; from the two fits the same test, field by field
+    d = _data(REF["cbpp_laplace"]) if data == "cbpp" else _data(REF["water_lick"]["tight"])
+    want = compare_glmm(d, full, reduced, family="binomial", factors=factors, nagq=nagq)
+    got = compare_glmm_fits(d, fit_glmm(d, full, factors=fit_factors, nagq=nagq),
+                            fit_glmm(d, reduced, factors=fit_factors, nagq=nagq), factors=factors)
+    for name, value in vars(want).items():
+        other = getattr(got, name)
+        if isinstance(value, float):
+            assert other == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), name
+        else:
+            assert other == value, name
+
+
+def test_lrt_of_fits_refuses_fits_it_cannot_compare():
+    d = _data(REF["water_lick"]["tight"])
+    full = fit_glmm(d, "lick ~ dff + (1 | mouseID)")
+    with pytest.raises(ModelError, match="nAGQ"):
+        compare_glmm_fits(d, full, fit_glmm(d, "lick ~ 1 + (1 | mouseID)", nagq=25))
+    with pytest.raises(DataError, match="same data"):
+        compare_glmm_fits(d.iloc[:-5], full, fit_glmm(d.iloc[:-5], "lick ~ 1 + (1 | mouseID)"))
+    with pytest.raises(ModelError, match="two fits of fit_glmm"):
+        compare_glmm_fits(d, full, fit_glmm(d, "lick ~ 1 + (1 | mouseID)").__class__(
+            model="lme", formula="", method="", df_method="", coefficients=(), n_obs=len(d)))

@@ -23,7 +23,10 @@ def prefetch(data: pd.DataFrame, formula: str, reduced: str, *, nagq: int, group
     compute.prefetch(fit_glmm, data, formula, family="binomial", nagq=nagq, factors=(group,))
     for f in (formula, reduced):
         compute.prefetch(fit_bayes_glmm, data, f, family="binomial", b_prior_sd=slope_prior_sd(f, prior_sd))
-    compute.prefetch(compare_models, data, formula, reduced, family="binomial")
+    if nagq == 1:  # the LRT's full model is this GLMM (ui/term_test_view.lrt)
+        compute.prefetch(fit_glmm, data, reduced, family="binomial", nagq=1, factors=(group,))
+    else:
+        compute.prefetch(compare_models, data, formula, reduced, family="binomial")
 
 
 def glmm_or_why(data: pd.DataFrame, formula: str, *, nagq: int, group: str,

@@ -12,6 +12,7 @@ from mmteach import narrative as N
 from mmteach.bayes import bayes_factor, fit_bayes_glmm, slope_prior_sd
 from mmteach.compare import compare_models
 from mmteach.errors import MMTeachError
+from mmteach.glmm import compare_glmm_fits, fit_glmm
 from ui import compute, controls, display, narrate
 from ui.state import PageState
 
@@ -21,13 +22,21 @@ def _slope_posterior(fit: Any, term: str) -> dict[str, float]:
     return {"post_mean": float(row["estimate"]), "post_sd": float(row["std_error"])}
 
 
-def lrt(data: pd.DataFrame, full: str, reduced: str, *, code: dict, one_mouse: str | None) -> Any:
+def lrt(data: pd.DataFrame, full: str, reduced: str, *, code: dict, one_mouse: str | None,
+        full_fit: Any = None, factors: tuple[str, ...] = ()) -> Any:
     """The LRT of ``full`` against ``reduced`` in one sentence (its R call added to ``code``);
-    None when it cannot run (with one mouse the GLMM's box already said why: a caption only)."""
+    None when it cannot run (with one mouse the GLMM's box already said why: a caption only).
+
+    ``full_fit``: the page's Laplace GLMM of ``full`` (fitted with ``factors``), if it has one:
+    then only the reduced model is fitted (the same test, :func:`compare_glmm_fits`)."""
     try:
         if one_mouse:
             raise MMTeachError(one_mouse)
-        res = compute.call(compare_models, data, full, reduced, family="binomial")
+        if full_fit is not None and full_fit.extras["nagq"] == 1:
+            reduced_fit = compute.call(fit_glmm, data, reduced, family="binomial", nagq=1, factors=factors)
+            res = compute.derived(compare_glmm_fits, data, full_fit, reduced_fit)
+        else:
+            res = compute.call(compare_models, data, full, reduced, family="binomial")
         st.markdown(f"LRT of `{full}` against `{reduced}`: chi-square = "
                     f"{res.chisq:.3f} on {res.df} df, p = {F.fmt_p(res.p_value)}.")
         code["LRT"] = (res.r_code(), f"compare_models(data, {full!r}, {reduced!r}, "
@@ -72,8 +81,18 @@ def bayes(data: pd.DataFrame, full: str, reduced: str, bayes_fit: Any, *, prior_
         display.error("Bayes factor", err)
 
 
+def _refit_seconds(data: pd.DataFrame, full: str, reduced: str, factors: tuple[str, ...]) -> float | None:
+    """How long a refit of both models took on these data: the LRT's (compare_models), or the
+    two Laplace GLMM fits it was computed from (see :func:`lrt`)."""
+    both = compute.seconds(compare_models, data, full, reduced, family="binomial")
+    if both is not None:
+        return both
+    each = [compute.seconds(fit_glmm, data, f, family="binomial", nagq=1, factors=factors) for f in (full, reduced)]
+    return None if None in each else sum(each)
+
+
 def bootstrap(ps: PageState, data: pd.DataFrame, full: str, reduced: str, *, data_key: tuple, nboot: int,
-              timed: bool, disabled: bool, lrt_p: float | None, key: str) -> None:
+              timed: bool, disabled: bool, lrt_p: float | None, key: str, factors: tuple[str, ...] = ()) -> None:
     """The number of samples (``ps["nboot"]``), its expected time (when ``timed``: the LRT ran) and
     the button that runs the parametric bootstrap, as pbkrtest::PBmodcomp; ``data_key`` names the
     data, so a kept result disappears when they change."""
@@ -81,7 +100,7 @@ def bootstrap(ps: PageState, data: pd.DataFrame, full: str, reduced: str, *, dat
                     help=f"pbkrtest::PBmodcomp uses {nboot:,} by default; fewer run faster but "
                          "give a rougher p-value.")
     # a bootstrap sample refits both models, as the LRT did on these data: its measured time
-    per_sample = compute.seconds(compare_models, data, full, reduced, family="binomial") if timed else None
+    per_sample = _refit_seconds(data, full, reduced, factors) if timed else None
     if per_sample:
         st.caption(N.bootstrap_time(per_sample, int(ps["nboot"])))
     ps.sync()
