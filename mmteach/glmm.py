@@ -286,6 +286,7 @@ def _lrt(mf1: ModelFrame, mf0: ModelFrame, r1: FitResult, r0: FitResult, fam: st
                                  messages=messages, bootstrap=boot, clip_at_zero=True)
 
 
+# duplicates: its doctest repeats fit_glmm's set-up on purpose: each doctest runs alone
 def compare_glmm_fits(data: pd.DataFrame, full: FitResult, reduced: FitResult, *,
                       factors: Sequence[str] = ()) -> Comparison:
     """The likelihood-ratio test of :func:`compare_glmm` from two :func:`fit_glmm` fits of
