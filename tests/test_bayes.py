@@ -195,3 +195,28 @@ def test_bayes_factor_needs_same_rows():
     fit0 = fit_bayes_glmm(d.iloc[:400], "lick ~ 1 + (1 | mouseID)")
     with pytest.raises(ModelError, match="same data"):
         bayes_factor(fit1, fit0)
+
+
+@pytest.mark.parametrize(
+    ("source", "formula"),
+    [
+        ("water_lick", "lick ~ dff + (1 + dff | mouseID)"),  # one term, two effects per level
+        ("glmm_crossed.csv", "y ~ x + (1 | subj) + (1 | item)"),  # crossed: off-diagonal pairs
+        ("glmm_multi_binom_crossed.csv", "cbind(s, n - s) ~ x + (1 | subj) + (1 | item)"),
+    ],
+)
+def test_batched_laplace_is_the_single_one(source, formula):
+    # the grid's Newton steps build D'WD from the sparse pattern of [X, Z] scaled by the
+    # factors (_HessianPattern); the mode search's from the dense design: the same numbers
+    from mmteach.bayes import _laplace, _laplace_batch, _prepare
+
+    model, _mf, _link = _prepare(_data(source), formula, "binomial", (), 10.0, 5.0, None)
+    rng = np.random.default_rng(3)
+    thetas = rng.normal(-0.5, 0.6, size=(5, model.n_theta))
+    d = model.Xc.shape[1] + model.q
+    batch = _laplace_batch(model, thetas, np.zeros((5, d)))
+    for theta, got in zip(thetas, batch, strict=True):
+        want = _laplace(model, theta, np.zeros(d))
+        assert got.log_marginal == pytest.approx(want.log_marginal, abs=1e-8)
+        np.testing.assert_allclose(got.mode, want.mode, atol=1e-6)
+        np.testing.assert_allclose(got.cov, want.cov, rtol=1e-6, atol=1e-10)
