@@ -45,6 +45,10 @@ _MAX_THETA = 3
 _DRAWS = {1: 256, 2: 128, 3: 64}
 _NU = 8.0
 _SIMPLEX_STEP = 0.5  # first simplex of the search for the posterior mode, in theta's units
+# The mode only centres the grid: found to 1e-4 in theta (not 1e-6) the water-lick fits move
+# by < 1e-6 posterior SD and their log ML by < 2e-6, with ~28% fewer Laplace fits (192 -> 139
+# for the random slope). At 1e-3 the grid itself moves (estimates by 1.4% of an SD).
+_MODE_XATOL, _MODE_FATOL = 1e-4, 1e-7
 _MIN_ESS = 1000  # fewer effective draws than this get a warning (water lick: ~4,000)
 
 
@@ -507,7 +511,8 @@ def _posterior(model: _Model) -> _Posterior:
     # fits: water lick's random-slope fit 0.39 -> 0.35 s (alternated; the rest is the grid)
     simplex = np.vstack([start, start + _SIMPLEX_STEP * np.eye(nt)])
     opt = optimize.minimize(neg_log_post, start, method="Nelder-Mead",
-                            options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000, "initial_simplex": simplex})
+                            options={"xatol": _MODE_XATOL, "fatol": _MODE_FATOL, "maxiter": 4000,
+                                     "initial_simplex": simplex})
     mode = opt.x
     # curvature by central differences (the stencil's points in one batch)
     h = 1e-3
