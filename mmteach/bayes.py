@@ -67,7 +67,7 @@ class _Model:
     b_sd: float | None  # None: no slope, so no slope prior
     sd_scale: float
     intercept_prior: tuple[float, float, float]
-    pattern: _HessianPattern
+    design: _Design
 
     @property
     def n_theta(self) -> int:
@@ -79,25 +79,28 @@ class _Model:
 
 
 @dataclass(frozen=True)
-class _HessianPattern:
-    """U'WU for the design before the random effects are scaled, U = [X_c, Z] (n, d), as
-    one sparse product: its upper-triangle non-zeros are ``A @ w``, at rows ``r``, columns
-    ``s``. Then D'WD = T' U'WU T with D = U T and T = diag(I, L per level) (see
-    :func:`_scaling`).
+class _Design:
+    """The design before the random effects are scaled, U = [X_c, Z] (n, d), the same at
+    every theta: at a grid point eta = D (beta_c, v) with D = U T, T = diag(I, L per level)
+    (:func:`_scaling`), so a point keeps its T (d x d), not its D (n x d; a random slope's
+    ~700 points held 50 MB of them).
 
-    Why not ``(D' * w) @ D`` on the dense design: a row of D has p + k non-zeros of its d
-    columns (water lick, random slope: 4 of 18), and the dense stacked product was ~40% of
-    the grid's Newton steps. Why not :class:`mmteach.sparse_chol.RowPattern`: that one sums
-    for a single weight vector into a sparse matrix; here d is small, the Hessians are
-    dense, and a batch of weight vectors goes through one sparse-times-dense product.
+    U'WU's upper-triangle non-zeros are ``A @ w``, at rows ``r``, columns ``s``, and
+    D'WD = T' U'WU T. Why not ``(D' * w) @ D`` on the dense design: a row of D has p + k
+    non-zeros of its d columns (water lick, random slope: 4 of 18), and the dense stacked
+    product was ~40% of the grid's Newton steps. Why not
+    :class:`mmteach.sparse_chol.RowPattern`: that one sums for a single weight vector into
+    a sparse matrix; here d is small, the Hessians are dense, and a batch of weight vectors
+    goes through one sparse-times-dense product.
     """
 
+    U: np.ndarray  # (n, d)
     A: sparse.csr_matrix  # (number of non-zeros, n)
     r: np.ndarray
     s: np.ndarray
 
 
-def _hessian_pattern(Xc: np.ndarray, blocks: Sequence[tuple]) -> _HessianPattern:
+def _design(Xc: np.ndarray, blocks: Sequence[tuple]) -> _Design:
     n, p = Xc.shape
     cols, vals, off = [np.broadcast_to(np.arange(p), (n, p))], [Xc], p
     for codes, Z, m in blocks:
@@ -111,21 +114,24 @@ def _hessian_pattern(Xc: np.ndarray, blocks: Sequence[tuple]) -> _HessianPattern
     uniq, inv = np.unique(keys, return_inverse=True)
     A = sparse.coo_matrix(((val[:, a] * val[:, b]).ravel(), (inv.ravel(), np.repeat(np.arange(n), a.size))),
                           shape=(uniq.size, n)).tocsr()
-    return _HessianPattern(A, uniq // off, uniq % off)
+    U = np.zeros((n, off))
+    np.put_along_axis(U, col, val, axis=1)
+    return _Design(U, A, uniq // off, uniq % off)
 
 
 def _scaling(model: _Model, factors: list[np.ndarray]) -> np.ndarray:
-    """T (B, d, d) with D = U T: the identity on the fixed effects, each level's block L."""
-    B = factors[0].shape[0]
+    """T (..., d, d) with D = U T: the identity on the fixed effects, each level's factor L
+    on its random effects; each factor is (k, k), or a stack (B, k, k) for a batch of thetas."""
+    batch = factors[0].shape[:-2]
     p = model.Xc.shape[1]
     d = p + model.q
-    T = np.zeros((B, d, d))
-    T[:, np.arange(p), np.arange(p)] = 1.0
+    T = np.zeros((*batch, d, d))
+    T[..., np.arange(p), np.arange(p)] = 1.0
     off = p
     for (_codes, _Z, m), L in zip(model.blocks, factors, strict=True):
         k = L.shape[-1]
         g, i, j = np.ogrid[:m, :k, :k]
-        T[:, off + g * k + i, off + g * k + j] = L[:, None]
+        T[..., off + g * k + i, off + g * k + j] = L[..., None, :, :]
         off += k * m
     return T
 
@@ -148,23 +154,6 @@ def _block_factors(model: _Model, theta: np.ndarray) -> list[np.ndarray]:
             out.append(L)
             pos += 3
     return out
-
-
-def _re_design(model: _Model, factors: list[np.ndarray]) -> np.ndarray:
-    """M (..., n, q) with eta = X beta + M v and v ~ N(0, I): row i of block b is Z_i L; each
-    factor L is (k, k), or a stack (B, k, k) for a batch of thetas."""
-    n = len(model.y)
-    batch = factors[0].shape[:-2]
-    M = np.zeros((*batch, n, model.q))
-    col = 0
-    rows = np.arange(n)
-    for (codes, Z, m), L in zip(model.blocks, factors, strict=True):
-        k = Z.shape[1]
-        A = Z @ L  # (..., n, k)
-        for j in range(k):
-            M[..., rows, col + codes * k + j] = A[..., j]
-        col += k * m
-    return M
 
 
 def _log_prior_theta(model: _Model, theta: np.ndarray) -> float:
@@ -215,7 +204,7 @@ class _Conditional:
     log_marginal: float  # log p(y | theta)
     mode: np.ndarray  # (beta_c, v)
     cov: np.ndarray  # inverse negative Hessian at the mode
-    design: np.ndarray  # [X_c, Z Lambda]: eta = design @ (beta_c, v)
+    scaling: np.ndarray  # T (d, d): eta = U T (beta_c, v), see _Design
 
 
 def _laplace(model: _Model, theta: np.ndarray, start: np.ndarray) -> _Conditional:
@@ -225,8 +214,8 @@ def _laplace(model: _Model, theta: np.ndarray, start: np.ndarray) -> _Conditiona
     posterior mode calls this a few hundred times in a row (Nelder-Mead on a random slope's
     three variance parameters), and there a batch of one cost twice the arithmetic in
     stacking and bookkeeping (water lick, random slope: 1.5 ms a call, now 0.7)."""
-    D = np.concatenate([model.Xc, _re_design(model, _block_factors(model, np.asarray(theta, dtype=float)))],
-                       axis=1)  # (n, d)
+    T = _scaling(model, _block_factors(model, np.asarray(theta, dtype=float)))
+    D = model.design.U @ T  # (n, d)
     Dt = D.T
     d = D.shape[1]
     p = model.Xc.shape[1]
@@ -263,7 +252,7 @@ def _laplace(model: _Model, theta: np.ndarray, start: np.ndarray) -> _Conditiona
         backtrack(try_step, np.ones(1), halvings=60)
         if abs(f - f0) < 1e-11 and np.max(np.abs(used[0] * step)) < 1e-7:
             break
-    return _integrate(model, np.array([f]), w[None], H[None], D[None])[0]
+    return _integrate(model, np.array([f]), w[None], H[None], T[None])[0]
 
 
 def _laplace_batch(model: _Model, thetas: np.ndarray, starts: np.ndarray) -> list[_Conditional]:
@@ -271,33 +260,28 @@ def _laplace_batch(model: _Model, thetas: np.ndarray, starts: np.ndarray) -> lis
     the Newton steps of every grid point as stacked matrix products, so that a posterior
     grid of hundreds of points (a random slope: three variance parameters) costs a few
     dozen numpy calls per Newton step instead of a few per point."""
-    factors = _block_factors(model, thetas)
-    D = np.concatenate([np.broadcast_to(model.Xc, (len(thetas), *model.Xc.shape)),
-                        _re_design(model, factors)], axis=2)  # (B, n, d)
-    Dt = D.transpose(0, 2, 1)
-    B, _, d = D.shape
-    T = _scaling(model, factors)
+    T = _scaling(model, _block_factors(model, thetas))  # (B, d, d)
     Tt = T.transpose(0, 2, 1)
+    B, d, _ = T.shape
     p = model.Xc.shape[1]
     diag_b, diag_v = np.arange(p), np.arange(p, d)
-    pat = model.pattern
+    U = model.design
 
     def objective(w: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        all_rows = rows.size == B
-        Dr, Dtr = (D, Dt) if all_rows else (D[rows], Dt[rows])  # no copy when all rows
-        eta = (Dr @ w[:, :, None])[..., 0]
+        Tr, Ttr = (T, Tt) if rows.size == B else (T[rows], Tt[rows])  # no copy when all rows
+        eta = (Tr @ w[:, :, None])[..., 0] @ U.U.T  # D w = U (T w), one product for all points
         mu, wt, ll = canonical_mean_weight(model.y, model.trials, model.family, eta)
         lpb, gb, hb = _beta_prior(model, w[:, :p])
         v = w[:, p:]
         f = ll + model.const + lpb - 0.5 * np.einsum("bj,bj->b", v, v)
-        grad = (Dtr @ (model.y - mu)[:, :, None])[..., 0]
+        grad = (Ttr @ ((model.y - mu) @ U.U)[:, :, None])[..., 0]  # D'(y - mu) = T' U'(y - mu)
         grad[:, :p] += gb
         grad[:, p:] -= v
         H = np.zeros((rows.size, d, d))
-        upper = (pat.A @ wt.T).T  # the non-zeros of U'WU, point by point
-        H[:, pat.r, pat.s] = upper
-        H[:, pat.s, pat.r] = upper
-        H = (Tt if all_rows else Tt[rows]) @ H @ (T if all_rows else T[rows])
+        upper = (U.A @ wt.T).T  # the non-zeros of U'WU, point by point
+        H[:, U.r, U.s] = upper
+        H[:, U.s, U.r] = upper
+        H = Ttr @ H @ Tr
         H[:, diag_b, diag_b] += hb
         H[:, diag_v, diag_v] += 1.0
         return f, grad, H
@@ -328,10 +312,10 @@ def _laplace_batch(model: _Model, thetas: np.ndarray, starts: np.ndarray) -> lis
         moved = np.max(np.abs(t_used[:, None] * step), axis=1)
         converged = (np.abs(f[active] - f0) < 1e-11) & (moved < 1e-7)
         active = active[~converged]
-    return _integrate(model, f, w, H, D)
+    return _integrate(model, f, w, H, T)
 
 
-def _integrate(model: _Model, f: np.ndarray, w: np.ndarray, H: np.ndarray, D: np.ndarray
+def _integrate(model: _Model, f: np.ndarray, w: np.ndarray, H: np.ndarray, T: np.ndarray
                ) -> list[_Conditional]:
     """The Laplace approximations from the modes ``w`` (B, d), the log joint there ``f`` (B,)
     and its negative Hessian ``H`` (B, d, d): the end of both Newton loops."""
@@ -348,7 +332,7 @@ def _integrate(model: _Model, f: np.ndarray, w: np.ndarray, H: np.ndarray, D: np
     # prior of v contributes -q/2 log(2 pi)
     log_marginal = f - 0.5 * q * math.log(2 * math.pi) + 0.5 * d * math.log(2 * math.pi) - 0.5 * logdet
     cov = np.linalg.inv(H)
-    return [_Conditional(float(log_marginal[b]), w[b], cov[b], D[b]) for b in range(B)]
+    return [_Conditional(float(log_marginal[b]), w[b], cov[b], T[b]) for b in range(B)]
 
 
 def _prepare(data: pd.DataFrame, formula: str | Formula, family: str, factors: Sequence[str],
@@ -396,7 +380,7 @@ def _prepare(data: pd.DataFrame, formula: str | Formula, family: str, factors: S
         intercept_prior = (3.0, loc, 2.5)
     model = _Model(y, trials, fam, Xc, back, has_intercept, tuple(blocks), const,
                    None if b_prior_sd is None else float(b_prior_sd), float(sd_prior_scale),
-                   tuple(intercept_prior), _hessian_pattern(Xc, blocks))
+                   tuple(intercept_prior), _design(Xc, blocks))
     if model.n_theta > _MAX_THETA:
         raise ModelError(
             f"The Bayesian fit integrates over the random-effect SDs on a grid, which is "
@@ -451,9 +435,8 @@ def _importance(model: _Model, conds: Sequence[_Conditional], zt: np.ndarray
     # (stacks of 32 MB made the fit slower, memory-bound)
     chunk = max(1, 2**16 // (S * len(model.y)))
     for a in range(0, K, chunk):
-        design = np.array([c.design for c in conds[a:a + chunk]])  # (k, n, d)
-        ll[a:a + chunk] = canonical_loglik(model.y, model.trials, model.family,
-                                           x[a:a + chunk] @ np.swapaxes(design, 1, 2))
+        scaled = x[a:a + chunk] @ np.array([c.scaling.T for c in conds[a:a + chunk]])  # (k, S, d): T x
+        ll[a:a + chunk] = canonical_loglik(model.y, model.trials, model.family, scaled @ model.design.U.T)
     lpb = _beta_prior(model, x[..., :p])[0]
     v = x[..., p:]
     log_joint = ll + model.const + lpb - 0.5 * np.einsum("ksj,ksj->ks", v, v) - 0.5 * q * math.log(

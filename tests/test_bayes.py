@@ -207,7 +207,7 @@ def test_bayes_factor_needs_same_rows():
 )
 def test_batched_laplace_is_the_single_one(source, formula):
     # the grid's Newton steps build D'WD from the sparse pattern of [X, Z] scaled by the
-    # factors (_HessianPattern); the mode search's from the dense design: the same numbers
+    # factors (_Design); the mode search's from the dense design: the same numbers
     from mmteach.bayes import _laplace, _laplace_batch, _prepare
 
     model, _mf, _link = _prepare(_data(source), formula, "binomial", (), 10.0, 5.0, None)
