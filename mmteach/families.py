@@ -125,18 +125,20 @@ def canonical_loglik(y: np.ndarray, trials: np.ndarray, family: str, eta: np.nda
     [-1.0, -1.0]
     """
     if family == "binomial":
-        # log(1 + e^eta) = max(eta, 0) + log(1 + e^-|eta|), without overflow; numpy's
+        # log(1 + e^eta) = (eta + |eta|) / 2 + log(1 + e^-|eta|), without overflow; numpy's
         # logaddexp(0, eta) gives the same to rounding but is ~5x slower, and this line is
         # most of the Bayesian GLMM's importance sampling (draws x rows, at every grid point).
+        # The linear part goes through two matrix-vector products, so only one temporary the
+        # size of eta is made (a second one, max(eta, 0), had doubled the time: fresh pages).
         # log(1 + e) rather than log1p(e): with e in (0, 1] both are within 2.3e-16 of the
         # exact value (1 + e is rounded once), and numpy's log is twice as fast as its log1p
-        sp = np.abs(eta)
-        np.negative(sp, out=sp)
-        np.exp(sp, out=sp)
-        sp += 1.0
-        np.log(sp, out=sp)
-        sp += np.maximum(eta, 0.0)
-        return eta @ y - sp @ trials
+        a = np.abs(eta)
+        linear = eta @ (y - 0.5 * trials) - 0.5 * (a @ trials)
+        np.negative(a, out=a)
+        np.exp(a, out=a)
+        a += 1.0
+        np.log(a, out=a)
+        return linear - a @ trials
     return eta @ y - np.exp(np.minimum(eta, ETA_MAX_LOG)).sum(axis=-1)
 
 

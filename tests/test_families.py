@@ -74,6 +74,14 @@ def test_logit_rows_without_overflow():
     np.testing.assert_allclose(w, special.expit(eta) * special.expit(-eta), atol=1e-300)
 
 
+def test_canonical_loglik_extreme_eta_without_overflow():
+    # |eta| of hundreds (separation, a wild importance-sampling draw): finite and exact
+    eta = np.array([[-800.0, -3.0, 0.0, 2.5, 800.0], [700.0, -700.0, 40.0, -40.0, 1e-9]])
+    y, trials = np.array([0.0, 1.0, 2.0, 3.0, 4.0]), np.array([1.0, 1.0, 3.0, 3.0, 4.0])
+    want = eta @ y - np.logaddexp(0.0, eta) @ trials
+    np.testing.assert_allclose(canonical_loglik(y, trials, "binomial", eta), want, rtol=1e-14)
+
+
 def test_check_response_teaching_errors():
     d = pd.DataFrame({"y": [0, 2, 1, 0], "g": list("aabb"), "s": [1, 2, 0, 1], "f": [1, 0, 2, 0]})
     with pytest.raises(DataError, match="0/1 response"):
