@@ -169,3 +169,43 @@ def test_reports_say_how_fast_the_machine_was() -> None:
                     "abc", "d").split("\n")[1]
     assert head.endswith("`loadtest.speed_probe` took 40-51 ms before the runs (a machine half as fast "
                          "takes twice as long).")
+
+
+def test_targets_line_checks_each_class_run_it_is_given() -> None:
+    from tools import hosting_report as hr
+
+    sweep, one, _ = _reports()
+    fast = {**sweep, "change": {**sweep["change"], "max": 0.9}, "errors": 0}
+    slow = {**one, "errors": 0, "memory_growth_last_half": 0.05}
+    spread = {**slow, "machine": {**slow["machine"], "replicas": 2}, "change": {**slow["change"], "p95": 1.4},
+              "open": {**slow["open"], "p95": 2.9}}
+    line = hr.targets_line(fast, slow, spread)
+    assert "40 students on 1 process, change p95 <= 1.5 s: 6.46 s, not met" in line
+    assert "40 students on 2 replicas, change p95 <= 1.5 s: 1.40 s, met" in line
+    assert "40 students on 2 replicas, page open p95 <= 3 s: 2.90 s, met" in line
+    assert "memory growth over the last half < 10% (on 2 replicas): 5.0%, met" in line
+    # medians 0.66 (not met), worst 0.9 (met), 1 process 0 of 2, 2 replicas 2 of 2, memory 2, errors 1
+    assert line.startswith("Issue 11's targets (6 of 9 met): ")
+    assert "zero errors: 0, met" in hr.targets_line(fast, slow, spread)
+    assert "zero errors: 3, not met" in hr.targets_line(fast, slow, {**spread, "errors": 3})
+
+
+def test_class_block_names_who_makes_the_slowest_changes() -> None:
+    from tools import hosting_report as hr
+
+    _, one, _ = _reports()
+    assert not any("slowest 5%" in line for line in hr.class_block(one))
+    text = "\n".join(hr.class_block({**one, "change_tail": {"protocol water-lick": 30, "chromium amplitude": 4}}))
+    assert ("The slowest 5% of changes (34, at or above the p95) by client and page: "
+            "protocol, water-lick 30, chromium, amplitude 4.") in text
+
+
+def test_record_reports_the_tail_of_the_changes() -> None:
+    rec = loadtest.Record()
+    rec.changes = [("protocol", "frequency", "Mouse 1", round(0.1 * i, 1)) for i in range(1, 40)]
+    rec.changes.append(("chromium", "water-lick", "Seed", 9.0))
+    out = rec.report({})
+    assert out["change"]["p95"] == 3.8  # the nearest rank of 40: the 38th
+    assert out["change_tail"] == {"protocol frequency": 2, "chromium water-lick": 1}
+    assert out["slowest_changes"][0] == ["chromium", "water-lick", "Seed", 9.0]
+    assert len(out["slowest_changes"]) == 15

@@ -108,6 +108,12 @@ class Record:
         out["by_page"] = {p: {"open": summary([t for _, q, t in self.opens if q == p]),
                               "change": summary([t for _, q, _, t in self.changes if q == p])}
                           for p in pages}
+        # who makes the tail: the changes at or above the p95, counted by client and page
+        p95 = out["change"]["p95"]
+        tail = Counter(f"{k} {q}" for k, q, _, t in self.changes if p95 is not None and t >= p95)
+        out["change_tail"] = dict(tail.most_common())
+        out["slowest_changes"] = [[k, q, c[:40], round(t, 3)] for k, q, c, t in
+                                  sorted(self.changes, key=lambda x: -x[3])[:15]]
         out["errors"] = len(self.errors)
         out["error_examples"] = self.errors[:10]
         out["error_boxes_shown"] = self.error_boxes
