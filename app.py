@@ -10,9 +10,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import display, sources, state, warm
+from ui import compute, display, sources, state, warm
 
 HERE = Path(__file__).parent
+compute.use_python_strings()  # before any data are read: see its docstring
 
 st.set_page_config(page_title="mmteach: mixed models for neuroscience", page_icon=":material/biotech:",
                    layout="wide")

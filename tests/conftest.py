@@ -166,3 +166,13 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_sessionfinish() -> None:
     stop_app_server()
+
+
+@pytest.fixture(autouse=True)
+def _pandas_text_storage():
+    """An app test runs app.py, which keeps text as Python strings for the whole process
+    (ui.compute.use_python_strings): put pandas' setting back, so that every other test sees
+    the default whatever ran before it (a joblib worker, say, always starts with it)."""
+    before = pd.get_option("mode.string_storage")
+    yield
+    pd.set_option("mode.string_storage", before)

@@ -119,7 +119,8 @@ def test_pool_workers_run_pandas_text_and_group_by_work_within_their_memory_limi
     ok, value = pickle.loads(compute._pool(compute.WORKERS or 1).submit(
         compute._run_packed, cell_counts, d, ("midx", "treatment_idx"), {}).result()[0])
     assert ok, value
-    pd.testing.assert_frame_equal(value, cell_counts(d, "midx", "treatment_idx"))
+    with pd.option_context("mode.string_storage", "python"):  # as in every worker
+        pd.testing.assert_frame_equal(value, cell_counts(d, "midx", "treatment_idx"))
     # quick data handling stays in the server and is cached like the fits
     sub = compute.here(subsample_per_group, d, "midx", {1: 30, 2: 30, 3: 30, 4: 30}, seed=0)
     assert sub["midx"].value_counts().to_dict() == {1: 30, 2: 30, 3: 30, 4: 30}
@@ -185,3 +186,33 @@ def test_pool_workers_run_below_the_server_process():
 
     worker = compute._pool(compute.WORKERS or 1).submit(os.nice, 0).result()
     assert worker == min(19, os.nice(0) + compute.WORKER_NICE)
+
+
+def _text_as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same table with its text (index included) as plain Python objects, whatever the storage."""
+    out = frame.reset_index()
+    out = out.astype({c: object for c in out.columns if out[c].dtype == "str"})
+    out.columns = pd.Index(list(out.columns), dtype=object)
+    return out
+
+
+def test_python_string_storage_gives_the_same_results_and_reaches_the_workers():
+    """use_python_strings (the server and every pool worker) only changes how text is stored:
+    every engine result on text columns is the same as with pandas' default Arrow storage."""
+    from mmteach.glmm import fit_glmm
+    from mmteach.marginal import fit_gee
+
+    out = {}
+    for storage in ("pyarrow", "python"):
+        with pd.option_context("mode.string_storage", storage):
+            d = load_dataset("water_lick")
+            d["mouse"] = "m" + d["mouseID"].astype(str)  # a text grouping column, as uploads have
+            assert d["mouse"].array.dtype.storage == storage  # text kept as asked
+            sub = subsample_per_group(d, "mouse", {m: 25 for m in d["mouse"].unique()}, seed=3)
+            glmm = fit_glmm(sub, "lick ~ dff + (1 | mouse)", family="binomial")
+            out[storage] = (sub, glmm.tidy(), glmm.ranef(), glmm.variance_components(),
+                            fit_gee(sub, "lick ~ dff", "mouse", family="binomial").tidy(),
+                            cell_counts(sub, "mouse", "lick"))
+    for arrow, python in zip(out["pyarrow"], out["python"], strict=True):
+        pd.testing.assert_frame_equal(_text_as_objects(arrow), _text_as_objects(python), check_exact=True)
+    assert compute._pool(compute.WORKERS or 1).submit(pd.get_option, "mode.string_storage").result() == "python"
