@@ -209,3 +209,12 @@ def test_record_reports_the_tail_of_the_changes() -> None:
     assert out["change_tail"] == {"protocol frequency": 2, "chromium water-lick": 1}
     assert out["slowest_changes"][0] == ["chromium", "water-lick", "Seed", 9.0]
     assert len(out["slowest_changes"]) == 15
+
+
+def test_one_speed_for_runs_on_a_machine_of_one_speed() -> None:
+    from tools import hosting_report as hr
+
+    sweep, one, demand = _reports()
+    fast = {"machine": {**one["machine"], "speed_probe_s": 0.0141}}
+    head = hr.block({**sweep, **fast}, demand, {**one, **fast}, None, "abc", "d").split("\n")[1]
+    assert "`loadtest.speed_probe` took 14 ms before the runs" in head

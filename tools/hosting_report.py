@@ -143,7 +143,8 @@ def targets_line(sweep: dict[str, Any], one: dict[str, Any], two: dict[str, Any]
 def block(sweep: dict, demand: dict, one: dict, two: dict | None, commit: str, day: str) -> str:
     probes = [r["machine"]["speed_probe_s"] for r in (sweep, demand, one, two)
               if r and r.get("machine", {}).get("speed_probe_s") is not None]
-    speed = (f" Its speed: `loadtest.speed_probe` took {1000 * min(probes):.0f}-{1000 * max(probes):.0f} ms "
+    lo, hi = (f"{1000 * min(probes):.0f}", f"{1000 * max(probes):.0f}") if probes else ("", "")
+    speed = (f" Its speed: `loadtest.speed_probe` took {lo if lo == hi else f'{lo}-{hi}'} ms "
              "before the runs (a machine half as fast takes twice as long)." if probes else "")
     lines = [START, f"**Measured on {day} (commit {commit}), on the 2-core development machine with "
              f"nothing else running.**{speed}", "", targets_line(sweep, one, two), ""]
