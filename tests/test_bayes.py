@@ -222,6 +222,15 @@ def test_batched_laplace_is_the_single_one(source, formula):
         np.testing.assert_allclose(got.cov, want.cov, rtol=1e-6, atol=1e-10)
 
 
+def _fixed_moments(post, model) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and SDs of the (centred) fixed effects from a _posterior's weighted draws."""
+    p = model.Xc.shape[1]
+    beta = post.draws[..., :p].reshape(-1, p)
+    w = post.draw_weights.ravel()
+    mean = w @ beta
+    return mean, np.sqrt(w @ (beta - mean) ** 2)
+
+
 @pytest.mark.parametrize("formula", ["lick ~ dff + (1 | mouseID)", "lick ~ dff + (1 + dff | mouseID)"])
 def test_single_precision_sampling_is_far_inside_the_monte_carlo_error(formula):
     # _importance evaluates the likelihood of every draw in float32 for speed; the posterior
@@ -230,18 +239,29 @@ def test_single_precision_sampling_is_far_inside_the_monte_carlo_error(formula):
     from mmteach.bayes import _posterior, _prepare
 
     model, _mf, _link = _prepare(load_dataset("water_lick"), formula, "binomial", (), 10.0, 5.0, None)
-    p = model.Xc.shape[1]
     got, want = _posterior(model), _posterior(model, precision=np.float64)
     assert got.draws.dtype == np.float64  # only the likelihood is in single precision
-
-    def moments(post):
-        beta = post.draws[..., :p].reshape(-1, p)
-        w = post.draw_weights.ravel()
-        mean = w @ beta
-        return mean, np.sqrt(w @ (beta - mean) ** 2)
-
-    (m32, s32), (m64, s64) = moments(got), moments(want)
+    (m32, s32), (m64, s64) = _fixed_moments(got, model), _fixed_moments(want, model)
     np.testing.assert_allclose(m32, m64, atol=1e-5 * s64.min())  # measured: < 1e-6 SD
     np.testing.assert_allclose(s32, s64, rtol=1e-5)
     assert got.log_marginal == pytest.approx(want.log_marginal, abs=1e-5)
     assert got.ess == pytest.approx(want.ess, rel=1e-5)
+
+
+@pytest.mark.parametrize("formula", ["lick ~ dff + (1 | mouseID)", "lick ~ 1 + (1 | mouseID)"])
+def test_fitting_grid_points_ahead_keeps_the_grid(formula, monkeypatch):
+    # with one variance parameter the grid's flood fill fits points ahead of its frontier in
+    # one batch (_LOOKAHEAD); it must keep exactly the points the one-wave-at-a-time fill keeps
+    from mmteach import bayes
+
+    model, _mf, _link = bayes._prepare(load_dataset("water_lick"), formula, "binomial", (), 10.0, 5.0, None)
+    ahead = bayes._posterior(model)
+    monkeypatch.setattr(bayes, "_LOOKAHEAD", 1)
+    one_by_one = bayes._posterior(model)
+    np.testing.assert_array_equal(ahead.thetas, one_by_one.thetas)
+    # the far points' Newton iterations start elsewhere and end at the same modes (to ~1e-9;
+    # a single draw's weight then differs by the float32 likelihood's rounding, ~1e-4 of itself)
+    (m1, s1), (m0, s0) = _fixed_moments(ahead, model), _fixed_moments(one_by_one, model)
+    np.testing.assert_allclose(m1, m0, atol=1e-6 * s0.min())
+    np.testing.assert_allclose(s1, s0, rtol=1e-6)
+    assert ahead.log_marginal == pytest.approx(one_by_one.log_marginal, abs=1e-6)
