@@ -413,8 +413,14 @@ def _draws(d: int, n: int) -> np.ndarray:
     return out
 
 
+def _sampling_precision(model: _Model) -> type:
+    """float32 for 0/1 outcomes, float64 otherwise (see :func:`_importance`): with counts or
+    many trials per row the terms y * eta grow with y, and so would float32's rounding error."""
+    return np.float32 if model.family == "binomial" and np.all(model.trials == 1) else np.float64
+
+
 def _importance(model: _Model, conds: Sequence[_Conditional], zt: np.ndarray,
-                precision: type = np.float32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                precision: type | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Correct the Laplace approximation at each grid point by importance sampling.
 
     At each point, draws (beta_c, v) from a multivariate t around the Laplace mode and
@@ -432,15 +438,16 @@ def _importance(model: _Model, conds: Sequence[_Conditional], zt: np.ndarray,
     C = np.linalg.cholesky(np.array([c.cov for c in conds]))  # (K, d, d)
     x = mode[:, None, :] + zt @ np.swapaxes(C, 1, 2)  # (K, S, d)
     ll = np.empty((K, S))
-    # In single precision (``precision``): eta and log(1 + e^eta) for draws x rows at every grid point are
-    # most of a fit, and float32 halves the memory traffic and doubles the SIMD width (2.5x
-    # on this kernel; water lick's fits 53 -> 43 ms with a random intercept, 209 -> 183 ms
-    # with a random slope). The error is far below the sampling's own: on water lick the
-    # posterior means and SDs move by < 1e-6 of a posterior SD and log p(y) by < 1e-6, while
-    # ~4,000 effective draws leave a Monte Carlo error of ~1.6% of a posterior SD
-    # (tests/test_bayes.py compares the two precisions on the fit).
+    # In single precision for 0/1 outcomes (``precision``, :func:`_sampling_precision`): eta
+    # and log(1 + e^eta) for draws x rows at every grid point are most of a fit, and float32
+    # halves the memory traffic and doubles the SIMD width (2.5x on this kernel; water lick's
+    # fits 53 -> 43 ms with a random intercept, 209 -> 183 ms with a random slope). The error
+    # is far below the sampling's own: on water lick the posterior means and SDs move by
+    # < 1e-6 of a posterior SD and log p(y) by < 1e-6, while ~4,000 effective draws leave a
+    # Monte Carlo error of ~1.6% of a posterior SD (tests/test_bayes.py compares the two).
+    precision = precision or _sampling_precision(model)
     y, trials, U = (a.astype(precision) for a in (model.y, model.trials, model.design.U))
-    # a few points at a time: eta of <= 256 KB stays in the cache through canonical_loglik's passes
+    # a few points at a time: eta of <= 256 KB (float32) stays in the cache through canonical_loglik's passes
     # (stacks of 32 MB made the fit slower, memory-bound)
     chunk = max(1, 2**16 // (S * len(model.y)))
     for a in range(0, K, chunk):
@@ -459,7 +466,7 @@ def _importance(model: _Model, conds: Sequence[_Conditional], zt: np.ndarray,
     return top[:, 0] + np.log(r.mean(axis=1)), x, r / r.sum(axis=1, keepdims=True)
 
 
-def _posterior(model: _Model, precision: type = np.float32) -> _Posterior:
+def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
     """Mode and curvature of p(theta | y), then a grid over its bulk (``precision``: of
     the importance sampling's likelihood, see :func:`_importance`)."""
     nt = model.n_theta

@@ -236,10 +236,11 @@ def test_single_precision_sampling_is_far_inside_the_monte_carlo_error(formula):
     # _importance evaluates the likelihood of every draw in float32 for speed; the posterior
     # (fixed effects' means and SDs) and log p(y) must agree with the float64 evaluation to
     # far less than the sampling's own error (~1.6% of a posterior SD at ~4,000 draws)
-    from mmteach.bayes import _posterior, _prepare
+    from mmteach.bayes import _posterior, _prepare, _sampling_precision
 
     model, _mf, _link = _prepare(load_dataset("water_lick"), formula, "binomial", (), 10.0, 5.0, None)
     got, want = _posterior(model), _posterior(model, precision=np.float64)
+    assert _sampling_precision(model) is np.float32  # 0/1 outcomes: the fast path is the one tested
     assert got.draws.dtype == np.float64  # only the likelihood is in single precision
     (m32, s32), (m64, s64) = _fixed_moments(got, model), _fixed_moments(want, model)
     np.testing.assert_allclose(m32, m64, atol=1e-5 * s64.min())  # measured: < 1e-6 SD
@@ -265,3 +266,13 @@ def test_fitting_grid_points_ahead_keeps_the_grid(formula, monkeypatch):
     np.testing.assert_allclose(m1, m0, atol=1e-6 * s0.min())
     np.testing.assert_allclose(s1, s0, rtol=1e-6)
     assert ahead.log_marginal == pytest.approx(one_by_one.log_marginal, abs=1e-6)
+
+
+def test_counts_and_trials_keep_double_precision():
+    # y * eta grows with the counts, and float32's rounding with it: only 0/1 outcomes use it
+    from mmteach.bayes import _prepare, _sampling_precision
+
+    counts = _data("glmm_multi_binom_crossed.csv")
+    model, _mf, _link = _prepare(counts, "cbind(s, n - s) ~ x + (1 | subj) + (1 | item)", "binomial", (),
+                                 10.0, 5.0, None)
+    assert _sampling_precision(model) is np.float64
