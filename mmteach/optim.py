@@ -151,14 +151,19 @@ def fd_derivatives(fun: Callable[[np.ndarray], np.ndarray], x: np.ndarray, fx: n
 
 
 def newton_minimize(fun, x0: np.ndarray, *, maxit: int = 60, tol: float = 1e-10,
-                    delta: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                    delta: float = 1e-4, stacked: bool = False, max_step: float = np.inf
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Damped Newton with finite-difference derivatives, on a batch of problems.
 
     ``fun(x, keep=False, rows=None)`` returns the values of the (B, P) points ``x`` (with
     ``rows``: of those batch members only); ``keep=True`` lets it keep warm starts of an inner
     optimisation at the accepted points. Returns ``(x, f, converged, iterations)``. Each step
     is :func:`newton_step`, halved until the value decreases; problems that have converged
-    cost nothing more.
+    cost nothing more. With ``stacked=True`` the finite-difference stencil goes to ``fun`` in
+    one call of shape (points, B, P) (see :func:`fd_derivatives`): for a ``fun`` that
+    evaluates many points in one batch, such as the Bayesian GLMM's Laplace fits.
+    ``max_step`` caps each step's largest coordinate: where the curvature is slight far from
+    the optimum a Newton step can otherwise leap onto a plateau (e.g. of a clipped function).
 
     Examples
     --------
@@ -184,13 +189,15 @@ def newton_minimize(fun, x0: np.ndarray, *, maxit: int = 60, tol: float = 1e-10,
             # only the problems still running: converged ones cost nothing more
             return fun(z, rows=rows)
 
-        _, g, H = fd_derivatives(evaluate, xa, fa, delta, exact_cross=False)
+        _, g, H = fd_derivatives(evaluate, xa, fa, delta, exact_cross=False, stacked=stacked)
         H = np.where(np.isfinite(H), H, 0.0)
         # downhill even where H is indefinite, and off a saddle at theta = 0 (an even
         # function of theta has zero gradient there: a bootstrap refit started from a
         # singular fit would never leave it)
         step, posdef = newton_step(g, H)
         decrement = -np.einsum("bi,bi->b", g, step)
+        longest = np.max(np.abs(step), axis=1)
+        step = step * np.minimum(1.0, max_step / np.maximum(longest, 1e-300))[:, None]
         fnew = fa.copy()
         xnew = xa.copy()
 

@@ -80,6 +80,24 @@ def test_newton_minimize_batch_leaves_the_saddle_at_zero():
     np.testing.assert_allclose(f, -0.25, atol=1e-10)
 
 
+def test_newton_minimize_max_step_keeps_off_a_clipped_plateau():
+    """f = log(1 + e^x) - x/5 (minimum at x = log 1/4), clipped to x >= -5 as the Bayesian
+    mode search clips theta. From x = 4 the curvature is slight and a full Newton step
+    leaps to x ~ -40, onto the plateau, where f (1.007) is lower than at the start and flat:
+    the search stops there. Steps of at most 1 walk down to the minimum (f = 0.5)."""
+
+    def fun(z, keep=False, rows=None):
+        x = np.maximum(z[..., 0], -5.0)
+        return np.logaddexp(0.0, x) - 0.2 * x
+
+    x_free, f_free, _, _ = newton_minimize(fun, np.array([[4.0]]), stacked=True)
+    assert x_free[0, 0] < -5 and f_free[0] > 1.0  # the failure max_step prevents
+    x, f, conv, _ = newton_minimize(fun, np.array([[4.0]]), stacked=True, max_step=1.0)
+    assert conv[0]
+    assert x[0, 0] == pytest.approx(np.log(0.25), abs=1e-6)
+    assert f[0] == pytest.approx(np.log(1.25) - 0.2 * np.log(0.25), abs=1e-10)
+
+
 def test_projected_newton_bound_and_interior():
     lower = np.array([0.0, -np.inf])
 
