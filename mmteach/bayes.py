@@ -203,59 +203,12 @@ class _Conditional:
     scaling: np.ndarray  # T (d, d): eta = U T (beta_c, v), see _Design
 
 
-def _laplace(model: _Model, theta: np.ndarray, start: np.ndarray) -> _Conditional:
-    """Maximise log p(y, beta_c, v | theta) by Newton's method and integrate it out.
-
-    The same iteration as :func:`_laplace_batch` on plain matrices: the search for the
-    posterior mode calls this a few hundred times in a row (Nelder-Mead on a random slope's
-    three variance parameters), and there a batch of one cost twice the arithmetic in
-    stacking and bookkeeping (water lick, random slope: 1.5 ms a call, now 0.7)."""
-    T = _scaling(model, _block_factors(model, np.asarray(theta, dtype=float)))
-    D = model.design.U @ T  # (n, d)
-    Dt = D.T
-    d = D.shape[1]
-    p = model.Xc.shape[1]
-    diag_b, diag_v = np.arange(p), np.arange(p, d)
-
-    def objective(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        mu, wt, ll = canonical_mean_weight(model.y, model.trials, model.family, D @ w)
-        lpb, gb, hb = _beta_prior(model, w[:p])
-        v = w[p:]
-        grad = Dt @ (model.y - mu)
-        grad[:p] += gb
-        grad[p:] -= v
-        H = (Dt * wt) @ D
-        H[diag_b, diag_b] += hb
-        H[diag_v, diag_v] += 1.0
-        return ll + model.const + float(lpb) - 0.5 * float(v @ v), grad, H
-
-    w = np.array(start, dtype=float)
-    f, grad, H = objective(w)
-    for _ in range(100):
-        step = np.linalg.solve(H, grad)
-        w0, f0, used = w, f, [0.0]
-
-        def try_step(rows: np.ndarray, t: np.ndarray, w0: np.ndarray = w0, f0: float = f0,
-                     step: np.ndarray = step, used: list = used) -> np.ndarray:
-            nonlocal w, f, grad, H
-            cand = w0 + t[0] * step
-            fr, gr, Hr = objective(cand)
-            ok = fr >= f0 - 1e-12 or t[0] < 1e-8  # as in _laplace_batch
-            if ok:
-                w, f, grad, H, used[0] = cand, fr, gr, Hr, t[0]
-            return np.array([ok])
-
-        backtrack(try_step, np.ones(1), halvings=60)
-        if abs(f - f0) < 1e-11 and np.max(np.abs(used[0] * step)) < 1e-7:
-            break
-    return _integrate(model, np.array([f]), w[None], H[None], T[None])[0]
-
-
 def _laplace_batch(model: _Model, thetas: np.ndarray, starts: np.ndarray) -> list[_Conditional]:
-    """:func:`_laplace` at each of the thetas (B, n_theta) at once, from the starts (B, d):
-    the Newton steps of every grid point as stacked matrix products, so that a posterior
-    grid of hundreds of points (a random slope: three variance parameters) costs a few
-    dozen numpy calls per Newton step instead of a few per point."""
+    """The Laplace approximation of p(y | theta) at each of the thetas (B, n_theta) at once,
+    from the starts (B, d): maximise log p(y, beta_c, v | theta) by Newton's method and
+    integrate beta_c and v out. The Newton steps of every point are stacked matrix products,
+    so that a grid of hundreds of points (a random slope: three variance parameters) costs
+    a few dozen numpy calls per Newton step instead of a few per point."""
     T = _scaling(model, _block_factors(model, thetas))  # (B, d, d)
     Tt = T.transpose(0, 2, 1)
     B, d, _ = T.shape
@@ -476,7 +429,7 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
         k = key(theta)  # once: rounding theta three times was 4% of a random-slope fit
         hit = cache.get(k)
         if hit is None:
-            hit = cache[k] = _laplace(model, theta, last[0])
+            hit = cache[k] = _laplace_batch(model, theta[None], last[0][None])[0]
             last[0] = hit.mode
         return hit
 

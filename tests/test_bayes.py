@@ -197,6 +197,55 @@ def test_bayes_factor_needs_same_rows():
         bayes_factor(fit1, fit0)
 
 
+def _dense_laplace(model, theta: np.ndarray, start: np.ndarray):
+    """The reference for mmteach.bayes._laplace_batch: the same Newton iteration at one theta
+    on the plain dense design D = U T (the fit used it for its mode search until that
+    batched its points)."""
+    from mmteach.bayes import _beta_prior, _block_factors, _integrate, _scaling
+    from mmteach.families import canonical_mean_weight
+    from mmteach.optim import backtrack
+
+    T = _scaling(model, _block_factors(model, np.asarray(theta, dtype=float)))
+    D = model.design.U @ T  # (n, d)
+    Dt = D.T
+    d = D.shape[1]
+    p = model.Xc.shape[1]
+    diag_b, diag_v = np.arange(p), np.arange(p, d)
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        mu, wt, ll = canonical_mean_weight(model.y, model.trials, model.family, D @ w)
+        lpb, gb, hb = _beta_prior(model, w[:p])
+        v = w[p:]
+        grad = Dt @ (model.y - mu)
+        grad[:p] += gb
+        grad[p:] -= v
+        H = (Dt * wt) @ D
+        H[diag_b, diag_b] += hb
+        H[diag_v, diag_v] += 1.0
+        return ll + model.const + float(lpb) - 0.5 * float(v @ v), grad, H
+
+    w = np.array(start, dtype=float)
+    f, grad, H = objective(w)
+    for _ in range(100):
+        step = np.linalg.solve(H, grad)
+        w0, f0, used = w, f, [0.0]
+
+        def try_step(rows: np.ndarray, t: np.ndarray, w0: np.ndarray = w0, f0: float = f0,
+                     step: np.ndarray = step, used: list = used) -> np.ndarray:
+            nonlocal w, f, grad, H
+            cand = w0 + t[0] * step
+            fr, gr, Hr = objective(cand)
+            ok = fr >= f0 - 1e-12 or t[0] < 1e-8  # as in _laplace_batch
+            if ok:
+                w, f, grad, H, used[0] = cand, fr, gr, Hr, t[0]
+            return np.array([ok])
+
+        backtrack(try_step, np.ones(1), halvings=60)
+        if abs(f - f0) < 1e-11 and np.max(np.abs(used[0] * step)) < 1e-7:
+            break
+    return _integrate(model, np.array([f]), w[None], H[None], T[None])[0]
+
+
 @pytest.mark.parametrize(
     ("source", "formula"),
     [
@@ -205,10 +254,10 @@ def test_bayes_factor_needs_same_rows():
         ("glmm_multi_binom_crossed.csv", "cbind(s, n - s) ~ x + (1 | subj) + (1 | item)"),
     ],
 )
-def test_batched_laplace_is_the_single_one(source, formula):
-    # the grid's Newton steps build D'WD from the sparse pattern of [X, Z] scaled by the
-    # factors (_Design); the mode search's from the dense design: the same numbers
-    from mmteach.bayes import _laplace, _laplace_batch, _prepare
+def test_batched_laplace_is_the_dense_one(source, formula):
+    # the batched Newton steps build D'WD from the sparse pattern of [X, Z] scaled by the
+    # factors (_Design); the reference (_dense_laplace) from the dense design: the same numbers
+    from mmteach.bayes import _laplace_batch, _prepare
 
     model, _mf, _link = _prepare(_data(source), formula, "binomial", (), 10.0, 5.0, None)
     rng = np.random.default_rng(3)
@@ -216,7 +265,7 @@ def test_batched_laplace_is_the_single_one(source, formula):
     d = model.Xc.shape[1] + model.q
     batch = _laplace_batch(model, thetas, np.zeros((5, d)))
     for theta, got in zip(thetas, batch, strict=True):
-        want = _laplace(model, theta, np.zeros(d))
+        want = _dense_laplace(model, theta, np.zeros(d))
         assert got.log_marginal == pytest.approx(want.log_marginal, abs=1e-8)
         np.testing.assert_allclose(got.mode, want.mode, atol=1e-6)
         np.testing.assert_allclose(got.cov, want.cov, rtol=1e-6, atol=1e-10)
