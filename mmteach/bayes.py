@@ -152,18 +152,21 @@ def _block_factors(model: _Model, theta: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _log_prior_theta(model: _Model, theta: np.ndarray) -> float:
-    """log p(theta) on the internal scale (log SDs, atanh correlations), Jacobians included."""
+def _log_prior_theta(model: _Model, theta: np.ndarray) -> np.ndarray:
+    """log p(theta) on the internal scale (log SDs, atanh correlations), Jacobians included;
+    ``theta`` is (..., n_theta) and the result (...): the grid's points in one call."""
+    theta = np.asarray(theta, dtype=float)
     s = model.sd_scale
-    out, pos = 0.0, 0
+    out = np.zeros(theta.shape[:-1])
+    pos = 0
     for _codes, Z, _m in model.blocks:
         for _ in range(Z.shape[1]):
-            sd = math.exp(theta[pos])
-            out += math.log(2 / (math.pi * s)) - math.log1p((sd / s) ** 2) + theta[pos]
+            t = theta[..., pos]
+            out += math.log(2 / (math.pi * s)) - np.log1p((np.exp(t) / s) ** 2) + t
             pos += 1
         if Z.shape[1] == 2:
-            rho = math.tanh(theta[pos])
-            out += math.log(0.5) + math.log(max(1 - rho * rho, 1e-300))
+            rho = np.tanh(theta[..., pos])
+            out += math.log(0.5) + np.log(np.maximum(1 - rho * rho, 1e-300))
             pos += 1
     return out
 
@@ -422,8 +425,11 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
     cache: dict[tuple, _Conditional] = {}
     last = [np.zeros(d)]
 
+    def keys_of(thetas: np.ndarray) -> list[tuple]:
+        return list(map(tuple, np.round(thetas, 12).tolist()))
+
     def key(theta: np.ndarray) -> tuple:
-        return tuple(np.round(theta, 12))
+        return keys_of(theta[None])[0]
 
     def cond(theta: np.ndarray) -> _Conditional:
         k = key(theta)  # once: rounding theta three times was 4% of a random-slope fit
@@ -435,18 +441,28 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
 
     def neg_log_post(theta: np.ndarray) -> float:
         theta = np.clip(theta, -12, 6)
-        return -(cond(theta).log_marginal + _log_prior_theta(model, theta))
+        return -(cond(theta).log_marginal + float(_log_prior_theta(model, theta)))
 
     def neg_log_post_many(thetas: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """neg_log_post at many thetas, their Laplace fits in one batch (from ``starts``)."""
         thetas = np.clip(thetas, -12, 6)
-        keys = [key(t) for t in thetas]
+        fits = conditionals(thetas, starts)
+        return -(np.array([c.log_marginal for c in fits]) + _log_prior_theta(model, thetas))
+
+    def conditionals(thetas: np.ndarray, starts: np.ndarray | None = None) -> list[_Conditional]:
+        """The Laplace fits at thetas, those not yet in the cache in one batch (from ``starts``,
+        or the last mode)."""
+        keys = keys_of(thetas)
         new = [i for i, k in enumerate(keys) if k not in cache]
         if new:
-            for i, c in zip(new, _laplace_batch(model, thetas[new], starts[new]), strict=True):
+            at = np.tile(last[0], (len(thetas), 1)) if starts is None else starts
+            for i, c in zip(new, _laplace_batch(model, thetas[new], at[new]), strict=True):
                 cache[keys[i]] = c
-        return np.array([-(cache[k].log_marginal + _log_prior_theta(model, t))
-                         for k, t in zip(keys, thetas, strict=True)])
+        return [cache[k] for k in keys]
+
+    def lattice(pts: Sequence[tuple]) -> np.ndarray:
+        """theta at lattice points z = step * pt (one formula everywhere: the cache's keys)."""
+        return np.clip(mode + (step * np.array(pts, dtype=float).reshape(-1, nt)) @ E.T, -12, 6)
 
     start = np.zeros(nt)
     pos = 0
@@ -526,23 +542,22 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
                         far = (nb[0] + j * out,)
                         if far not in values and far not in ahead and abs(far[0]) * step < 12:
                             todo.append((far, wave[nb]))
-            thetas_new = np.array([mode + E @ (step * np.array(pt, dtype=float)) for pt, _ in todo])
-            starts = np.array([cond(np.clip(mode + E @ (step * np.array(src, dtype=float)), -12, 6)).mode
-                               for _, src in todo])
+            thetas_new = lattice([pt for pt, _ in todo])
+            starts = np.array([c.mode for c in conditionals(lattice([src for _, src in todo]))])
             for (pt, _), v in zip(todo, neg_log_post_many(thetas_new, starts), strict=True):
                 ahead[pt] = -v
         for nb in pts_new:
             values[nb] = ahead.pop(nb)
         frontier = pts_new
     pts = sorted(set(values))
-    thetas = np.array([np.clip(mode + E @ (step * np.array(p, dtype=float)), -12, 6) for p in pts])
+    thetas = lattice(pts)
     # consecutive blocks of one Sobol sequence: each point gets its own draws, so their
     # errors average out over the grid instead of repeating at every point
     S = _DRAWS[nt]
     zt = _draws(d, S * 2 ** math.ceil(math.log2(len(thetas))))
     K = len(thetas)
-    log_lik, draws, inner = _importance(model, [cond(t) for t in thetas], zt[:K * S].reshape(K, S, d), precision)
-    logp = log_lik + np.array([_log_prior_theta(model, t) for t in thetas])
+    log_lik, draws, inner = _importance(model, conditionals(thetas), zt[:K * S].reshape(K, S, d), precision)
+    logp = log_lik + _log_prior_theta(model, thetas)
     top = logp.max()
     weights = np.exp(logp - top)
     total = weights.sum()
