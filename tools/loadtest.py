@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import socket
@@ -95,6 +96,9 @@ class Record:
     # what they said (page: its first words), to read whether each is a message a student should see
     error_box_texts: Counter = field(default_factory=Counter)
     memory: list[tuple[float, float]] = field(default_factory=list)  # (t s, RSS MB)
+    # a Chromium open in parts: (page, its arrival in s after the class began (0 in a sweep), s to the websocket's first
+    # message, s to the script's end on the server, s to the charts drawn)
+    browser_opens: list[tuple[str, float, float, float, float]] = field(default_factory=list)
 
     def report(self, meta: dict[str, Any]) -> dict[str, Any]:
         pages = sorted({p for _, p, _ in self.opens} | {p for _, p, _, _ in self.changes})
@@ -118,6 +122,9 @@ class Record:
         out["error_examples"] = self.errors[:10]
         out["error_boxes_shown"] = self.error_boxes
         out["error_box_messages"] = [[text, n] for text, n in self.error_box_texts.most_common(10)]
+        out["chromium_opens"] = [{"page": p, "at_s": round(at, 1), "first_message_s": round(first, 2),
+                                  "script_finished_s": round(done, 2), "drawn_s": round(drawn, 2)}
+                                 for p, at, first, done, drawn in self.browser_opens]
         out["memory_mb"] = [[round(t, 1), round(m, 1)] for t, m in self.memory]
         out["memory_growth_last_half"] = memory_growth(self.memory)
         return out
@@ -615,12 +622,16 @@ class BrowserStudent:
         self.last_request_s: float | None = None  # action to the rerun request of the last change
         self.errors: list[str] = []
         self.tab: Any = None
+        self.first_frame_at = 0.0  # perf_counter() of the websocket's first message
+        self.open_parts = (math.nan, math.nan)  # see open()
 
     def _frame(self, payload: Any) -> None:
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         msg = _parse(ForwardMsg, payload)
         kind = msg.WhichOneof("type") if msg is not None else None
+        if not self.first_frame_at:
+            self.first_frame_at = time.perf_counter()
         if kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
             self.finished += 1
             self.finished_at = time.perf_counter()
@@ -638,6 +649,8 @@ class BrowserStudent:
             self.requested_at = time.perf_counter()
 
     async def open(self) -> float:
+        """Seconds from the navigation to the page drawn; ``open_parts`` then holds the
+        seconds to the websocket's first message and to the script's end on the server."""
         ctx = await self.browser.new_context(viewport={"width": 1400, "height": 1000})
         self.tab = await ctx.new_page()
         self.tab.on("pageerror", lambda exc: self.errors.append(f"{self.page_name}: page error {exc}"))
@@ -646,7 +659,9 @@ class BrowserStudent:
         target = f"{self.url}/{self.page_name}" + (f"?{self.query}" if self.query else "")
         await self.tab.goto(target, wait_until="domcontentloaded", timeout=RERUN_TIMEOUT_S * 1000)
         await self._wait_drawn(0, t0)
-        return time.perf_counter() - t0
+        drawn = time.perf_counter() - t0
+        self.open_parts = (self.first_frame_at - t0, self.finished_at - t0)
+        return drawn
 
     async def _wait_drawn(self, finished_before: int, t0: float) -> None:
         deadline = t0 + RERUN_TIMEOUT_S
@@ -747,10 +762,13 @@ async def launch_chromium(pw: Any) -> Any:
 
 async def browser_student(browser: Any, url: str, page: str, rec: Record, end: float,
                           think: tuple[float, float], rng: random.Random, ramp_s: float) -> None:
-    await asyncio.sleep(rng.uniform(0, ramp_s))
+    arrival = rng.uniform(0, ramp_s)
+    await asyncio.sleep(arrival)
     student = BrowserStudent(browser, url, page)
     try:
-        rec.opens.append(("chromium", page, await student.open()))
+        took = await student.open()
+        rec.opens.append(("chromium", page, took))
+        rec.browser_opens.append((page, arrival, *student.open_parts, took))
         for step in range(MAX_CHANGES_PER_STUDENT):
             await asyncio.sleep(rng.uniform(*think))
             if time.monotonic() >= end:
@@ -836,7 +854,9 @@ async def run_sweep(url: str, pids: list[int], args: argparse.Namespace) -> dict
             for page in pages:
                 student = BrowserStudent(browser, url, page)
                 try:
-                    rec.opens.append(("chromium", page, await student.open()))
+                    took = await student.open()
+                    rec.opens.append(("chromium", page, took))
+                    rec.browser_opens.append((page, 0.0, *student.open_parts, took))
                     controls = await student.controls()
                     if args.controls:  # only the controls whose label contains one of these
                         wanted = [w.strip() for w in args.controls.split(",") if w.strip()]
