@@ -74,7 +74,9 @@ def _reports() -> tuple[dict, dict, dict]:
            "errors": 1, "error_examples": ["protocol change water-lick: boom"], "error_boxes_shown": 88,
            "server_tracebacks": ["Traceback ...\nValueError: x"], "memory_growth_last_half": 0.1135,
            "memory_mb": [[2.0 * i, 800.0 + i] for i in range(91)],
-           "cpu": {"wall_s": 188.3, "cores": 2, "server_cores_used": 1.11, "load_generator_cores_used": 0.63}}
+           "cpu": {"wall_s": 188.3, "cores": 2, "server_cores_used": 1.11, "load_generator_cores_used": 0.63},
+           "chromium_opens": [{"page": "water-lick", "at_s": 11.9, "first_message_s": 2.44,
+                               "script_finished_s": 3.78, "drawn_s": 10.94}]}
     demand = {"mode": "demand", "think_s": [2.0, 6.0], "server_cpu_s_per_change": 0.145,
               "students_per_core_at_full_load": 27.6,
               "demand_by_page": {"frequency": {"changes": 40, "server_cpu_s_per_change": _summary(40, 0.11, 0.2, 0.3)}}}
@@ -108,6 +110,8 @@ def test_hosting_report_writes_every_number_between_the_readme_markers(tmp_path:
     assert "| chromium open | 4 | 19.10 | 23.70 | 23.70 |" in text
     assert "Errors: 1 (protocol change water-lick: boom); tracebacks in the server log: 1." in text
     assert "800 MB at start, 890 MB peak, growth over the last half 11.3%" in text
+    assert ("script finished on the server, the charts drawn): water-lick (arriving 11.9 s into the class) "
+            "2.44, 3.78, 10.94.") in text
     assert "| frequency | 40 | 0.11 | 0.11 | 0.20 |" in text
     assert "0.145 CPU s per change" in text and "27.6 students per core" in text
     shown = json.loads(text.split("```json\n")[1].split("\n```")[0])

@@ -87,6 +87,12 @@ def class_block(r: dict[str, Any]) -> list[str]:
         n = sum(tail.values())
         out += ["", f"The slowest 5% of changes ({n}, at or above the p95) by client and page: "
                 + ", ".join(f"{k.replace(' ', ', ')} {v}" for k, v in tail.items()) + "."]
+    opens = r.get("chromium_opens")
+    if opens:  # reports from before it was recorded say nothing
+        out += ["", "The Chromium opens in parts (s after navigating: the websocket's first message, the "
+                "page's script finished on the server, the charts drawn): "
+                + "; ".join(f"{o['page']} (arriving {o['at_s']:g} s into the class) {o['first_message_s']:.2f}, "
+                            f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}" for o in opens) + "."]
     return out
 
 
