@@ -468,13 +468,14 @@ def bootstrap_time(seconds_per_sample: float, n: int) -> str:
 def lick_reading(long: pd.DataFrame, *, glmm: str | None, gee: str, pooled: str, n_trials: int,
                  sd: float | None = None, term: str = "dff", why_no_glmm: str | None = None) -> str:
     """The water-lick "read the table" paragraph: conditional vs population-averaged slopes, computed."""
-    out = ["A GLMM coefficient is conditional on the mouse: among typical mice, one more % dF/F "
-           "multiplies the odds of a correct lick by exp(b)."]
     g = _row(long, glmm, term) if glmm else None
     e = _row(long, gee, term)
     p = _row(long, pooled, term)
-    if g is None:
-        out.append(f"No GLMM row: {(why_no_glmm or 'it could not be fitted').strip().rstrip('.')}.")
+    if g is None:  # no GLMM in the table: say why, not what its coefficient would mean
+        out = [f"No GLMM row: {(why_no_glmm or 'it could not be fitted').strip().rstrip('.')}."]
+    else:
+        out = ["A GLMM coefficient is conditional on the mouse: among typical mice, one more % dF/F "
+               "multiplies the odds of a correct lick by exp(b)."]
     if g is not None and e is not None and abs(float(g["estimate"])) > 0:
         ratio = float(e["estimate"]) / float(g["estimate"])
         out.append(f"The GEE's population-averaged slope ({num(e['estimate'])}) is {100 * ratio:.0f}% of the "
