@@ -34,11 +34,11 @@ pytestmark = pytest.mark.skipif(not loadtest.NGINX.exists(), reason="nginx is no
 
 @pytest.fixture(scope="module")
 def balancer():
-    # nginx's workers run as another user and write the static cache here: a directory they
-    # can reach (pytest's own temporary tree is closed to other users)
+    # nginx's workers run as another user and write the static cache here: the directory is
+    # left 0700, as tempfile makes it, so the static-file tests below check that the Balancer
+    # opens it to them (it served every static file as a 500 before)
     with tempfile.TemporaryDirectory(prefix="mmteach-nginx-") as name:
         tmp = Path(name)
-        tmp.chmod(0o755)
         # the deployment's own config (only the replica addresses, the listen address and the
         # log and cache paths rewritten for loopback: see loadtest.nginx_config); one pool worker each
         lb = loadtest.Balancer(2, tmp, {"MMTEACH_WORKERS": "1"})

@@ -243,6 +243,9 @@ class Balancer:
     """``n`` app replicas behind nginx (deploy/mmteach.conf) on loopback; ``pids`` for memory."""
 
     def __init__(self, n: int, tmp: Path, extra_env: dict[str, str] | None = None) -> None:
+        # started as root, nginx's workers run as "nobody" and must reach its cache and temp
+        # paths in ``tmp``: a 0700 directory (tempfile.mkdtemp's) left every static file failing
+        tmp.chmod(tmp.stat().st_mode | 0o755)
         self.ports = [free_port() for _ in range(n)]
         self.logs = [tmp / f"app{i}.log" for i in range(n)]
         self.apps = [start_server(p, extra_env, wait=False, log=log) for p, log in zip(self.ports, self.logs)]
