@@ -428,21 +428,6 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
     def keys_of(thetas: np.ndarray) -> list[tuple]:
         return list(map(tuple, np.round(thetas, 12).tolist()))
 
-    def key(theta: np.ndarray) -> tuple:
-        return keys_of(theta[None])[0]
-
-    def cond(theta: np.ndarray) -> _Conditional:
-        k = key(theta)  # once: rounding theta three times was 4% of a random-slope fit
-        hit = cache.get(k)
-        if hit is None:
-            hit = cache[k] = _laplace_batch(model, theta[None], last[0][None])[0]
-            last[0] = hit.mode
-        return hit
-
-    def neg_log_post(theta: np.ndarray) -> float:
-        theta = np.clip(theta, -12, 6)
-        return -(cond(theta).log_marginal + float(_log_prior_theta(model, theta)))
-
     def neg_log_post_many(thetas: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """neg_log_post at many thetas, their Laplace fits in one batch (from ``starts``)."""
         thetas = np.clip(thetas, -12, 6)
@@ -476,7 +461,7 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
         flat = x.reshape(-1, nt)
         vals = neg_log_post_many(flat, np.tile(last[0], (len(flat), 1)))
         if keep:
-            last[0] = cache[key(np.clip(flat[-1], -12, 6))].mode
+            last[0] = conditionals(np.clip(flat[-1:], -12, 6))[0].mode
         return vals.reshape(x.shape[:-1])
 
     # Newton's method on finite differences, each stencil's Laplace fits in one batch: it
@@ -488,12 +473,13 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
     mode = np.clip(x[0], -12, 6)
     # curvature by central differences (the stencil's points in one batch)
     h = 1e-3
-    f0 = neg_log_post(mode)
+    at_mode = conditionals(mode[None])[0]  # fitted by the search's last step
+    f0 = -(at_mode.log_marginal + float(_log_prior_theta(model, mode)))
     eye = np.eye(nt) * h
     stencil = [mode + sgn * eye[i] for i in range(nt) for sgn in (1, -1)]
     stencil += [mode + si * eye[i] + sj * eye[j] for i in range(nt) for j in range(i)
                 for si, sj in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
-    at = iter(neg_log_post_many(np.array(stencil), np.tile(cond(np.clip(mode, -12, 6)).mode, (len(stencil), 1))))
+    at = iter(neg_log_post_many(np.array(stencil), np.tile(at_mode.mode, (len(stencil), 1))))
     hess = np.zeros((nt, nt))
     for i in range(nt):
         hess[i, i] = (next(at) - 2 * f0 + next(at)) / h**2
