@@ -445,10 +445,6 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
                 cache[keys[i]] = c
         return [cache[k] for k in keys]
 
-    def lattice(pts: Sequence[tuple]) -> np.ndarray:
-        """theta at lattice points z = step * pt (one formula everywhere: the cache's keys)."""
-        return np.clip(mode + (step * np.array(pts, dtype=float).reshape(-1, nt)) @ E.T, -12, 6)
-
     start = np.zeros(nt)
     pos = 0
     for _codes, Z, _m in model.blocks:
@@ -490,6 +486,11 @@ def _posterior(model: _Model, precision: type | None = None) -> _Posterior:
     vals = np.maximum(vals, 0.05)  # a flat direction still gets a finite grid
     E = vecs / np.sqrt(vals)  # theta = mode + E z, z ~ N(0, I) near the mode
     step = _STEP[nt]
+
+    def lattice(pts: Sequence[tuple]) -> np.ndarray:
+        """theta at lattice points z = step * pt (one formula everywhere: the cache's keys)."""
+        return np.clip(mode + (step * np.array(pts, dtype=float).reshape(-1, nt)) @ E.T, -12, 6)
+
     # flood fill over the lattice z = step * integer vector, from the mode outwards, a wave of
     # neighbours at a time (each wave's Laplace fits in one batch, each started from the mode
     # of the point it was reached from); which points are kept does not depend on the order
