@@ -253,6 +253,31 @@ def test_root_url_opens_the_overview(server, browser):
         page.close()
 
 
+def test_overview_loads_the_chart_library_ahead(server, browser):
+    """The overview draws no chart, yet the browser has imported plotly.js by the time the
+    student has read it (ui.display.preload_chart_library), so the first chart page they
+    move to does not wait for it; the import adds nothing visible to the sidebar."""
+    page, errors = _open(browser, server, "/overview")
+    _wait_idle(page)
+    try:
+        page.wait_for_function("() => window.__mmteachPlotly !== undefined", timeout=30_000)
+        assert page.evaluate("() => window.__mmteachPlotly") == "loaded"
+        assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
+        loaded = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
+                               ".filter(n => n.includes('/static/js/PlotlyChart.'))")
+        assert len(loaded) == 1, loaded  # fetched once, under the name the page's charts import
+        heights = page.evaluate(
+            "() => Array.from(document.querySelectorAll('[data-testid=\"stSidebar\"] [data-testid=\"stHtml\"]'))"
+            ".map(e => e.getBoundingClientRect().height)")
+        assert heights and max(heights) == 0, heights
+        # moving to a chart page finds the library loaded: charts draw, with no page error
+        page.locator('[data-testid="stSidebarNav"] a[href$="/frequency"]').click()
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+        _check(page, errors)
+    finally:
+        page.close()
+
+
 @pytest.mark.skipif(not (ROOT / "pages" / "6_simulation.py").is_file(),
                     reason="no simulation page in this build")
 @pytest.mark.parametrize("present", [False, True], ids=["normal", "presentation"])

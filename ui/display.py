@@ -8,6 +8,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -199,6 +200,39 @@ def show_fig(fig: go.Figure, *, key: str | None = None) -> None:
         fig = presentation_figure(fig)
     fig = shared(fig)
     st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+
+
+def _plotly_chunk() -> str | None:
+    """File name of Streamlit's plotly.js chunk (``static/js/PlotlyChart.<hash>.js``), or None."""
+    found = sorted((Path(st.__file__).parent / "static" / "static" / "js").glob("PlotlyChart.*.js"))
+    return found[0].name if len(found) == 1 else None
+
+
+PLOTLY_CHUNK = _plotly_chunk()
+# Starts the import when the browser is idle, resolved against the main bundle's own URL (so
+# it is the same module React imports later, under any base path); a failure only means the
+# chart pays for the import itself, as without this.
+_PRELOAD_JS = """<script>(() => {
+  const main = document.querySelector('script[type="module"][src*="/static/js/index."]');
+  if (!main || window.__mmteachPlotly) return;
+  window.__mmteachPlotly = true;
+  const start = () => import(new URL("./%s", main.src).href)
+    .then(() => { window.__mmteachPlotly = "loaded"; }, () => { window.__mmteachPlotly = "failed"; });
+  (window.requestIdleCallback || ((f) => setTimeout(f, 200)))(start, {timeout: 2000});
+})();</script>"""
+
+
+def preload_chart_library() -> None:
+    """Have the browser load plotly.js (a 4.7 MB script it spends ~0.7 s of its main thread
+    on) while it waits for the server, not after the first chart arrives.
+
+    Streamlit imports it only when a page's first chart is drawn, so without this a page's
+    charts wait for it: after the script on a first visit, and on the first chart page a
+    student moves to from the overview. Nothing is shown. Skipped if this Streamlit's chunk
+    is not where it is expected.
+    """
+    if PLOTLY_CHUNK is not None:
+        st.html(_PRELOAD_JS % PLOTLY_CHUNK, unsafe_allow_javascript=True)
 
 
 def _cell_formatter(how: str | Callable[[Any], str] | None) -> Callable[[Any], str]:
