@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,35 @@ def test_one_speed_for_runs_on_a_machine_of_one_speed() -> None:
     fast = {"machine": {**one["machine"], "speed_probe_s": 0.0141}}
     head = hr.block({**sweep, **fast}, demand, {**one, **fast}, None, "abc", "d").split("\n")[1]
     assert "`loadtest.speed_probe` took 14 ms before the runs" in head
+
+
+def test_record_reports_first_visits_and_sidebar_opens() -> None:
+    rec = loadtest.Record()
+    rec.opens = [("chromium", "frequency", 1.2), ("protocol", "frequency", 0.2)]
+    rec.first_visits = [("frequency", 2.5), ("water-lick", 4.0)]
+    rec.browser_opens = [("frequency", 3.1, math.nan, 0.4, 1.2)]
+    out = rec.report({})
+    assert out["first_visit"]["n"] == 2 and out["first_visit"]["max"] == 4.0
+    assert out["open"]["n"] == 2 and out["open"]["max"] == 1.2  # first visits are not page opens
+    assert out["chromium_opens"] == [{"page": "frequency", "at_s": 3.1, "first_message_s": None,
+                                      "script_finished_s": 0.4, "drawn_s": 1.2}]
+
+
+def test_class_block_and_targets_say_how_chromium_students_arrived() -> None:
+    from tools import hosting_report as hr
+
+    sweep, one, _ = _reports()
+    assert not any("typed the app's address" in line for line in hr.class_block(one))
+    via = {**one, "arrive": "overview", "read_s": [3.0, 10.0], "first_visit": _summary(4, 2.1, 4.4, 4.4),
+           "chromium_opens": [{"page": "water-lick", "at_s": 11.9, "first_message_s": None,
+                               "script_finished_s": 0.61, "drawn_s": 1.35}]}
+    text = "\n".join(hr.class_block(via))
+    assert "read the overview for 3-10 s and clicked their page in the sidebar" in text
+    assert "| chromium first visit | 4 | 2.10 | 4.40 | 4.40 |" in text
+    assert ("(s after the click: the page's script finished on the server, the charts drawn): "
+            "water-lick (arriving 11.9 s into the class) 0.61, 1.35.") in text
+    line = hr.targets_line(sweep, via)
+    assert "40 students, page open (from the sidebar) p95 <= 3 s: 19.10 s, not met" in line
+    assert line.endswith("first visits (address to overview drawn) took p95 in class 4.40 s.")
+    linked = "\n".join(hr.class_block({**one, "arrive": "link"}))
+    assert "opened their page's own address" in linked

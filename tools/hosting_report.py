@@ -69,9 +69,19 @@ def class_block(r: dict[str, Any]) -> list[str]:
     for kind in ("protocol", "chromium"):
         v = r["by_client"][kind]
         rows += [(f"{kind} open", v["open"]), (f"{kind} change", v["change"])]
+    if r.get("first_visit", {}).get("n"):  # reports from before it was recorded say nothing
+        rows.append(("chromium first visit", r["first_visit"]))
     for name, v in rows:
         if v["n"]:
             out.append(f"| {name} | {v['n']} | {_s(v['p50'])} | {_s(v['p95'])} | {_s(v['max'])} |")
+    if r.get("arrive") == "overview":  # reports from before it was recorded: the page's own address
+        out += ["", f"The Chromium students typed the app's address, read the overview for {r['read_s'][0]:g}-"
+                f"{r['read_s'][1]:g} s and clicked their page in the sidebar: their open is that click to the page "
+                "drawn; their first visit, the address to the overview drawn, is when their browser loads "
+                "Streamlit's code (once a day per student)."]
+    elif r.get("arrive") == "link":
+        out += ["", "The Chromium students opened their page's own address: their open includes the browser "
+                "loading Streamlit's code and plotly.js."]
     mem = [mb for _, mb in r["memory_mb"]]
     cpu = r["cpu"]
     growth = r["memory_growth_last_half"]
@@ -89,10 +99,16 @@ def class_block(r: dict[str, Any]) -> list[str]:
                 + ", ".join(f"{k.replace(' ', ', ')} {v}" for k, v in tail.items()) + "."]
     opens = r.get("chromium_opens")
     if opens:  # reports from before it was recorded say nothing
-        out += ["", "The Chromium opens in parts (s after navigating: the websocket's first message, the "
-                "page's script finished on the server, the charts drawn): "
-                + "; ".join(f"{o['page']} (arriving {o['at_s']:g} s into the class) {o['first_message_s']:.2f}, "
-                            f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}" for o in opens) + "."]
+        if all(o["first_message_s"] is None for o in opens):  # opened from the sidebar: one websocket
+            out += ["", "The Chromium opens in parts (s after the click: the page's script finished on the "
+                    "server, the charts drawn): "
+                    + "; ".join(f"{o['page']} (arriving {o['at_s']:g} s into the class) "
+                                f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}" for o in opens) + "."]
+        else:
+            out += ["", "The Chromium opens in parts (s after navigating: the websocket's first message, the "
+                    "page's script finished on the server, the charts drawn): "
+                    + "; ".join(f"{o['page']} (arriving {o['at_s']:g} s into the class) {o['first_message_s']:.2f}, "
+                                f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}" for o in opens) + "."]
     return out
 
 
@@ -133,10 +149,14 @@ def targets_line(sweep: dict[str, Any], one: dict[str, Any], two: dict[str, Any]
         ("on 1 process", one), (f"on {two['machine'].get('replicas', 2)} replicas", two)]
     for where, run in classes:
         who = f"40 students {where}".rstrip()
+        opened = "page open (from the sidebar)" if run.get("arrive") == "overview" else "page open"
         checks += [(f"{who}, change p95 <= 1.5 s", run["change"]["p95"], 1.5),
-                   (f"{who}, page open p95 <= 3 s", run["open"]["p95"], 3.0)]
+                   (f"{who}, {opened} p95 <= 3 s", run["open"]["p95"], 3.0)]
     parts = [f"{what}: {_s(got)} s, {'met' if got is not None and got <= limit else 'not met'}"
              for what, got, limit in checks]
+    # not a target, said beside them: the first visits the sidebar opens come after
+    visits = [f"{where or 'in class'} {_s(run['first_visit']['p95'])} s" for where, run in classes
+              if run.get("first_visit", {}).get("n")]
     for where, run in classes:
         growth = run.get("memory_growth_last_half")
         if growth is not None:
@@ -145,7 +165,11 @@ def targets_line(sweep: dict[str, Any], one: dict[str, Any], two: dict[str, Any]
     errors = sweep["errors"] + sum(run["errors"] for _, run in classes)
     parts.append(f"zero errors: {errors}, {'met' if errors == 0 else 'not met'}")
     held = sum(p.endswith(", met") for p in parts)
-    return f"Issue 11's targets ({held} of {len(parts)} met): " + "; ".join(parts) + "."
+    line = f"Issue 11's targets ({held} of {len(parts)} met): " + "; ".join(parts) + "."
+    if visits:
+        line += (" Not a target, beside them: the Chromium students' first visits (address to overview drawn) "
+                 "took p95 " + ", ".join(visits) + ".")
+    return line
 
 
 def block(sweep: dict, demand: dict, one: dict, two: dict | None, commit: str, day: str) -> str:

@@ -16,7 +16,12 @@ the ``script_finished`` message arrives, so their times include the server's wor
 transfer of every element, but not the drawing. ``--browsers`` students are real headless
 Chromium (Debian's /usr/bin/chromium through playwright; never a downloaded browser): their
 times run from the click or key press until the script has finished, no element is stale
-any more and every plotly chart has drawn (two animation frames after that).
+any more and every plotly chart has drawn (two animation frames after that). They arrive
+as a class does (``--arrive overview``, the default): they type the app's address, read the
+overview for ``--read`` seconds (the report's ``first_visit``: address to overview drawn, the
+browser loading Streamlit's code) and click their page in the sidebar (their ``open``: click
+to page drawn). ``--arrive link`` opens the page's own address instead (a link the instructor
+shared): then ``open`` includes the browser loading Streamlit's code and plotly.js.
 
 Each student opens one example page (spread evenly), then every ``--think`` seconds changes
 a control of that page (sliders to one of five positions, presets, structure, estimation,
@@ -99,6 +104,7 @@ class Record:
     # a Chromium open in parts: (page, its arrival in s after the class began (0 in a sweep), s to the websocket's first
     # message, s to the script's end on the server, s to the charts drawn)
     browser_opens: list[tuple[str, float, float, float, float]] = field(default_factory=list)
+    first_visits: list[tuple[str, float]] = field(default_factory=list)  # (page, s) of Chromium's address to overview
 
     def report(self, meta: dict[str, Any]) -> dict[str, Any]:
         pages = sorted({p for _, p, _ in self.opens} | {p for _, p, _, _ in self.changes})
@@ -109,6 +115,7 @@ class Record:
             kind: {"open": summary([t for k, _, t in self.opens if k == kind]),
                    "change": summary([t for k, _, _, t in self.changes if k == kind])}
             for kind in ("protocol", "chromium")}
+        out["first_visit"] = summary([t for _, t in self.first_visits])
         out["by_page"] = {p: {"open": summary([t for _, q, t in self.opens if q == p]),
                               "change": summary([t for _, q, _, t in self.changes if q == p])}
                           for p in pages}
@@ -122,7 +129,8 @@ class Record:
         out["error_examples"] = self.errors[:10]
         out["error_boxes_shown"] = self.error_boxes
         out["error_box_messages"] = [[text, n] for text, n in self.error_box_texts.most_common(10)]
-        out["chromium_opens"] = [{"page": p, "at_s": round(at, 1), "first_message_s": round(first, 2),
+        out["chromium_opens"] = [{"page": p, "at_s": round(at, 1),
+                                  "first_message_s": None if math.isnan(first) else round(first, 2),
                                   "script_finished_s": round(done, 2), "drawn_s": round(drawn, 2)}
                                  for p, at, first, done, drawn in self.browser_opens]
         out["memory_mb"] = [[round(t, 1), round(m, 1)] for t, m in self.memory]
@@ -651,19 +659,47 @@ class BrowserStudent:
             self.requested += 1
             self.requested_at = time.perf_counter()
 
-    async def open(self) -> float:
-        """Seconds from the navigation to the page drawn; ``open_parts`` then holds the
-        seconds to the websocket's first message and to the script's end on the server."""
+    async def _visit(self, path: str) -> float:
+        """A new tab on ``path``: seconds from the navigation to the page drawn; ``open_parts``
+        then holds the seconds to the websocket's first message and to the script's end."""
         ctx = await self.browser.new_context(viewport={"width": 1400, "height": 1000})
         self.tab = await ctx.new_page()
         self.tab.on("pageerror", lambda exc: self.errors.append(f"{self.page_name}: page error {exc}"))
         self.tab.on("websocket", lambda ws: (ws.on("framereceived", self._frame), ws.on("framesent", self._sent)))
         t0 = time.perf_counter()
-        target = f"{self.url}/{self.page_name}" + (f"?{self.query}" if self.query else "")
+        target = f"{self.url}/{path}" + (f"?{self.query}" if self.query else "")
         await self.tab.goto(target, wait_until="domcontentloaded", timeout=RERUN_TIMEOUT_S * 1000)
         await self._wait_drawn(0, t0)
         drawn = time.perf_counter() - t0
         self.open_parts = (self.first_frame_at - t0, self.finished_at - t0)
+        return drawn
+
+    async def open(self) -> float:
+        """The page by its own address (a shared link): seconds until drawn (see ``_visit``)."""
+        return await self._visit(self.page_name)
+
+    async def land(self) -> float:
+        """The app's address, as a student types it: seconds until the overview is drawn."""
+        took = await self._visit("")
+        # "/" forwards to /overview (app.py): the overview has drawn when its run is over
+        while not self.tab.url.rstrip("/").endswith("/overview") and self.finished < 2:
+            await self._wait_drawn(self.finished, time.perf_counter())
+        return took
+
+    async def go_to_page(self) -> float:
+        """Click the page's link in the sidebar: seconds until the page is drawn;
+        ``open_parts`` then holds (nan, seconds to the script's end on the server)."""
+        link = self.tab.locator(f'[data-testid="stSidebarNav"] a[href$="/{self.page_name}"]')
+        await link.wait_for(timeout=RERUN_TIMEOUT_S * 1000)
+        before, requested = self.finished, self.requested
+        t0 = time.perf_counter()
+        await link.click()
+        deadline = t0 + RERUN_TIMEOUT_S
+        while self.requested <= requested and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+        await self._wait_drawn(before, t0)
+        drawn = time.perf_counter() - t0
+        self.open_parts = (math.nan, self.finished_at - t0)
         return drawn
 
     async def _wait_drawn(self, finished_before: int, t0: float) -> None:
@@ -764,12 +800,20 @@ async def launch_chromium(pw: Any) -> Any:
 
 
 async def browser_student(browser: Any, url: str, page: str, rec: Record, end: float,
-                          think: tuple[float, float], rng: random.Random, ramp_s: float) -> None:
+                          think: tuple[float, float], rng: random.Random, ramp_s: float,
+                          read: tuple[float, float] | None = None) -> None:
+    """A Chromium student: arrives through the overview (``read``: seconds spent on it) or,
+    with ``read`` None, by the page's own address; then changes controls."""
     arrival = rng.uniform(0, ramp_s)
     await asyncio.sleep(arrival)
     student = BrowserStudent(browser, url, page)
     try:
-        took = await student.open()
+        if read is None:
+            took = await student.open()
+        else:
+            rec.first_visits.append((page, await student.land()))
+            await asyncio.sleep(rng.uniform(*read))
+            took = await student.go_to_page()
         rec.opens.append(("chromium", page, took))
         rec.browser_opens.append((page, arrival, *student.open_parts, took))
         for step in range(MAX_CHANGES_PER_STUDENT):
@@ -819,7 +863,8 @@ async def run_class(url: str, pids: list[int], args: argparse.Namespace) -> dict
         page = pages[i % len(pages)]
         srng = random.Random(rng.random())
         if i < args.browsers:
-            tasks.append(browser_student(browsers[0], url, page, rec, end, think, srng, args.ramp))
+            read = (args.read_min, args.read_max) if args.arrive == "overview" else None
+            tasks.append(browser_student(browsers[0], url, page, rec, end, think, srng, args.ramp, read))
         else:
             tasks.append(protocol_student(url, page, rec, end, think, srng, args.ramp))
     try:
@@ -835,6 +880,7 @@ async def run_class(url: str, pids: list[int], args: argparse.Namespace) -> dict
         if pw_cm is not None:
             await pw_cm.__aexit__(None, None, None)
     return rec.report({"mode": "class", "students": args.students, "browsers": args.browsers,
+                       "arrive": args.arrive, "read_s": [args.read_min, args.read_max],
                        "duration_s": args.duration, "think_s": list(think), "pages": pages,
                        "elapsed_s": round(time.monotonic() - t0, 1), "cpu": used})
 
@@ -1032,6 +1078,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--ramp", type=float, default=20, help="students arrive over this many seconds")
     ap.add_argument("--think-min", type=float, default=2.0)
     ap.add_argument("--think-max", type=float, default=6.0)
+    ap.add_argument("--arrive", choices=("overview", "link"), default="overview",
+                    help="how Chromium students arrive: the app's address, then their page in the sidebar "
+                         "(overview), or their page's own address (link)")
+    ap.add_argument("--read-min", type=float, default=3.0, help="seconds a student reads the overview (least)")
+    ap.add_argument("--read-max", type=float, default=10.0, help="... (most)")
     ap.add_argument("--pages", default=",".join(EXAMPLE_PAGES))
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sweep", action="store_true", help="one Chromium student, every control")
@@ -1114,7 +1165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = json.dumps(report, indent=1)
     if args.json:
         Path(args.json).write_text(text + "\n")
-    short = {k: report.get(k) for k in ("open", "change", "errors", "memory_growth_last_half", "cpu",
+    short = {k: report.get(k) for k in ("open", "first_visit", "change", "errors", "memory_growth_last_half", "cpu",
                                         "server_cpu_s_per_change", "students_per_core_at_full_load",
                                         "browser_rerun_max", "slowest_page", "server_tracebacks", "machine")}
     print(json.dumps(short, indent=1))
