@@ -62,7 +62,7 @@ with st.sidebar:
         f"public any more: the built-in data are a *{sources.RECONSTRUCTION_LABEL.lower()}*. "
         "Each example page can load the original file instead."
     )
-    display.preload_chart_library()  # while the first page's script runs: see its docstring
+    display.preload_chart_library()  # plotly.js while the student reads: see its docstring
 if state.presenting():
     st.set_page_config(initial_sidebar_state="collapsed")  # the first screen is the page, not the menu
     st.html(display.PRESENTATION_CSS)
