@@ -99,16 +99,17 @@ def class_block(r: dict[str, Any]) -> list[str]:
                 + ", ".join(f"{k.replace(' ', ', ')} {v}" for k, v in tail.items()) + "."]
     opens = r.get("chromium_opens")
     if opens:  # reports from before it was recorded say nothing
-        if all(o["first_message_s"] is None for o in opens):  # opened from the sidebar: one websocket
-            out += ["", "The Chromium opens in parts (s after the click: the page's script finished on the "
-                    "server, the charts drawn): "
-                    + "; ".join(f"{o['page']} (arriving {o['at_s']:g} s into the class) "
-                                f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}" for o in opens) + "."]
-        else:
-            out += ["", "The Chromium opens in parts (s after navigating: the websocket's first message, the "
-                    "page's script finished on the server, the charts drawn): "
-                    + "; ".join(f"{o['page']} (arriving {o['at_s']:g} s into the class) {o['first_message_s']:.2f}, "
-                                f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}" for o in opens) + "."]
+        # from the sidebar the websocket is already open: no first message to time
+        clicked = all(o["first_message_s"] is None for o in opens)
+        head = ("s after the click: " if clicked else "s after navigating: the websocket's first message, ")
+
+        def parts(o: dict[str, Any]) -> str:
+            first = "" if clicked else f"{o['first_message_s']:.2f}, "
+            return (f"{o['page']} (arriving {o['at_s']:g} s into the class) {first}"
+                    f"{o['script_finished_s']:.2f}, {o['drawn_s']:.2f}")
+
+        out += ["", f"The Chromium opens in parts ({head}the page's script finished on the server, the charts "
+                "drawn): " + "; ".join(parts(o) for o in opens) + "."]
     return out
 
 
