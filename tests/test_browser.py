@@ -150,10 +150,13 @@ def _watch_not_found(page, errors: list[str]) -> None:
     page.on("websocket", lambda ws: ws.on("framereceived", received))
 
 
-def _start(browser, server, url: str, viewport: dict[str, int] | None = None):
+def _start(browser, server, url: str, viewport: dict[str, int] | None = None, init_script: str | None = None):
     """A new tab on ``url``, its page errors and "page not found" messages recorded from
-    the start; returns once the document has loaded (the script may still be running)."""
+    the start; returns once the document has loaded (the script may still be running).
+    ``init_script`` runs in the tab before the page's own scripts."""
     page = browser.new_page(viewport=viewport or {"width": 1400, "height": 1000})
+    if init_script:
+        page.add_init_script(init_script)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     _watch_not_found(page, errors)
@@ -260,7 +263,7 @@ def test_overview_loads_the_chart_library_ahead(server, browser):
     page, errors = _open(browser, server, "/overview")
     _wait_idle(page)
     try:
-        page.wait_for_function("() => window.__mmteachPlotly !== undefined", timeout=30_000)
+        page.wait_for_function("() => ['loaded', 'failed'].includes(window.__mmteachPlotly)", timeout=30_000)
         assert page.evaluate("() => window.__mmteachPlotly") == "loaded"
         assert page.locator('[data-testid="stPlotlyChart"]').count() == 0
         loaded = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)"
@@ -273,6 +276,33 @@ def test_overview_loads_the_chart_library_ahead(server, browser):
         # moving to a chart page finds the library loaded: charts draw, with no page error
         page.locator('[data-testid="stSidebarNav"] a[href$="/frequency"]').click()
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+        _check(page, errors)
+    finally:
+        page.close()
+
+
+def test_chart_library_waits_while_the_student_works(server, browser):
+    """The plotly.js import (one long task on the browser's main thread) does not start while
+    the student types or clicks: only after a quiet second (ui.display.PRELOAD_QUIET_MS), so a
+    control changed on a page without charts is not held up by it."""
+    from ui.display import PRELOAD_QUIET_MS
+
+    # a key every 0.3 s from before the app's first script until the test says stop
+    typing = ("window.__typing = setInterval(() => window.dispatchEvent("
+              "new KeyboardEvent('keydown', {key: 'Shift'})), 300);")
+    page, errors = _start(browser, server, "/overview", init_script=typing)
+    try:
+        page.wait_for_selector('[data-testid="stMain"] h1', timeout=120_000)
+        page.wait_for_function("() => window.__mmteachPlotly !== undefined", timeout=60_000)
+        for _ in range(6):  # 3 s of typing on an idle page: still waiting
+            page.wait_for_timeout(500)
+            assert page.evaluate("() => window.__mmteachPlotly") == "waiting"
+        stopped = page.evaluate("() => { clearInterval(window.__typing); return performance.now(); }")
+        page.wait_for_function("() => ['loaded', 'failed'].includes(window.__mmteachPlotly)", timeout=30_000)
+        assert page.evaluate("() => window.__mmteachPlotly") == "loaded"
+        started = page.evaluate("() => window.__mmteachPlotlyStarted")
+        # the last key may have come up to 0.3 s before "stopped"
+        assert started - stopped >= PRELOAD_QUIET_MS * 0.7, (started, stopped)
         _check(page, errors)
     finally:
         page.close()

@@ -209,31 +209,51 @@ def _plotly_chunk() -> str | None:
 
 
 PLOTLY_CHUNK = _plotly_chunk()
-# Starts the import when the browser is idle, resolved against the main bundle's own URL (so
-# it is the same module React imports later, under any base path); a failure only means the
-# chart pays for the import itself, as without this.
+# Starts the import once the page has been idle and the student has not clicked or typed for
+# PRELOAD_QUIET_MS: the import is one ~0.6 s task on the browser's main thread, and a control
+# changed while it runs waits for it (a simulation slider moved right after a page opened by
+# its link took 0.87 s instead of 0.12 s). Resolved against the main bundle's own URL (so it is
+# the same module React imports later, under any base path); a failure only means the chart
+# pays for the import itself, as without this. ``window.__mmteachPlotly`` says how far it got.
+PRELOAD_QUIET_MS = 1000
 _PRELOAD_JS = """<script>(() => {
   const main = document.querySelector('script[type="module"][src*="/static/js/index."]');
   if (!main || window.__mmteachPlotly) return;
-  window.__mmteachPlotly = true;
-  const start = () => import(new URL("./%s", main.src).href)
-    .then(() => { window.__mmteachPlotly = "loaded"; }, () => { window.__mmteachPlotly = "failed"; });
-  (window.requestIdleCallback || ((f) => setTimeout(f, 200)))(start, {timeout: 2000});
+  window.__mmteachPlotly = "waiting";
+  const idle = window.requestIdleCallback || ((f) => setTimeout(f, 200));
+  const inputs = ["pointerdown", "keydown"];
+  let lastInput = 0;
+  const touched = () => { lastInput = performance.now(); };
+  const start = () => {
+    inputs.forEach((t) => window.removeEventListener(t, touched, true));
+    window.__mmteachPlotly = "importing";
+    window.__mmteachPlotlyStarted = performance.now();
+    import(new URL("./%(chunk)s", main.src).href)
+      .then(() => { window.__mmteachPlotly = "loaded"; }, () => { window.__mmteachPlotly = "failed"; });
+  };
+  const wait = () => idle(() => {
+    const quietFor = %(quiet)d - (performance.now() - lastInput);
+    if (quietFor > 0) setTimeout(wait, quietFor); else start();
+  });
+  inputs.forEach((t) => window.addEventListener(t, touched, {capture: true, passive: true}));
+  touched();
+  wait();
 })();</script>"""
 
 
 def preload_chart_library() -> None:
     """Have the browser load plotly.js (a 4.7 MB script it spends ~0.7 s of its main thread
-    on) as soon as it is idle, not when a page's first chart arrives.
+    on) while the student reads, not when a page's first chart arrives.
 
     Streamlit imports it only for the first chart, so the first chart page a student moves to
     from the overview waited for it: alone, 1.7-2.5 s to that page drawn without this and
     1.0-1.5 s with it (3 Dec 2026). A page opened by its own address gains nothing: the
-    browser is busy the whole time. Nothing is shown. Skipped if this Streamlit's chunk is
-    not where it is expected.
+    browser is busy the whole time. The import waits for a quiet second (no click, no key:
+    ``PRELOAD_QUIET_MS``) so that it does not hold up a control the student is changing.
+    Nothing is shown. Skipped if this Streamlit's chunk is not where it is expected.
     """
     if PLOTLY_CHUNK is not None:
-        st.html(_PRELOAD_JS % PLOTLY_CHUNK, unsafe_allow_javascript=True)
+        st.html(_PRELOAD_JS % {"chunk": PLOTLY_CHUNK, "quiet": PRELOAD_QUIET_MS}, unsafe_allow_javascript=True)
 
 
 def _cell_formatter(how: str | Callable[[Any], str] | None) -> Callable[[Any], str]:
