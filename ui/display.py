@@ -212,9 +212,10 @@ PLOTLY_CHUNK = _plotly_chunk()
 # Starts the import once the page has been idle and the student has not clicked or typed for
 # PRELOAD_QUIET_MS: the import is one ~0.6 s task on the browser's main thread, and a control
 # changed while it runs waits for it (a simulation slider moved right after a page opened by
-# its link took 0.87 s instead of 0.12 s). Resolved against the main bundle's own URL (so it is
-# the same module React imports later, under any base path); a failure only means the chart
-# pays for the import itself, as without this. ``window.__mmteachPlotly`` says how far it got.
+# its link: 0.84-0.88 s to the redraw instead of 0.13-0.14 s). Resolved against the main
+# bundle's own URL (so it is the same module React imports later, under any base path); a
+# failure only means the chart pays for the import itself, as without this.
+# ``window.__mmteachPlotly`` says how far it got.
 PRELOAD_QUIET_MS = 1000
 _PRELOAD_JS = """<script>(() => {
   const main = document.querySelector('script[type="module"][src*="/static/js/index."]');
