@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse, stats
-from scipy.special import gammaln
+from scipy.special import gammaincinv, gammaln, ndtri
 
 from mmteach.errors import ModelError
 from mmteach.families import canonical_loglik, canonical_mean_weight, check_family, check_response, log_normaliser
@@ -358,8 +358,12 @@ def _draws(d: int, n: int) -> np.ndarray:
     random draws."""
     u = stats.qmc.Sobol(d + 1, scramble=True, seed=20221).random_base2(int(math.log2(n)))
     u = np.clip(u, 1e-12, 1 - 1e-12)
-    z = stats.norm.ppf(u[:, :d])
-    out = z / np.sqrt(stats.chi2.ppf(u[:, d], _NU) / _NU)[:, None]
+    # the normal and chi-square quantiles by the special functions that scipy.stats' norm.ppf
+    # and chi2.ppf call, without their argument checks: the same arrays, bit for bit, in ~60
+    # instead of ~100 ms for a random slope's 65,536 draws, which each pool worker computes
+    # the first time it meets a model of that size
+    z = ndtri(u[:, :d])
+    out = z / np.sqrt(2.0 * gammaincinv(_NU / 2, u[:, d]) / _NU)[:, None]
     out.flags.writeable = False  # cached and shared between fits
     return out
 

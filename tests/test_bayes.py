@@ -137,6 +137,20 @@ def test_deterministic():
     pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.parametrize(("d", "n"), [(3, 16384), (18, 65536)])
+def test_draws_are_multivariate_t_quantiles_of_the_sobol_points(d, n):
+    """The proposal's draws are the normal quantiles of a scrambled Sobol sequence over the
+    square root of a chi-square(nu)/nu quantile, exactly as scipy.stats' norm.ppf and chi2.ppf
+    give them (bayes._draws calls their special functions directly, for speed)."""
+    from scipy import stats
+
+    from mmteach.bayes import _NU, _draws
+
+    u = np.clip(stats.qmc.Sobol(d + 1, scramble=True, seed=20221).random_base2(int(math.log2(n))), 1e-12, 1 - 1e-12)
+    expected = stats.norm.ppf(u[:, :d]) / np.sqrt(stats.chi2.ppf(u[:, d], _NU) / _NU)[:, None]
+    np.testing.assert_array_equal(_draws(d, n), expected)
+
+
 def test_narrow_prior_moves_bayes_factor_not_estimate():
     # Lindley: the Bayes factor follows the prior width, the posterior hardly does
     d = load_dataset("water_lick")
