@@ -13,10 +13,6 @@ import streamlit as st
 from ui import compute, display, sources, state, warm
 
 HERE = Path(__file__).parent
-compute.use_python_strings()  # before any data are read: see its docstring
-
-st.set_page_config(page_title="mmteach: mixed models for neuroscience", page_icon=":material/biotech:",
-                   layout="wide")
 
 # (file, title, icon, URL path): the URL paths are what instructors put in shared links.
 # Each file is named after its URL path (see ui/router.py for why).
@@ -29,6 +25,7 @@ PAGES = [
     ("pages/6_simulation.py", "Simulation", ":material/casino:", "simulation"),
     ("pages/7_design.py", "Plan an experiment", ":material/calculate:", "design"),
 ]
+
 
 pages = [
     st.Page(path, title=title, icon=icon, url_path=url)
@@ -47,31 +44,43 @@ def _home() -> None:
     st.switch_page(pages[0], query_params=st.query_params.to_dict())
 
 
-home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
-page = st.navigation([home, *pages])
+def main() -> None:
+    """Route this rerun: the shared sidebar, then the page of the URL."""
+    compute.use_python_strings()  # before any data are read: see its docstring
+    st.set_page_config(page_title="mmteach: mixed models for neuroscience", page_icon=":material/biotech:",
+                       layout="wide")
+    home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
+    page = st.navigation([home, *pages])
 
-# Presentation mode is global: read it from the URL once, then from the toggle.
-if "_present_loaded" not in st.session_state:
-    st.session_state["_present_loaded"] = True
-    st.session_state[state.PRESENT_KEY] = st.query_params.get(state.PRESENT_KEY) == "1"
-with st.sidebar:
-    st.toggle("Presentation mode", key=state.PRESENT_KEY,
-              help="Large fonts and one chart per row, for a projector.")
-    st.caption(
-        "Examples 2-4 of Yu et al. (2022, Neuron 110:21-35). Their original files are not "
-        f"public any more: the built-in data are a *{sources.RECONSTRUCTION_LABEL.lower()}*. "
-        "Each example page can load the original file instead."
-    )
-    display.preload_chart_library()  # plotly.js while the student reads: see its docstring
-if state.presenting():
-    st.set_page_config(initial_sidebar_state="collapsed")  # the first screen is the page, not the menu
-    st.html(display.PRESENTATION_CSS)
-    st.query_params[state.PRESENT_KEY] = "1"
-elif state.PRESENT_KEY in st.query_params:
-    del st.query_params[state.PRESENT_KEY]
+    # Presentation mode is global: read it from the URL once, then from the toggle.
+    if "_present_loaded" not in st.session_state:
+        st.session_state["_present_loaded"] = True
+        st.session_state[state.PRESENT_KEY] = st.query_params.get(state.PRESENT_KEY) == "1"
+    with st.sidebar:
+        st.toggle("Presentation mode", key=state.PRESENT_KEY,
+                  help="Large fonts and one chart per row, for a projector.")
+        st.caption(
+            "Examples 2-4 of Yu et al. (2022, Neuron 110:21-35). Their original files are not "
+            f"public any more: the built-in data are a *{sources.RECONSTRUCTION_LABEL.lower()}*. "
+            "Each example page can load the original file instead."
+        )
+        display.preload_chart_library()  # plotly.js while the student reads: see its docstring
+    if state.presenting():
+        st.set_page_config(initial_sidebar_state="collapsed")  # the first screen is the page, not the menu
+        st.html(display.PRESENTATION_CSS)
+        st.query_params[state.PRESENT_KEY] = "1"
+    elif state.PRESENT_KEY in st.query_params:
+        del st.query_params[state.PRESENT_KEY]
 
-# the first session starts (once per server) a background open of every page on its
-# defaults, so a class's first page opens find warm caches (ui/warm.py)
-warm.start(tuple(url for *_, url in PAGES))
-with display.unexpected_errors(f"page {page.url_path}"):
-    page.run()
+    # the first session starts (once per server) a background open of every page on its
+    # defaults, so a class's first page opens find warm caches (ui/warm.py)
+    warm.start(tuple(url for *_, url in PAGES))
+    with display.unexpected_errors(f"page {page.url_path}"):
+        page.run()
+
+
+# Streamlit runs this file as "__main__". A process-pool worker (ui/compute.py) runs it too as
+# it starts, as "__mp_main__" (multiprocessing's spawn preparation re-imports the parent's main
+# script, and during a rerun that is this file): there it must only define, not route.
+if __name__ == "__main__":
+    main()

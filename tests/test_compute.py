@@ -216,3 +216,34 @@ def test_python_string_storage_gives_the_same_results_and_reaches_the_workers():
     for arrow, python in zip(out["pyarrow"], out["python"], strict=True):
         pd.testing.assert_frame_equal(_text_as_objects(arrow), _text_as_objects(python), check_exact=True)
     assert compute._pool(compute.WORKERS or 1).submit(pd.get_option, "mode.string_storage").result() == "python"
+
+
+def test_pool_workers_start_without_running_the_app(tmp_path):
+    """A worker started during a rerun re-imports the parent's main script, app.py, as
+    "__mp_main__" (multiprocessing's spawn preparation): there app.py must define its
+    functions but not route (no st.navigation, no page run, no Streamlit element calls)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "worker_probe.py").write_text(
+        "import sys\n\n\ndef main_script_names():\n"
+        "    module = sys.modules.get('__mp_main__')\n"
+        "    return (getattr(module, '__file__', None), sorted(vars(module)) if module else [])\n")
+    script = (
+        "import sys, types\n"
+        f"sys.path[:0] = [{str(ROOT)!r}, {str(tmp_path)!r}]\n"
+        "main = types.ModuleType('__main__')  # as Streamlit's script runner sets it during a rerun\n"
+        f"main.__file__ = {str(ROOT / 'app.py')!r}\n"
+        "sys.modules['__main__'] = main\n"
+        "import worker_probe\n"
+        "from ui import compute\n"
+        "print(compute._pool(1).submit(worker_probe.main_script_names).result())\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    path, names = __import__("ast").literal_eval(run.stdout.strip().splitlines()[-1])
+    assert path == str(ROOT / "app.py")  # the worker did import the app's script ...
+    assert "main" in names and "PAGES" in names
+    assert "page" not in names and "home" not in names  # ... but did not route

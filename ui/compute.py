@@ -139,7 +139,9 @@ def _start_worker() -> None:
 
 @st.cache_resource(show_spinner=False)
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """One pool per server, shared by every session (created at its first use)."""
+    """One pool per server, shared by every session (created at its first use). A worker
+    started during a rerun re-imports app.py as "__mp_main__", where it only defines (the
+    guard at the end of app.py)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     # each worker may grow by budget.MEGABYTES: one student's huge request fails alone
