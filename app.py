@@ -6,13 +6,10 @@ mode for a projector, where the data come from). Run with ``streamlit run app.py
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import streamlit as st
-
-from ui import compute, display, sources, state, warm
-
-HERE = Path(__file__).parent
+# Streamlit runs this file as "__main__" on every rerun. A process-pool worker started during
+# a rerun runs it too, as "__mp_main__" (multiprocessing's spawn preparation re-imports the
+# parent's main script): there it must neither route nor import Streamlit and the app's
+# helpers, which a fit never uses (ui/pool_worker.py), so all of that happens in main().
 
 # (file, title, icon, URL path): the URL paths are what instructors put in shared links.
 # Each file is named after its URL path (see ui/router.py for why).
@@ -27,29 +24,28 @@ PAGES = [
 ]
 
 
-pages = [
-    st.Page(path, title=title, icon=icon, url_path=url)
-    for path, title, icon, url in PAGES
-]
-
-
-def _home() -> None:
-    """The app's root URL: open the overview under its own URL path.
-
-    st.navigation serves its default page at "/" only (its url_path becomes ""), so if the
-    overview were the default page, a shared link to /overview would show Streamlit's
-    "Page not found" dialog. The overview is an ordinary page instead, and "/" forwards
-    to it, keeping the query parameters (e.g. ?presentation=1).
-    """
-    st.switch_page(pages[0], query_params=st.query_params.to_dict())
-
-
 def main() -> None:
     """Route this rerun: the shared sidebar, then the page of the URL."""
-    compute.use_python_strings()  # before any data are read: see its docstring
+    import streamlit as st
+
+    from ui import display, pool_worker, sources, state, warm
+
+    pool_worker.use_python_strings()  # before any data are read: see its docstring
     st.set_page_config(page_title="mmteach: mixed models for neuroscience", page_icon=":material/biotech:",
                        layout="wide")
-    home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
+    pages = [st.Page(path, title=title, icon=icon, url_path=url) for path, title, icon, url in PAGES]
+
+    def home_page() -> None:
+        """The app's root URL: open the overview under its own URL path.
+
+        st.navigation serves its default page at "/" only (its url_path becomes ""), so if the
+        overview were the default page, a shared link to /overview would show Streamlit's
+        "Page not found" dialog. The overview is an ordinary page instead, and "/" forwards
+        to it, keeping the query parameters (e.g. ?presentation=1).
+        """
+        st.switch_page(pages[0], query_params=st.query_params.to_dict())
+
+    home = st.Page(home_page, title="Home", url_path="home", default=True, visibility="hidden")
     page = st.navigation([home, *pages])
 
     # Presentation mode is global: read it from the URL once, then from the toggle.
@@ -79,8 +75,5 @@ def main() -> None:
         page.run()
 
 
-# Streamlit runs this file as "__main__". A process-pool worker (ui/compute.py) runs it too as
-# it starts, as "__mp_main__" (multiprocessing's spawn preparation re-imports the parent's main
-# script, and during a rerun that is this file): there it must only define, not route.
-if __name__ == "__main__":
+if __name__ == "__main__":  # not in a pool worker: see the top of this file
     main()

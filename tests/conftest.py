@@ -171,7 +171,7 @@ def pytest_sessionfinish() -> None:
 @pytest.fixture(autouse=True)
 def _pandas_text_storage():
     """An app test runs app.py, which keeps text as Python strings for the whole process
-    (ui.compute.use_python_strings): put pandas' default back after each test, so that every
+    (ui.pool_worker.use_python_strings): put pandas' default back after each test, so that every
     other test sees it whatever ran before (a joblib worker, say, always starts with it).
     The default, not the value before the test: a module-scoped fixture may run app.py first."""
     yield

@@ -15,7 +15,7 @@ from mmteach.errors import ModelError
 from mmteach.lm import fit_lm
 from mmteach.lme import fit_lme
 from mmteach.subsample import cell_counts, subsample_per_group
-from ui import compute
+from ui import compute, pool_worker
 
 
 def test_cache_bounded_by_entries_and_bytes():
@@ -117,7 +117,7 @@ def test_pool_workers_run_pandas_text_and_group_by_work_within_their_memory_limi
     # after the worker's memory limit and every cell count failed with "needed more memory"
     d = load_dataset("ca_frequency")
     ok, value = pickle.loads(compute._pool(compute.WORKERS or 1).submit(
-        compute._run_packed, cell_counts, d, ("midx", "treatment_idx"), {}).result()[0])
+        pool_worker.run_packed, cell_counts, d, ("midx", "treatment_idx"), {}).result()[0])
     assert ok, value
     with pd.option_context("mode.string_storage", "python"):  # as in every worker
         pd.testing.assert_frame_equal(value, cell_counts(d, "midx", "treatment_idx"))
@@ -185,7 +185,7 @@ def test_pool_workers_run_below_the_server_process():
     import os
 
     worker = compute._pool(compute.WORKERS or 1).submit(os.nice, 0).result()
-    assert worker == min(19, os.nice(0) + compute.WORKER_NICE)
+    assert worker == min(19, os.nice(0) + pool_worker.WORKER_NICE)
 
 
 def _text_as_objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -221,7 +221,9 @@ def test_python_string_storage_gives_the_same_results_and_reaches_the_workers():
 def test_pool_workers_start_without_running_the_app(tmp_path):
     """A worker started during a rerun re-imports the parent's main script, app.py, as
     "__mp_main__" (multiprocessing's spawn preparation): there app.py must define its
-    functions but not route (no st.navigation, no page run, no Streamlit element calls)."""
+    functions but not route (no st.navigation, no Streamlit call), and the worker, having
+    run a fit, holds neither Streamlit nor the app's helpers (ui/pool_worker.py)."""
+    import ast
     import subprocess
     import sys
 
@@ -230,7 +232,8 @@ def test_pool_workers_start_without_running_the_app(tmp_path):
     (tmp_path / "worker_probe.py").write_text(
         "import sys\n\n\ndef main_script_names():\n"
         "    module = sys.modules.get('__mp_main__')\n"
-        "    return (getattr(module, '__file__', None), sorted(vars(module)) if module else [])\n")
+        "    return (getattr(module, '__file__', None), sorted(vars(module)) if module else [],\n"
+        "            sorted(m for m in sys.modules if m == 'streamlit' or m.startswith(('streamlit.', 'ui.'))))\n")
     script = (
         "import sys, types\n"
         f"sys.path[:0] = [{str(ROOT)!r}, {str(tmp_path)!r}]\n"
@@ -238,12 +241,17 @@ def test_pool_workers_start_without_running_the_app(tmp_path):
         f"main.__file__ = {str(ROOT / 'app.py')!r}\n"
         "sys.modules['__main__'] = main\n"
         "import worker_probe\n"
-        "from ui import compute\n"
-        "print(compute._pool(1).submit(worker_probe.main_script_names).result())\n")
+        "from ui import compute, pool_worker\n"
+        "from mmteach.lm import fit_lm\n"
+        "from mmteach.datasets import load_dataset\n"
+        "pool = compute._pool(1)\n"
+        "pool.submit(pool_worker.run_packed, fit_lm, load_dataset('ca_frequency'), ('res ~ 1',), {}).result()\n"
+        "print(pool.submit(worker_probe.main_script_names).result())\n")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                          cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
-    path, names = __import__("ast").literal_eval(run.stdout.strip().splitlines()[-1])
+    path, names, modules = ast.literal_eval(run.stdout.strip().splitlines()[-1])
     assert path == str(ROOT / "app.py")  # the worker did import the app's script ...
     assert "main" in names and "PAGES" in names
     assert "page" not in names and "home" not in names  # ... but did not route
+    assert modules == ["ui.pool_worker"]  # no Streamlit, none of the Streamlit helpers

@@ -31,10 +31,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from mmteach import budget, errors
+from mmteach import errors
 from mmteach.errors import MMTeachError
 from ui.cache import BoundedCache, data_token, figure_bytes, shared
 from ui.display import escape_markdown
+from ui.pool_worker import run_packed, run_reporting, start_worker
 
 # Bounds (entries, MB); the environment may change them for a bigger or smaller server.
 RESULT_ENTRIES = int(os.environ.get("MMTEACH_CACHE_ENTRIES", 2048))
@@ -50,30 +51,12 @@ WORKERS = int(os.environ.get("MMTEACH_WORKERS", os.cpu_count() or 1))
 # alternated twice, change p95 1.92 and 2.45 s against 1.62 and 1.89 s (frequency page 2.1
 # and 2.8 s against 1.0 and 1.0 s; 3 Dec 2026). MMTEACH_INLINE_S changes it.
 INLINE_S = float(os.environ.get("MMTEACH_INLINE_S", 0.05))
-# The workers run at a lower priority (a higher nice value) than the server process: that one
-# process draws every student's page under one interpreter lock, while a fit is work for one
-# student. When a class asks for more than the cores can give, the pages that need no new fit
-# (cached states, the simulation and your-data pages) then stay quick instead of queueing for
-# the CPU behind the fits. 40 students on 2 cores, back to back: change p50 1.5 and 1.8 s
-# with it, 4.8 and 5.6 s without (the simulation page 0.3 s against 1.2 and 2.7 s); the pages
-# waiting for fits as before (p95 18 and 20 s against 21 and 18 s). One student: the same.
-WORKER_NICE = int(os.environ.get("MMTEACH_WORKER_NICE", 5))
 # Modules the pool's fork server imports once, so a new worker starts in milliseconds.
 # statsmodels too: mmteach.marginal imports it on a GEE's first call, 0.7 s of the first
 # water-lick data change in each new worker otherwise.
 PRELOAD = ["numpy", "pandas", "scipy.optimize", "mmteach.lme", "mmteach.lm", "mmteach.glmm",
-           "mmteach.compare", "mmteach.marginal", "mmteach.bayes", "mmteach.subsample", "statsmodels.api"]
-
-
-def use_python_strings() -> None:
-    """Keep text columns as Python strings (pandas' ``str`` dtype, its "python" storage)
-    instead of Arrow arrays: the same values, missing values and dtype name, but the small
-    tables a page builds on every rerun (``set_index("term")``, look-ups, concatenations)
-    no longer convert Arrow text to Python objects on each step, which was ~15% of the
-    server's samples in a class (py-spy, 3 Dec 2026). The server's CPU per control change
-    (``--demand``, alternated twice): 0.079 and 0.074 s with Arrow, 0.073 and 0.064 s
-    without. Called by app.py (the server) and by each pool worker as it starts."""
-    pd.set_option("mode.string_storage", "python")
+           "mmteach.compare", "mmteach.marginal", "mmteach.bayes", "mmteach.subsample", "statsmodels.api",
+           "ui.pool_worker"]
 
 
 def import_preloaded() -> None:
@@ -113,30 +96,6 @@ def _key(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) 
 # --------------------------------------------------------------------------------------
 # the process pool
 # --------------------------------------------------------------------------------------
-def _run_packed(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> tuple[bytes, float]:
-    """In a worker: the call, its result or teaching error pickled, and its run time."""
-    t0 = time.perf_counter()
-    try:
-        # a time budget in a worker (mmteach.budget; a no-op in the server's threads)
-        out: tuple[bool, Any] = (True, budget.call(fn, data, *args, **kwargs))
-    except MMTeachError as err:
-        out = (False, (type(err).__name__, str(err)))
-    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL), time.perf_counter() - t0
-
-
-def _start_worker() -> None:
-    """A new worker: pandas' first text and group-by operations map their memory (Arrow's
-    allocator reserves address space on first use, over the worker's limit if it comes
-    later: every cell count failed with "needed more memory" in a fresh install), then the
-    limit of :func:`mmteach.budget.limit_memory` counts from there. Text is then kept as
-    Python strings, as in the server (:func:`use_python_strings`)."""
-    text = pd.Series(["a", "b", "a"], dtype="str")
-    pd.DataFrame({"g": text, "x": [1.0, 2.0, 3.0]}).groupby("g")["x"].agg(["sum", "size"]).unstack()
-    use_python_strings()
-    budget.limit_memory()
-    os.nice(WORKER_NICE)  # see WORKER_NICE
-
-
 @st.cache_resource(show_spinner=False)
 def _pool(workers: int) -> ProcessPoolExecutor:
     """One pool per server, shared by every session (created at its first use). A worker
@@ -144,8 +103,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     guard at the end of app.py)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
-    # each worker may grow by budget.MEGABYTES: one student's huge request fails alone
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker)
+    # each worker may grow by mmteach.budget.MEGABYTES: one student's huge request fails alone
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=start_worker)
 
 
 class _Costs:
@@ -193,7 +152,7 @@ def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: di
     key = _key(fn, data, args, kwargs)
     if WORKERS > 0 and not in_place and not COSTS.cheap(name) and name not in _UNPOOLABLE:
         try:
-            packed, seconds = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs).result()
+            packed, seconds = _pool(WORKERS).submit(run_packed, fn, data, args, kwargs).result()
             COSTS.add(name, seconds, key)
             return pickle.loads(packed), len(packed)
         except BrokenProcessPool:
@@ -216,7 +175,7 @@ def _compute(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: di
 def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dict) -> Future:
     """Submit a call to the pool; the Future gives ``(result, nbytes)`` like ``_compute``."""
     out: Future = Future()
-    inner = _pool(WORKERS).submit(_run_packed, fn, data, args, kwargs)
+    inner = _pool(WORKERS).submit(run_packed, fn, data, args, kwargs)
 
     def done(f: Future) -> None:
         try:
@@ -234,27 +193,6 @@ def _launch(fn: Callable[..., Any], data: pd.DataFrame, args: tuple, kwargs: dic
     return out
 
 
-def _run_reporting(fn: Callable[..., Any], path: str, args: tuple, kwargs: dict) -> bytes:
-    """In a worker: ``fn(*args, progress=..., **kwargs)`` writing "done total" to ``path``."""
-    last = [0.0]
-
-    def progress(done: int, total: int) -> None:
-        now = time.monotonic()
-        # a few writes a second are plenty; none once the session stopped waiting
-        if (now - last[0] > 0.1 or done >= total) and os.path.exists(path):
-            last[0] = now
-            tmp = f"{path}.tmp"
-            with open(tmp, "w") as f:
-                f.write(f"{done} {total}")
-            os.replace(tmp, path)
-
-    try:
-        out: tuple[bool, Any] = (True, fn(*args, progress=progress, **kwargs))
-    except MMTeachError as err:
-        out = (False, (type(err).__name__, str(err)))
-    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-
-
 def background(fn: Callable[..., Any], *args: Any, progress: Callable[[int, int], None] | None = None,
                poll_s: float = 0.25, **kwargs: Any) -> Any:
     """``fn(*args, progress=..., **kwargs)`` for a long run a student starts on purpose (a
@@ -268,7 +206,7 @@ def background(fn: Callable[..., Any], *args: Any, progress: Callable[[int, int]
     fd, path = tempfile.mkstemp(prefix="mmteach-progress-")
     os.close(fd)
     try:
-        future = _pool(WORKERS).submit(_run_reporting, fn, path, args, kwargs)
+        future = _pool(WORKERS).submit(run_reporting, fn, path, args, kwargs)
         seen = ""
 
         def relay() -> None:
