@@ -1,8 +1,10 @@
 """What runs in the process pool's workers (ui/compute.py's pool): no Streamlit here, so a worker never imports it.
 
-A worker imports this module to run the calls the server sends it; importing ``ui.compute``
-instead pulled in Streamlit and the app's helpers, ~0.5 s and ~36 MB in each worker
-(measured on the 2-core machine, speed probe ~20-40 ms), for nothing a fit uses.
+A worker imports this module to run the calls the server sends it (the fork server preloads
+it). Importing ``ui.compute`` instead pulled in Streamlit and the app's helpers, for nothing
+a fit uses: each warmed-up worker held 250 MB (proportional share 171 MB), now 210 MB (112 MB),
+and a fresh pool's first two calls took 2.1-2.2 s, now 1.6-1.7 s (3 Dec 2026, alternated twice,
+on a machine whose speed probe took 20-40 ms).
 """
 
 from __future__ import annotations
