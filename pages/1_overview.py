@@ -19,7 +19,7 @@ st.markdown(
 left, right = display.columns(2)
 with left:
     st.subheader("LM: the linear model")
-    st.latex(r"Y = X\beta + \epsilon,\qquad \epsilon \sim N(0, \sigma^2 I)")
+    st.latex(r"\begin{gathered} Y = X\beta + \epsilon \\ \epsilon \sim N(0, \sigma^2 I) \end{gathered}")
     st.markdown(
         "A linear predictor $X\\beta$ and errors that have mean 0, a common variance and "
         "are **independent**. t-tests and ANOVA are LMs."
@@ -32,14 +32,16 @@ with left:
     )
 with right:
     st.subheader("LME: linear mixed-effects model")
-    st.latex(r"Y = X\beta + Z u + \epsilon,\quad u \sim N(0, G),\ \epsilon \sim N(0, \sigma^2 I)")
+    # two lines: on one, the equation overflowed its column on a 1280-pixel screen
+    st.latex(r"\begin{gathered} Y = X\beta + Z u + \epsilon \\ "
+             r"u \sim N(0, G),\quad \epsilon \sim N(0, \sigma^2 I) \end{gathered}")
     st.markdown(
         "Fixed effects $X\\beta$ (the treatment), **random effects** $Zu$ (each mouse's "
         "own offset, e.g. $G = \\sigma_b^2 I$) and errors independent of $u$. Cells of the "
         "same mouse share $u$, so they are correlated."
     )
     st.subheader("GLMM: generalized linear mixed model")
-    st.latex(r"g\big(E(Y \mid X, u)\big) = X\beta + Z u,\qquad u \sim N(0, G)")
+    st.latex(r"\begin{gathered} g\big(E(Y \mid X, u)\big) = X\beta + Z u \\ u \sim N(0, G) \end{gathered}")
     st.markdown(
         "A GLM with random effects: for binary trials from a few mice, e.g. whether a lick "
         "was correct given the neuronal activity."

@@ -256,6 +256,28 @@ def test_root_url_opens_the_overview(server, browser):
         page.close()
 
 
+# each displayed equation's width against the width of the column it sits in
+EQUATION_WIDTHS_JS = """() => Array.from(document.querySelectorAll('.katex-display')).map(e => {
+  const box = e.closest('[data-testid="stColumn"]') || e.closest('[data-testid="stMain"]');
+  return [e.innerText.slice(0, 20), e.scrollWidth, box.clientWidth];
+})"""
+
+
+def test_overview_equations_fit_their_columns_on_a_laptop(server, browser):
+    """At 1280x720 (a laptop, the sidebar open) every model's equation is whole in its
+    column: the LME's on one line was 411 px in a 394-px column, cut at its right edge."""
+    page, errors = _start(browser, server, "/overview", viewport={"width": 1280, "height": 720})
+    try:
+        page.wait_for_selector(".katex-display", timeout=120_000)
+        _wait_idle(page)
+        widths = page.evaluate(EQUATION_WIDTHS_JS)
+        assert len(widths) == 4, widths  # LM, GLM, LME, GLMM
+        assert [w for w in widths if w[1] > w[2]] == [], widths
+        _check(page, errors)
+    finally:
+        page.close()
+
+
 def test_overview_loads_the_chart_library_ahead(server, browser):
     """The overview draws no chart, yet the browser has imported plotly.js by the time the
     student has read it (ui.display.preload_chart_library), so the first chart page they
