@@ -366,3 +366,36 @@ def test_counts_and_trials_keep_double_precision():
     model, _mf, _link = _prepare(counts, "cbind(s, n - s) ~ x + (1 | subj) + (1 | item)", "binomial", (),
                                  10.0, 5.0, None)
     assert _sampling_precision(model) is np.float64
+
+
+def test_draw_counts_follow_the_weights():
+    # powers of 2, at least _MIN_DRAWS, more for heavier points, and as many effective draws
+    # as per_point draws at every point would give (per_point * K_eff)
+    from mmteach.bayes import _MIN_DRAWS, _draw_counts
+
+    log_post = -0.5 * np.linspace(-4.2, 4.2, 43) ** 2  # a Gaussian's grid, step 0.2 SD
+    sizes = _draw_counts(log_post, 256)
+    assert np.all(sizes >= _MIN_DRAWS) and np.all(2 ** np.round(np.log2(sizes)) == sizes)
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    assert np.all(np.diff(sizes[np.argsort(w)]) >= 0)  # more weight, never fewer draws
+    ess = 1 / np.sum((np.repeat(w / sizes, sizes)) ** 2)  # each draw's weight w_k / S_k
+    assert ess >= 256 / np.sum(w**2)
+    assert sizes.sum() < 0.7 * 256 * len(w)  # two thirds of the draws of 256 everywhere (rounded up)
+
+
+@pytest.mark.parametrize(("formula", "share"), [("lick ~ dff + (1 | mouseID)", 0.6),
+                                                ("lick ~ dff + (1 + dff | mouseID)", 0.3)])
+def test_importance_draws_go_where_the_posterior_is(formula, share):
+    # the grid's draws are shared out by the points' Laplace weights (_draw_counts): fewer
+    # likelihood evaluations than _DRAWS at every point, and at least as many effective draws
+    # as that gave (3,892 with a random intercept and 3,657 with a random slope)
+    from mmteach import bayes
+
+    model, _mf, _link = bayes._prepare(load_dataset("water_lick"), formula, "binomial", (), 10.0, 5.0, None)
+    post = bayes._posterior(model)
+    per_point = bayes._DRAWS[model.n_theta]
+    assert len(post.draw_weights) < share * per_point * len(post.weights)
+    assert post.ess >= 0.9 * per_point / np.sum(post.weights**2)
+    assert post.draw_weights.sum() == pytest.approx(1.0)
+    assert np.all(np.diff(post.starts) > 0) and post.starts[0] == 0
