@@ -38,7 +38,7 @@ from mmteach.results import BayesFactor, Coef, Correlation, FitResult, RanefValu
 _DROP = {1: 9.0, 2: 7.0, 3: 6.0}
 # Grid step (in standard deviations of the Gaussian fitted at the mode) by dimension; with
 # importance sampling at each point the coarse 3-D grid still lands within 0.03 posterior
-# SD of brms on the water-lick random-slope model (tests/test_bayes.py), in ~1.5 s
+# SD of brms on the water-lick random-slope model (tests/test_bayes.py), in ~0.2 s
 _STEP = {1: 0.2, 2: 0.6, 3: 1.0}
 _MAX_THETA = 3
 # Importance sampling: the effective draws a fit aims at are those of _DRAWS draws at every
@@ -48,7 +48,7 @@ _DRAWS = {1: 256, 2: 128, 3: 64}
 _MIN_DRAWS = 8
 _NU = 8.0
 _LOOKAHEAD = 8  # with one variance parameter: grid points fitted per side in one batch (_posterior)
-_MIN_ESS = 1000  # fewer effective draws than this get a warning (water lick: ~4,000)
+_MIN_ESS = 1000  # fewer effective draws than this get a warning (water lick: ~5,400-5,700)
 
 
 @dataclass(frozen=True)
@@ -421,8 +421,8 @@ def _importance(model: _Model, conds: Sequence[_Conditional], zt: np.ndarray,
     # halves the memory traffic and doubles the SIMD width (2.5x on this kernel; water lick's
     # fits 53 -> 43 ms with a random intercept, 209 -> 183 ms with a random slope). The error
     # is far below the sampling's own: on water lick the posterior means and SDs move by
-    # < 1e-6 of a posterior SD and log p(y) by < 1e-6, while ~4,000 effective draws leave a
-    # Monte Carlo error of ~1.6% of a posterior SD (tests/test_bayes.py compares the two).
+    # < 1e-6 of a posterior SD and log p(y) by < 1e-6, while ~5,500 effective draws leave a
+    # Monte Carlo error of ~1.4% of a posterior SD (tests/test_bayes.py compares the two).
     precision = precision or _sampling_precision(model)
     y, trials, U = (a.astype(precision) for a in (model.y, model.trials, model.design.U))
     # a few points at a time: eta of <= 256 KB (float32) stays in the cache through canonical_loglik's passes

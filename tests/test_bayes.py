@@ -298,7 +298,7 @@ def _fixed_moments(post, model) -> tuple[np.ndarray, np.ndarray]:
 def test_single_precision_sampling_is_far_inside_the_monte_carlo_error(formula):
     # _importance evaluates the likelihood of every draw in float32 for speed; the posterior
     # (fixed effects' means and SDs) and log p(y) must agree with the float64 evaluation to
-    # far less than the sampling's own error (~1.6% of a posterior SD at ~4,000 draws)
+    # far less than the sampling's own error (~1.4% of a posterior SD at ~5,500 effective draws)
     from mmteach.bayes import _posterior, _prepare, _sampling_precision
 
     model, _mf, _link = _prepare(load_dataset("water_lick"), formula, "binomial", (), 10.0, 5.0, None)
