@@ -76,7 +76,7 @@ with right:
 
 st.subheader("Cells per mouse and time point")
 table = compute.here(cell_counts, sub, "midx", "treatment_idx").rename(columns={str(k): v for k, v in
-                                                                    TIME.items()})
+                                                                    TIME.items()}).rename_axis("mouse")
 display.show_table(table, name="cell counts", key="freq_counts", formats={"% of cells": "{:.1f}"})
 
 st.subheader("The same question, four analyses")

@@ -81,7 +81,7 @@ narrate.say(compute.derived(N.crossing_notice, sub, corr, response="res", time="
 with display.lazy_expander("Cells per mouse", key="amp.counts") as shown:
     if shown:
         display.show_table(compute.here(cell_counts, sub, "midx", "treatment", unit="cidx")
-                           .rename(columns={"1": "baseline", "2": "24h"}),
+                           .rename(columns={"1": "baseline", "2": "24h"}).rename_axis("mouse"),
                            name="cell counts", key="amp_counts", formats={"% of cells": "{:.1f}"})
 display.show_fig(compute.fig(F.spaghetti_plot, sub, "res", "treatment", "cidx", "midx",
                              y_title="integrated amplitude"))
@@ -91,7 +91,7 @@ with left:
     if corr["correlation"].notna().any():
         display.show_fig(compute.derived(F.correlation_boxplot, corr))
 with right:
-    display.show_table(corr.rename(columns={"group": "mouse"}), name="correlations",
+    display.show_table(corr.rename(columns={"group": "mouse", "n_cells": "cells"}), name="correlations",
                   key="amp_corr", hide_index=True)
 
 st.subheader("Pooled, paired and mixed analyses of the 24h change")

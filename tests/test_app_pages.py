@@ -140,6 +140,7 @@ def test_freq_default_numbers(freq):
     counts = shown_table(at, "% of cells")
     assert counts.loc["2", "Total"] == (freq.midx == 2).sum()
     assert counts.loc["Total", "48h"] == (freq.treatment_idx == 2).sum()
+    assert counts.index.name == "mouse"  # a word, not the data's column name
     labels = [b.label for b in at.get("download_button")]
     assert any("comparison table" in lab for lab in labels)
     assert any("data shown" in lab for lab in labels)
@@ -298,6 +299,8 @@ def test_amp_default_numbers(amp):
     corr = next(d.value for d in at.dataframe if "correlation" in d.value.columns)
     direct = F.per_group_correlation(amp, "res", "treatment", "cidx", "midx")
     assert list(corr["correlation"]) == pytest.approx(list(direct["correlation"]))
+    assert list(corr.columns) == ["mouse", "cells", "correlation"]  # words, not the engine's names
+    assert list(corr["cells"]) == list(direct["n_cells"])
 
 
 def test_amp_ladder_matches_compare_models(amp):

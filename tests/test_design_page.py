@@ -18,6 +18,8 @@ def test_rates_table_matches_engine_and_cost_plan_runs():
     at.button(key="design_run_cost").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("cheapest design" in m.value or "No design in the grid" in m.value for m in at.markdown)
+    grid = next(d.value for d in at.dataframe if "cost" in d.value.columns)
+    assert list(grid.columns) == ["mice", "cells per mouse", "cost", "power", "95% CI low", "95% CI high"]
 
 
 def test_within_design_has_the_slope_model():

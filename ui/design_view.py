@@ -83,7 +83,8 @@ def cost_view(plan: CostPlan) -> None:
     display.show_fig(PF.cost_plot(plan), key="design_fig_cost")
     st.markdown(f"**Read it:** {plan.sentence()}")
     with st.expander("Every design in the grid"):
-        display.show_table(plan.grid[["mice", "cells_per_mouse", "cost", "power", "conf_low", "conf_high"]],
-                           name="cost grid", key="design_cost_grid", hide_index=True,
-                           formats={"power": "{:.1%}", "conf_low": "{:.1%}", "conf_high": "{:.1%}",
+        grid = plan.grid[["mice", "cells_per_mouse", "cost", "power", "conf_low", "conf_high"]].rename(
+            columns={"cells_per_mouse": "cells per mouse", "conf_low": "95% CI low", "conf_high": "95% CI high"})
+        display.show_table(grid, name="cost grid", key="design_cost_grid", hide_index=True,
+                           formats={"power": "{:.1%}", "95% CI low": "{:.1%}", "95% CI high": "{:.1%}",
                                     "cost": "{:,.0f}"})
