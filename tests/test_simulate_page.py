@@ -53,6 +53,9 @@ def test_page_opens_without_results(page: AppTest) -> None:
     assert "Run the Monte Carlo simulation" in labels
     assert page.slider(key="sim.k").value == 8  # the URL set the design
     assert any("100,000 rows" in c.value for c in page.caption)
+    # what a run will do, from the URL's settings (no time: it depends on them and on the server)
+    hint = next(i.value for i in page.info if "Run the Monte Carlo simulation" in i.value)
+    assert "40 experiments of 8 classes with 6 rows each" in hint and "second" not in hint
 
 
 def test_run_report_shows_tables(page: AppTest) -> None:

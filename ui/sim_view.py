@@ -75,7 +75,10 @@ def report_view(ps: PageState, results: dict) -> None:
     if run:
         _run(results, "report", now, "Fitting replicates", simulate_report)
     if "report" not in results:
-        st.info("Press **Run the Monte Carlo simulation** (1,000 replicates take about a second).")
+        # the work, from the settings; no time: it depends on the settings and on the server
+        st.info(f"Press **Run the Monte Carlo simulation**: it simulates {now['reps']:,} experiments of "
+                f"{now['n_classes']} classes with {now['n_per_class']} rows each and fits the mixed model "
+                "and the pooled LM to every one; a bar shows how far it has come.")
         return
     settings, rep = results["report"]
     _stale(settings, now)
