@@ -23,7 +23,7 @@ NAME, TERMS, FACTORS, STRUCTURES = EX.dataset, EX.terms, EX.factors, EX.structur
 TIME = {1: "24h", 2: "48h", 3: "72h", 4: "1wk"}
 Y_TITLE = "Ca++ event frequency"
 
-st.title("Ca++ event frequency: the pooled data follow one mouse")
+st.title("Ca++ event frequency: many cells pooled from few mice")  # no claim: the data's story is the notice's
 st.markdown(
     "Ca++ event frequencies of PV cells were measured at 24h, 48h, 72h and 1 week after "
     "ketamine in **four mice**. Does activity change relative to 24h?"

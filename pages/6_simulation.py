@@ -19,7 +19,7 @@ RESULT_KEY = "_sim.results"  # {"report": (settings, result), "typeI": ..., "cur
 VIEWS = {"report": "Monte Carlo report: random slopes", "type1": "Type I error of pooling",
          "misspec": "Effect varying by mouse"}
 
-st.title("Simulation: what happens over 1,000 experiments")
+st.title("Simulation: what happens over many experiments")  # the number is a slider's, not the title's
 st.markdown(
     "One data set cannot tell you whether a method is right. Here we simulate many data sets "
     "from a model we know and look at what each analysis does on average: whether a mixed "

@@ -56,6 +56,7 @@ def test_page_opens_without_results(page: AppTest) -> None:
     # what a run will do, from the URL's settings (no time: it depends on them and on the server)
     hint = next(i.value for i in page.info if "Run the Monte Carlo simulation" in i.value)
     assert "40 experiments of 8 classes with 6 rows each" in hint and "second" not in hint
+    assert not any(ch.isdigit() for ch in page.title[0].value)  # no count the sliders could contradict
 
 
 def test_run_report_shows_tables(page: AppTest) -> None:
