@@ -500,3 +500,26 @@ def bootstrap_reading(boot_p: float, samples: int, failed: int, lrt_p: float | N
                "about the same as")
         text += f" It is {rel} the LRT's large-sample p ({p_text(lrt_p)})."
     return text
+
+
+def largest_share(counts: Mapping[Any, int], *, example: str, unit: str = "cells") -> str:
+    """What weighting by cell count does in one example, from its counts per mouse.
+
+    Examples
+    --------
+    >>> print(largest_share({1: 466, 2: 739, 3: 309, 4: 210}, example="Example 2"))  # doctest: +NORMALIZE_WHITESPACE
+    In Example 2 mouse 2 contributes 43% of the cells (four mice would give 25% each), so the
+    pooled result leans on that one mouse.
+    >>> print(largest_share({1: 210, 2: 210}, example="Example 2"))
+    In Example 2 every mouse contributes 50% of the cells: no mouse outweighs the others.
+    """
+    total = sum(counts.values())
+    if total == 0 or not counts:
+        return f"{example} has no {unit}."
+    top, n = max(counts.items(), key=lambda kv: kv[1])
+    share, even = n / total, 1 / len(counts)
+    if round(100 * share) == round(100 * even):
+        return f"In {example} every mouse contributes {even:.0%} of the {unit}: no mouse outweighs the others."
+    words = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine", 10: "ten"}
+    return (f"In {example} mouse {top} contributes {share:.0%} of the {unit} ({words.get(len(counts), len(counts))} "
+            f"mice would give {even:.0%} each), so the pooled result leans on that one mouse.")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import display, router, sources
+from mmteach import narrative as N
+from mmteach.errors import MMTeachError
+from mmteach.examples import CA_FREQUENCY
+from mmteach.subsample import units_per_group
+from ui import compute, display, router, sources
 
 router.run_under_router()
 
@@ -48,6 +52,12 @@ with right:
     )
 
 st.header("What pooling does wrong")
+# computed from Example 2's data (the original file instead, if this session loaded it)
+try:
+    example_share = N.largest_share(compute.here(units_per_group, sources.dataset(CA_FREQUENCY.dataset),
+                                                 CA_FREQUENCY.group), example="Example 2")
+except MMTeachError:  # an original file that cannot be read: its page says why
+    example_share = ""
 st.markdown(
     "- **Too small standard errors.** Cells of a mouse are alike, so 700 cells of one mouse "
     "carry far less information than 700 mice. The design effect $1 + \\rho (m - 1)$ "
@@ -56,8 +66,7 @@ st.markdown(
     "assumes. p-values come out far too small: a pooled test on data with no real effect "
     "can be 'significant' more than 90% of the time.\n"
     "- **Weighting by cell count.** The mouse that gave the most cells dominates the pooled "
-    "result. In Example 2 one mouse of four contributes 43% of the cells, and the pooled "
-    "data follow that one mouse.\n"
+    f"result. {example_share} The frequency page shows what that does to its p-values.\n"
     "- **Ignoring pairing.** When each cell is measured twice, pooling throws away the "
     "within-cell correlation and can *lose* power (Example 3).\n\n"
     "A mixed model keeps every cell, but lets the mice differ: the treatment effect is "

@@ -148,6 +148,15 @@ def test_freq_default_numbers(freq):
     assert fit_lm(freq, "res ~ treatment_idx", factors=["treatment_idx"]).r_code() in codes
 
 
+def test_overview_weighting_sentence_is_computed_from_example_2(freq):
+    at = open_page("pages/1_overview.py")
+    text = next(m.value for m in at.markdown if "Weighting by cell count" in m.value)
+    counts = freq["midx"].value_counts()
+    top = counts.idxmax()
+    assert f"mouse {top} contributes {counts.max() / counts.sum():.0%} of the cells" in text
+    assert f"would give {1 / len(counts):.0%} each" in text
+
+
 @pytest.mark.parametrize(
     ("structure", "estimation", "df_method"),
     [
