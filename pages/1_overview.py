@@ -6,7 +6,7 @@ import streamlit as st
 
 from mmteach import narrative as N
 from mmteach.errors import MMTeachError
-from mmteach.examples import CA_FREQUENCY
+from mmteach.examples import CA_AMPLITUDE, CA_FREQUENCY, WATER_LICK, Example
 from mmteach.subsample import units_per_group
 from ui import compute, display, router, sources
 
@@ -52,12 +52,23 @@ with right:
     )
 
 st.header("What pooling does wrong")
-# computed from Example 2's data (the original file instead, if this session loaded it)
-try:
-    example_share = N.largest_share(compute.here(units_per_group, sources.dataset(CA_FREQUENCY.dataset),
-                                                 CA_FREQUENCY.group), example="Example 2")
-except MMTeachError:  # an original file that cannot be read: its page says why
-    example_share = ""
+# computed from each example's data (the original file instead, if this session loaded it)
+def _counts(ex: Example) -> dict | None:
+    """Units (cells, or rows: trials) per mouse of an example's data."""
+    try:
+        return compute.here(units_per_group, sources.dataset(ex.dataset), ex.group, ex.unit)
+    except MMTeachError:  # an original file that cannot be read: its page says why
+        return None
+
+
+freq_counts, amp_counts, lick_counts = (_counts(ex) for ex in (CA_FREQUENCY, CA_AMPLITUDE, WATER_LICK))
+example_share = N.largest_share(freq_counts, example="Example 2") if freq_counts else ""
+
+
+def _size(counts: dict | None, units: str) -> str:
+    return f"{sum(counts.values()):,} {units} of {len(counts)} mice" if counts else f"{units} of a few mice"
+
+
 st.markdown(
     "- **Too small standard errors.** Cells of a mouse are alike, so 700 cells of one mouse "
     "carry far less information than 700 mice. The design effect $1 + \\rho (m - 1)$ "
@@ -77,13 +88,13 @@ st.header("The pages")
 st.markdown(
     "| page | data | what to notice |\n"
     "|---|---|---|\n"
-    "| **Ca++ frequency** | PV cells, 4 mice, 1,724 cells, 24h-1wk after ketamine "
-    "(Example 2) | the pooled 48h drop is mouse 2's drop; the LME does not find it. Move the "
-    "cells-per-mouse sliders and watch the pooled p-value follow them. |\n"
-    "| **Ca++ amplitude** | 622 cells of 11 mice, each at baseline and 24h (Example 3) | "
-    "two levels of clustering (cells in mice, measurements in cells); pairing gives power; "
+    f"| **Ca++ frequency** | PV cells, {_size(freq_counts, 'cells')}, 24h-1wk after ketamine "
+    "(Example 2) | whether the pooled change follows the mouse with the most cells, and what "
+    "the LME finds. Move the cells-per-mouse sliders and watch the pooled p-value. |\n"
+    f"| **Ca++ amplitude** | {_size(amp_counts, 'cells')}, each at baseline and 24h (Example 3) | "
+    "two levels of clustering (cells in mice, measurements in cells); what pairing does to the SE; "
     "choosing the random effects. |\n"
-    "| **Water lick** | 512 trials of 8 mice, correct lick yes/no vs dF/F (Example 4) | "
+    f"| **Water lick** | {_size(lick_counts, 'trials')}, correct lick yes/no vs dF/F (Example 4) | "
     "a GLMM for a binary outcome; odds ratios; LRT and parametric bootstrap. |\n"
     "| **Your data** | upload a CSV/TSV or pick a built-in set | the same comparison on any "
     "clustered data set. |\n"

@@ -148,13 +148,19 @@ def test_freq_default_numbers(freq):
     assert fit_lm(freq, "res ~ treatment_idx", factors=["treatment_idx"]).r_code() in codes
 
 
-def test_overview_weighting_sentence_is_computed_from_example_2(freq):
+def test_overview_numbers_are_computed_from_the_examples(freq):
     at = open_page("pages/1_overview.py")
     text = next(m.value for m in at.markdown if "Weighting by cell count" in m.value)
     counts = freq["midx"].value_counts()
     top = counts.idxmax()
     assert f"mouse {top} contributes {counts.max() / counts.sum():.0%} of the cells" in text
     assert f"would give {1 / len(counts):.0%} each" in text
+    pages = next(m.value for m in at.markdown if "| page | data |" in m.value)  # the map of the pages
+    for name, group, unit, word in (("ca_frequency", "midx", None, "cells"), ("ca_amplitude", "midx", "cidx", "cells"),
+                                    ("water_lick", "mouseID", None, "trials")):
+        d = load_dataset(name)
+        n = d[unit].nunique() if unit else len(d)
+        assert f"{n:,} {word} of {d[group].nunique()} mice" in pages, name
 
 
 @pytest.mark.parametrize(
