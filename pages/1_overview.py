@@ -99,7 +99,9 @@ st.markdown(
     "| **Your data** | upload a CSV/TSV or pick a built-in set | the same comparison on any "
     "clustered data set. |\n"
     "| **Simulation** | simulated data | how often pooling finds an effect that is not "
-    "there; whether the mixed model recovers the truth. |"
+    "there; whether the mixed model recovers the truth. |\n"
+    "| **Plan an experiment** | the design you plan | how many mice and cells a study needs "
+    "for the power you want, and what each costs. |"
 )
 
 st.header("Where the data come from")

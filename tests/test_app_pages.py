@@ -156,6 +156,7 @@ def test_overview_numbers_are_computed_from_the_examples(freq):
     assert f"mouse {top} contributes {counts.max() / counts.sum():.0%} of the cells" in text
     assert f"would give {1 / len(counts):.0%} each" in text
     pages = next(m.value for m in at.markdown if "| page | data |" in m.value)  # the map of the pages
+    assert pages.count("\n| **") == 6  # a row for every page but the overview
     for name, group, unit, word in (("ca_frequency", "midx", None, "cells"), ("ca_amplitude", "midx", "cidx", "cells"),
                                     ("water_lick", "mouseID", None, "trials")):
         d = load_dataset(name)
