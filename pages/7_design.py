@@ -33,7 +33,9 @@ ps = state.PageState("design", {
     "method": state.Param("lme", choices=list(METHODS)),
 })
 with st.container(border=True):
-    c1, c2, c3, c4 = st.columns(4)
+    # a wider first column: in presentation mode its options (never broken inside a word)
+    # ran 50-76 px into the sliders beside them at 1280x720
+    c1, c2, c3, c4 = st.columns([1.5, 1, 1, 1])
     c1.radio("Design", ["between", "within"], key=ps.key("kind"), horizontal=True,
              format_func={"between": "each mouse in one condition",
                           "within": "every mouse in both conditions"}.get)

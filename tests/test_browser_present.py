@@ -59,6 +59,23 @@ BROKEN_WORDS_JS = """() => {
 }"""
 
 
+# a control's label or option whose text runs past the right edge of its column (into the next one)
+OVERRUN_JS = """() => Array.from(document.querySelectorAll(
+    '[data-testid="stRadioOption"], [data-testid="stWidgetLabel"], [data-testid="stCheckbox"] label'))
+  .filter(e => e.offsetParent !== null && e.closest('[data-testid="stColumn"]'))
+  .map(e => {
+    const edge = e.closest('[data-testid="stColumn"]').getBoundingClientRect().right;
+    let right = 0;
+    const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      for (const r of range.getClientRects()) right = Math.max(right, r.right);
+    }
+    return right > edge + 1 ? `${e.innerText.slice(0, 40)}: ${Math.round(right)} > ${Math.round(edge)} px` : null;
+  })
+  .filter(x => x)"""
+
 def _url(path: str, query: str) -> str:
     return f"/{path}?" + "&".join(q for q in (query, "presentation=1") if q)
 
@@ -86,6 +103,7 @@ def test_presentation_mode_fits_a_projector(tabs, path, query, charts):
         _check(page, errors)
         assert page.evaluate(OVERFLOW_JS) == []
         assert page.evaluate(BROKEN_WORDS_JS) == []
+        assert page.evaluate(OVERRUN_JS) == []
         cells = page.evaluate(FLATTENED_JS)
         assert cells["flattened"] == [], "a stacked cell shows its lines run together"
         if path in STACKED_PAGES:
